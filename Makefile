@@ -1,0 +1,60 @@
+# shipshape: `make test` is the one command that checks everything (CI runs
+# it through .ci/run); `make run` starts the example server.
+GO      ?= go
+# Binaries the tests start for real, and the Debian packages that hold them.
+TEST_DEBS := redis-server:redis-server nginx:nginx haproxy:haproxy
+BENCH_DEBS := wrk:wrk
+
+.PHONY: all run test deps bench-deps lint fmt vet staticcheck unit bench
+
+all: test
+
+run:
+	$(GO) run ./examples/server
+
+## test: install missing test binaries, then gofmt, vet, staticcheck and the race-enabled suite
+test: deps lint unit
+
+unit:
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+
+lint: fmt vet staticcheck
+
+fmt:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+## deps: apt-get install what the tests need when it is missing (needs root or sudo)
+deps:
+	@$(call install_debs,$(TEST_DEBS))
+
+bench-deps:
+	@$(call install_debs,$(BENCH_DEBS))
+
+## bench: micro-benchmarks and the loopback load report (README "Performance")
+bench: deps bench-deps
+	$(GO) run ./internal/cmd/benchreport
+
+# install_debs takes bin:package pairs and installs the packages whose binary
+# is not found. Service auto-start is disabled during the install (policy-rc.d)
+# so that installing nginx or redis-server does not occupy ports 80 or 6379.
+define install_debs
+missing=""; \
+for pair in $(1); do \
+  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+  if ! command -v $$bin >/dev/null 2>&1 && [ ! -x /usr/sbin/$$bin ] && [ ! -x /sbin/$$bin ]; then missing="$$missing $$pkg"; fi; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "installing:$$missing"; \
+  SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod +x /usr/sbin/policy-rc.d && cleanup=1; fi; \
+  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; rc=$$?; \
+  if [ -n "$$cleanup" ]; then $$SUDO rm -f /usr/sbin/policy-rc.d; fi; \
+  exit $$rc; \
+fi
+endef
