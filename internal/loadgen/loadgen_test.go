@@ -39,7 +39,9 @@ func TestRunClosedLoopCountsEverything(t *testing.T) {
 	assert.Zero(t, res.Errors, "errors: %v", res.ErrorSamples)
 	assert.Equal(t, res.Status[429], res.Failed())
 	assert.InDelta(t, float64(res.Requests)/10, float64(res.Status[429]), 1)
-	assert.LessOrEqual(t, peers.len(), 4, "each worker keeps one keep-alive connection")
+	// Keep-alive: a handful of connections, not one per request (the
+	// transport may dial before a finished connection is back in its pool).
+	assert.LessOrEqual(t, peers.len(), 12, "connections for %d requests", res.Requests)
 	assert.True(t, res.P50 <= res.P99 && res.P99 <= res.Max)
 }
 
