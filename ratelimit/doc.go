@@ -1,0 +1,46 @@
+// Package ratelimit limits requests per client with a sliding-window
+// counter, in memory or on a shared store (see the redisstore package), and
+// tells clients where they stand with the IETF RateLimit headers.
+//
+// Usage:
+//
+//	limiter, err := ratelimit.New(100, time.Minute) // 100 requests per client IP per minute
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux := http.NewServeMux()
+//	// …routes…
+//	handler := middleware.ClientIPFromXFF("10.0.0.0/8")(limiter.Handler(mux)) // chi: trust your proxy only
+//
+// A request within the limit passes with RateLimit-Policy and RateLimit
+// headers; one over it gets 429 Too Many Requests with Retry-After (the
+// real time until one request fits, not the whole window) and an RFC 9457
+// problem+json body.
+//
+// # Algorithm
+//
+// Each key has two fixed windows aligned on the Unix epoch. The requests in
+// the trailing window are estimated as the previous window's count weighted
+// by the share of it still inside the trailing window, plus the current
+// window's count; a request is admitted when the estimate plus one stays
+// within the limit, and only admitted requests are counted. This takes
+// constant memory per key, needs one atomic step per request, and never
+// admits more than the limit in one fixed window; in a trailing window it
+// admits at most limit + previous·elapsed/window (so at most twice the
+// limit when the previous window's requests all came at its end), and
+// under a steady overload about limit−1 per window.
+//
+// # Keys
+//
+// [KeyByIP] (the default) counts per client IP: the address chi's
+// ClientIPFrom… middleware put in the context, else r.RemoteAddr, with
+// IPv6 grouped by /64. It never trusts X-Forwarded-For by itself. A request
+// whose key cannot be computed is refused (400 by default), never passed
+// on uncounted.
+//
+// # Failure
+//
+// When the store fails the limiter fails open by default (the request is
+// served and the error is logged at most once per 10 seconds);
+// WithFailOpen(false) answers 503 instead.
+package ratelimit

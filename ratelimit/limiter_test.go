@@ -1,0 +1,405 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/internal/problem"
+)
+
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+
+// newTestLimiter returns a limiter whose clock the test sets.
+func newTestLimiter(t *testing.T, limit int, window time.Duration, opts ...Option) (*Limiter, *time.Time) {
+	t.Helper()
+	l, err := New(limit, window, opts...)
+	require.NoError(t, err)
+	now := t0
+	l.now = func() time.Time { return now }
+	return l, &now
+}
+
+func serve(h http.Handler, remote string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, "/x", nil)
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  int
+		window time.Duration
+		opts   []Option
+		want   string
+	}{
+		{"zero limit", 0, time.Second, nil, "limit must be > 0"},
+		{"negative limit", -5, time.Second, nil, "limit must be > 0"},
+		{"zero window", 1, 0, nil, "window must be > 0"},
+		{"negative window", 1, -time.Second, nil, "window must be > 0"},
+		{"nil store", 1, time.Second, []Option{WithStore(nil)}, "nil store"},
+		{"nil key", 1, time.Second, []Option{WithKey(nil)}, "nil KeyFunc"},
+		{"empty name", 1, time.Second, []Option{WithName("")}, "name must be"},
+		{"quote in name", 1, time.Second, []Option{WithName(`a"b`)}, "printable ASCII"},
+		{"newline in name", 1, time.Second, []Option{WithName("a\nb")}, "printable ASCII"},
+		{"long name", 1, time.Second, []Option{WithName(strings.Repeat("n", 65))}, "1 to 64"},
+		{"bad header style", 1, time.Second, []Option{WithHeaders(HeaderStyle(9))}, "unknown header style"},
+		{"nil denied handler", 1, time.Second, []Option{WithDeniedHandler(nil)}, "nil handler"},
+		{"nil error handler", 1, time.Second, []Option{WithErrorHandler(nil)}, "nil function"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := New(tt.limit, tt.window, tt.opts...)
+			require.Error(t, err)
+			assert.Nil(t, l)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "ratelimit: "), "error %q is prefixed", err)
+		})
+	}
+	_, err := New(0, time.Second)
+	assert.ErrorIs(t, err, ErrInvalidPolicy)
+}
+
+func TestHandlerLimitsPerClient(t *testing.T) {
+	l, now := newTestLimiter(t, 3, time.Minute)
+	h := l.Handler(okHandler)
+	for i := range 3 {
+		rec := serve(h, "192.0.2.1:1000")
+		require.Equal(t, 200, rec.Code, "request %d", i+1)
+		assert.Equal(t, "ok", rec.Body.String())
+	}
+	rec := serve(h, "192.0.2.1:1001")
+	assert.Equal(t, http.StatusTooManyRequests, rec.Code)
+	assert.Equal(t, 200, serve(h, "192.0.2.2:1000").Code, "another client is not affected")
+
+	*now = now.Add(2 * time.Minute)
+	assert.Equal(t, 200, serve(h, "192.0.2.1:1000").Code, "the window slid")
+}
+
+func TestHandlerDeniedResponse(t *testing.T) {
+	l, _ := newTestLimiter(t, 1, time.Minute)
+	h := l.Handler(okHandler)
+	serve(h, "192.0.2.1:1")
+	rec := serve(h, "192.0.2.1:1")
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	assert.Equal(t, problem.ContentType, rec.Header().Get("Content-Type"))
+	assert.Equal(t, "120", rec.Header().Get("Retry-After"), "at the start of a window, a limit of 1 fits again after two windows")
+	var body problem.Details
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	assert.Equal(t, problem.Details{Type: "about:blank", Title: "Too Many Requests", Status: 429,
+		Detail: "Rate limit exceeded: retry in 120 seconds."}, body)
+}
+
+// TestHeadersGolden checks every header style at the same points.
+func TestHeadersGolden(t *testing.T) {
+	type step struct {
+		at      time.Duration // since t0, a window boundary
+		status  int
+		headers map[string]string // "" means must be absent
+	}
+	tests := []struct {
+		style HeaderStyle
+		steps []step
+	}{
+		{HeadersIETF, []step{
+			{10 * time.Second, 200, map[string]string{
+				"RateLimit-Policy": `"api";q=2;w=60`, "RateLimit": `"api";r=1;t=110`,
+				"X-RateLimit-Limit": "", "Retry-After": ""}},
+			{20 * time.Second, 200, map[string]string{"RateLimit": `"api";r=0;t=100`}},
+			{30 * time.Second, 429, map[string]string{
+				"RateLimit-Policy": `"api";q=2;w=60`, "RateLimit": `"api";r=0;t=90`, "Retry-After": "60"}},
+		}},
+		{HeadersLegacy, []step{
+			{10 * time.Second, 200, map[string]string{
+				"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1",
+				"X-RateLimit-Reset": "1767225720", // t0 + 120s, Unix seconds
+				"RateLimit":         "", "RateLimit-Policy": ""}},
+			{20 * time.Second, 200, map[string]string{"X-RateLimit-Remaining": "0"}},
+			{30 * time.Second, 429, map[string]string{"X-RateLimit-Remaining": "0", "Retry-After": "60"}},
+		}},
+		{HeadersBoth, []step{
+			{10 * time.Second, 200, map[string]string{
+				"RateLimit-Policy": `"api";q=2;w=60`, "RateLimit": `"api";r=1;t=110`,
+				"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1767225720"}},
+		}},
+		{HeadersNone, []step{
+			{10 * time.Second, 200, map[string]string{"RateLimit": "", "RateLimit-Policy": "", "X-RateLimit-Limit": ""}},
+			{20 * time.Second, 200, nil},
+			{30 * time.Second, 429, map[string]string{"RateLimit": "", "Retry-After": "60"}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.style.String(), func(t *testing.T) {
+			l, now := newTestLimiter(t, 2, time.Minute, WithName("api"), WithHeaders(tt.style))
+			h := l.Handler(okHandler)
+			for _, s := range tt.steps {
+				*now = t0.Add(s.at)
+				rec := serve(h, "192.0.2.1:1")
+				require.Equal(t, s.status, rec.Code, "at %v", s.at)
+				for k, want := range s.headers {
+					assert.Equal(t, want, rec.Header().Get(k), "%s at %v", k, s.at)
+					if want == "" {
+						assert.NotContains(t, rec.Header(), http.CanonicalHeaderKey(k))
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRetryAfterAtSeveralPoints checks that Retry-After is the time until
+// one request fits under the sliding window, not the whole window: the
+// request at that time is allowed, and a second earlier it is not.
+func TestRetryAfterAtSeveralPoints(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  int
+		fill   []time.Duration // admitted requests, since t0
+		at     time.Duration   // the refused request
+		expect time.Duration   // RetryAfter
+	}{
+		// 10 at 0s fill window 0; refused at 30s: fits once 10·(60−e)/60 ≤ 9 in
+		// window 1, at e=6s: 60−30+6 = 36s.
+		{"same window", 10, repeat(0, 10), 30 * time.Second, 36 * time.Second},
+		// 10 in window 0, then 7 in window 1 at 45s (10·15/60 = 2.5, +7 = 9.5).
+		// Refused at 46s (10·14/60 + 7 + 1 > 10); fits once 10·(60−e)/60 ≤ 2,
+		// at e = 48s, without waiting for the next window.
+		{"previous window sliding out", 10, append(repeat(0, 10), repeat(45*time.Second+time.Minute, 7)...),
+			46*time.Second + time.Minute, 2 * time.Second},
+		{"limit 1", 1, repeat(15*time.Second, 1), 20 * time.Second, 100 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := New(tt.limit, time.Minute)
+			require.NoError(t, err)
+			ctx := context.Background()
+			for i, at := range tt.fill {
+				d, err := l.AllowN(ctx, "k", t0.Add(at), 1)
+				require.NoError(t, err)
+				require.True(t, d.Allowed, "fill %d at %v", i, at)
+			}
+			d, err := l.AllowN(ctx, "k", t0.Add(tt.at), 1)
+			require.NoError(t, err)
+			require.False(t, d.Allowed)
+			assert.InDelta(t, float64(tt.expect), float64(d.RetryAfter), float64(time.Millisecond), "RetryAfter %v", d.RetryAfter)
+			assert.Zero(t, d.Remaining)
+
+			// A second early: still refused. At RetryAfter: allowed.
+			early, err := l.AllowN(ctx, "k", t0.Add(tt.at+d.RetryAfter-time.Second), 1)
+			require.NoError(t, err)
+			assert.False(t, early.Allowed, "a second before RetryAfter")
+			onTime, err := l.AllowN(ctx, "k", t0.Add(tt.at+d.RetryAfter), 1)
+			require.NoError(t, err)
+			assert.True(t, onTime.Allowed, "at RetryAfter")
+		})
+	}
+}
+
+func repeat(at time.Duration, n int) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = at
+	}
+	return out
+}
+
+func TestRetryAfterHeaderNeverZero(t *testing.T) {
+	assert.EqualValues(t, 1, retryAfterSeconds(0))
+	assert.EqualValues(t, 1, retryAfterSeconds(time.Nanosecond))
+	assert.EqualValues(t, 1, retryAfterSeconds(time.Second))
+	assert.EqualValues(t, 2, retryAfterSeconds(time.Second+time.Nanosecond))
+}
+
+func TestDecisionFields(t *testing.T) {
+	l, err := New(10, time.Minute)
+	require.NoError(t, err)
+	ctx := context.Background()
+	d, err := l.AllowN(ctx, "k", t0.Add(15*time.Second), 4)
+	require.NoError(t, err)
+	assert.Equal(t, Decision{Allowed: true, Limit: 10, Remaining: 6, Reset: 105 * time.Second}, d)
+	// In the next window at 45s the 4 weigh 1; 1 new: 2 in the estimate.
+	d, err = l.AllowN(ctx, "k", t0.Add(time.Minute+45*time.Second), 1)
+	require.NoError(t, err)
+	assert.Equal(t, Decision{Allowed: true, Limit: 10, Remaining: 8, Reset: 75 * time.Second}, d)
+}
+
+func TestAllowNRejectsBadN(t *testing.T) {
+	l, err := New(10, time.Minute)
+	require.NoError(t, err)
+	for _, n := range []int{0, -1, 11} {
+		_, err := l.AllowN(context.Background(), "k", t0, n)
+		assert.ErrorIs(t, err, ErrInvalidN, "n=%d", n)
+	}
+}
+
+func TestBurstOnOneKeyAdmitsExactlyLimit(t *testing.T) {
+	const limit, burst = 1000, 10_000
+	l, _ := newTestLimiter(t, limit, time.Minute)
+	h := l.Handler(okHandler)
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			switch serve(h, "198.51.100.7:4242").Code {
+			case 200:
+				ok.Add(1)
+			case 429:
+				refused.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	assert.EqualValues(t, limit, ok.Load(), "admitted")
+	assert.EqualValues(t, burst-limit, refused.Load(), "refused")
+}
+
+func TestDeniedHandlerSeesDecision(t *testing.T) {
+	var got Decision
+	var gotOK bool
+	l, _ := newTestLimiter(t, 1, time.Minute, WithDeniedHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, gotOK = FromContext(r.Context())
+		w.WriteHeader(http.StatusTeapot)
+	})))
+	h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := FromContext(r.Context())
+		assert.False(t, ok, "allowed requests keep their context")
+	}))
+	serve(h, "192.0.2.1:1")
+	rec := serve(h, "192.0.2.1:1")
+	assert.Equal(t, http.StatusTeapot, rec.Code)
+	require.True(t, gotOK)
+	assert.False(t, got.Allowed)
+	assert.Equal(t, 1, got.Limit)
+	assert.Equal(t, 120*time.Second, got.RetryAfter)
+	assert.Equal(t, "120", rec.Header().Get("Retry-After"))
+}
+
+type failingStore struct{ calls atomic.Int64 }
+
+func (s *failingStore) Take(context.Context, Policy, string, time.Time, int) (Window, error) {
+	s.calls.Add(1)
+	return Window{}, errors.New("connection refused to 10.1.2.3:6379")
+}
+
+func TestStoreErrorFailsOpenAndReportsOnce(t *testing.T) {
+	var logs bytes.Buffer
+	store := &failingStore{}
+	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(store),
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	h := l.Handler(okHandler)
+	for range 5 {
+		rec := serve(h, "192.0.2.1:1")
+		assert.Equal(t, 200, rec.Code, "fail open serves the request")
+		assert.NotContains(t, rec.Header(), "Ratelimit", "no headers without a decision")
+	}
+	assert.EqualValues(t, 5, store.calls.Load())
+	assert.Equal(t, 1, strings.Count(logs.String(), "store failed"), "reported once, not per request: %s", logs.String())
+}
+
+func TestStoreErrorFailClosed(t *testing.T) {
+	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}), WithFailOpen(false),
+		WithLogger(slog.New(slog.DiscardHandler)))
+	called := false
+	h := l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
+	rec := serve(h, "192.0.2.1:1")
+	assert.False(t, called)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	assert.NotContains(t, rec.Body.String(), "10.1.2.3", "the error text never reaches the client")
+}
+
+func TestKeyErrorNeverBypasses(t *testing.T) {
+	tests := []struct {
+		name   string
+		key    KeyFunc
+		remote string
+		header string
+		status int
+	}{
+		{"missing header is the client's fault", KeyByHeader("X-API-Key"), "192.0.2.1:1", "", 400},
+		{"unparsable RemoteAddr", KeyByIP, "not-an-ip", "", 400},
+		{"empty RemoteAddr", KeyByIP, "", "", 400},
+		{"misconfigured prefix is a server error", KeyByIPPrefix(0, 64), "192.0.2.1:1", "", 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, _ := newTestLimiter(t, 100, time.Minute, WithKey(tt.key))
+			called := false
+			h := l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
+			rec := serve(h, tt.remote)
+			assert.False(t, called, "a request without a key is never served uncounted")
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Equal(t, problem.ContentType, rec.Header().Get("Content-Type"))
+		})
+	}
+}
+
+func TestCustomErrorHandlerGetsWrappedError(t *testing.T) {
+	var got error
+	l, _ := newTestLimiter(t, 1, time.Minute, WithKey(KeyByHeader("X-Tenant")),
+		WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+			got = err
+			w.WriteHeader(http.StatusUnauthorized)
+		}))
+	rec := serve(l.Handler(okHandler), "192.0.2.1:1")
+	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	assert.ErrorIs(t, got, ErrNoKey)
+}
+
+func TestSkip(t *testing.T) {
+	l, _ := newTestLimiter(t, 1, time.Minute, WithSkip(func(r *http.Request) bool { return r.URL.Path == "/healthz" }))
+	h := l.Handler(okHandler)
+	for range 5 {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		assert.Equal(t, 200, rec.Code)
+		assert.Empty(t, rec.Header().Get("RateLimit"), "skipped requests are not counted or annotated")
+	}
+	assert.Equal(t, 200, serve(h, "192.0.2.1:1").Code, "skipped requests did not use the quota")
+}
+
+func TestSharedStoreSeparatesNames(t *testing.T) {
+	store := NewMemoryStore()
+	a, _ := newTestLimiter(t, 1, time.Minute, WithStore(store), WithName("a"))
+	b, _ := newTestLimiter(t, 1, time.Minute, WithStore(store), WithName("b"))
+	assert.Equal(t, 200, serve(a.Handler(okHandler), "192.0.2.1:1").Code)
+	assert.Equal(t, 200, serve(b.Handler(okHandler), "192.0.2.1:1").Code, "other name, own count")
+	assert.Equal(t, 429, serve(a.Handler(okHandler), "192.0.2.1:1").Code)
+}
+
+func TestHeaderValuesAreNotShared(t *testing.T) {
+	l, _ := newTestLimiter(t, 5, time.Minute, WithHeaders(HeadersBoth))
+	h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Ratelimit-Policy"][0] = "tampered"
+		w.Header()["X-Ratelimit-Limit"][0] = "tampered"
+	}))
+	serve(h, "192.0.2.1:1")
+	serve(h, "192.0.2.1:1")
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.RemoteAddr = "192.0.2.9:1"
+	l.Handler(okHandler).ServeHTTP(rec, req)
+	assert.Equal(t, `"default";q=5;w=60`, rec.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, "5", rec.Header().Get("X-RateLimit-Limit"))
+}

@@ -1,0 +1,288 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // a window boundary for every window that divides a day
+
+func take(t *testing.T, s Store, p Policy, key string, now time.Time) Window {
+	t.Helper()
+	w, err := s.Take(context.Background(), p, key, now, 1)
+	require.NoError(t, err)
+	return w
+}
+
+// TestSlidingWindowAccuracy drives a store with random arrivals at three
+// times the limit and checks every trailing window against the bound of
+// the sliding-window counter: a window ending at t, e into its fixed
+// window, holds at most limit + prev·e/W admitted requests (prev being the
+// previous fixed window's count), never more than limit in one fixed window,
+// and under steady overload about limit per window (no starvation).
+func TestSlidingWindowAccuracy(t *testing.T) {
+	for _, limit := range []int{1, 10, 1000} {
+		for _, window := range []time.Duration{time.Second, time.Minute} {
+			t.Run(fmt.Sprintf("limit=%d/window=%v", limit, window), func(t *testing.T) {
+				s := NewMemoryStore()
+				p := Policy{Name: "t", Limit: limit, Window: window}
+				const windows = 20
+				rng := rand.New(rand.NewPCG(uint64(limit), uint64(window)))
+				arrivals := make([]time.Duration, 3*limit*windows)
+				for i := range arrivals {
+					arrivals[i] = time.Duration(rng.Int64N(int64(windows) * int64(window)))
+				}
+				slices.Sort(arrivals)
+
+				var admitted []time.Duration
+				perWindow := map[int64]int{}
+				for _, at := range arrivals {
+					if take(t, s, p, "k", t0.Add(at)).Allowed {
+						admitted = append(admitted, at)
+						perWindow[int64(at/window)]++
+					}
+				}
+				for k, n := range perWindow {
+					require.LessOrEqual(t, n, limit, "fixed window %d admitted %d > limit", k, n)
+				}
+				lo := 0
+				for hi, at := range admitted {
+					for admitted[lo] <= at-window {
+						lo++
+					}
+					inTrailing := hi - lo + 1
+					idx := int64(at / window)
+					e := at - time.Duration(idx)*window
+					bound := float64(limit) + float64(perWindow[idx-1])*float64(e)/float64(window)
+					require.LessOrEqual(t, float64(inTrailing), bound+1e-9,
+						"trailing window ending at %v holds %d, bound %.2f", at, inTrailing, bound)
+					require.LessOrEqual(t, inTrailing, 2*limit)
+				}
+				// Steady overload admits close to the limit: the estimate
+				// only reaches zero at a window's end, so a window after a
+				// full one admits limit−1 — and a limit of 1 admits one
+				// request every other window.
+				total := len(admitted)
+				want := float64(windows * (limit - 1))
+				if limit == 1 {
+					want = windows / 2
+				}
+				assert.GreaterOrEqual(t, float64(total), want*0.9-1,
+					"admitted %d over %d windows of limit %d", total, windows, limit)
+				assert.LessOrEqual(t, total, windows*limit)
+			})
+		}
+	}
+}
+
+func TestMemoryStoreWindowRolls(t *testing.T) {
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 10, Window: time.Minute}
+	for i := range 10 {
+		w := take(t, s, p, "k", t0.Add(time.Duration(i)*time.Second))
+		require.True(t, w.Allowed, "request %d", i+1)
+	}
+	w := take(t, s, p, "k", t0.Add(30*time.Second))
+	assert.False(t, w.Allowed, "11th in the window is refused")
+	assert.Equal(t, Window{Previous: 0, Current: 10, Elapsed: 30 * time.Second}, w)
+
+	// 75% into the next window, 25% of the previous 10 still counts: 2.5,
+	// so 7 more fit.
+	at := t0.Add(time.Minute + 45*time.Second)
+	for i := range 7 {
+		w = take(t, s, p, "k", at)
+		require.True(t, w.Allowed, "request %d in the next window", i+1)
+	}
+	w = take(t, s, p, "k", at)
+	assert.False(t, w.Allowed)
+	assert.Equal(t, Window{Previous: 10, Current: 7, Elapsed: 45 * time.Second}, w)
+
+	// Two windows later everything has left the trailing window.
+	w = take(t, s, p, "k", t0.Add(3*time.Minute))
+	assert.Equal(t, Window{Allowed: true, Previous: 0, Current: 1}, w)
+}
+
+func TestMemoryStoreRefusedNotCounted(t *testing.T) {
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 10, Window: time.Minute}
+	admitted := 0
+	for range 110 { // 10 admitted, 100 refused
+		if take(t, s, p, "k", t0.Add(10*time.Second)).Allowed {
+			admitted++
+		}
+	}
+	require.Equal(t, 10, admitted)
+	// Half-way through the next window the previous 10 weigh 5: 5 fit. Had
+	// the 100 refusals counted, none would.
+	admitted = 0
+	for range 20 {
+		if take(t, s, p, "k", t0.Add(90*time.Second)).Allowed {
+			admitted++
+		}
+	}
+	assert.Equal(t, 5, admitted)
+}
+
+func TestMemoryStoreTakeN(t *testing.T) {
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 10, Window: time.Minute}
+	w, err := s.Take(context.Background(), p, "k", t0, 7)
+	require.NoError(t, err)
+	assert.True(t, w.Allowed)
+	w, err = s.Take(context.Background(), p, "k", t0, 4)
+	require.NoError(t, err)
+	assert.False(t, w.Allowed, "7+4 > 10")
+	assert.EqualValues(t, 7, w.Current, "a refused take of 4 is not counted")
+	w, err = s.Take(context.Background(), p, "k", t0, 3)
+	require.NoError(t, err)
+	assert.True(t, w.Allowed)
+}
+
+func TestMemoryStoreClockGoingBack(t *testing.T) {
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 2, Window: time.Minute}
+	take(t, s, p, "k", t0.Add(2*time.Minute+10*time.Second))
+	// An older time is counted in the newest window, not in a rewritten past.
+	w := take(t, s, p, "k", t0)
+	assert.Equal(t, Window{Allowed: true, Current: 2, Elapsed: 0}, w)
+	assert.False(t, take(t, s, p, "k", t0).Allowed)
+}
+
+func TestMemoryStorePolicyNamesAndWindowsAreSeparate(t *testing.T) {
+	s := NewMemoryStore()
+	a := Policy{Name: "a", Limit: 1, Window: time.Minute}
+	b := Policy{Name: "b", Limit: 1, Window: time.Minute}
+	assert.True(t, take(t, s, a, "k", t0).Allowed)
+	assert.True(t, take(t, s, b, "k", t0).Allowed, "same key, other policy name")
+	assert.False(t, take(t, s, a, "k", t0).Allowed)
+	// Same name with another window: counts are not comparable, start over.
+	a2 := Policy{Name: "a", Limit: 1, Window: time.Hour}
+	assert.True(t, take(t, s, a2, "k", t0).Allowed)
+}
+
+func TestMemoryStoreInvalidPolicy(t *testing.T) {
+	s := NewMemoryStore()
+	for _, p := range []Policy{{Limit: 0, Window: time.Second}, {Limit: 1, Window: 0}, {Limit: -1, Window: -1}} {
+		_, err := s.Take(context.Background(), p, "k", t0, 1)
+		assert.ErrorIs(t, err, ErrInvalidPolicy, "%+v", p)
+	}
+}
+
+// TestMemoryStoreHashCollision forces two keys onto one hash: they must
+// keep separate counts.
+func TestMemoryStoreHashCollision(t *testing.T) {
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 1, Window: time.Minute}
+	const h = 42
+	assert.True(t, s.take(p, "alice", false, h, t0, 1).Allowed)
+	assert.True(t, s.take(p, "mallory", false, h, t0, 1).Allowed, "a colliding key must not share alice's count")
+	assert.True(t, s.take(p, "eve", false, h, t0, 1).Allowed)
+	assert.False(t, s.take(p, "alice", false, h, t0, 1).Allowed)
+	assert.False(t, s.take(p, "mallory", false, h, t0, 1).Allowed)
+	assert.False(t, s.take(p, "eve", false, h, t0, 1).Allowed)
+	assert.Equal(t, 3, s.Len())
+	// A digest is never the same key as a verbatim key of the same bytes.
+	assert.True(t, s.take(p, "alice", true, h, t0, 1).Allowed)
+}
+
+func TestMemoryStoreLongKeys(t *testing.T) {
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 1, Window: time.Minute}
+	a := strings.Repeat("x", 10<<10) + "a"
+	b := strings.Repeat("x", 10<<10) + "b"
+	assert.True(t, take(t, s, p, a, t0).Allowed)
+	assert.True(t, take(t, s, p, b, t0).Allowed, "long keys differing in their last byte are different clients")
+	assert.False(t, take(t, s, p, a, t0).Allowed)
+	assert.Equal(t, 2, s.Len())
+}
+
+func TestMemoryStoreCapEvictsStaleFirst(t *testing.T) {
+	s := NewMemoryStore(WithMaxKeys(64)) // one shard of 64
+	require.Len(t, s.shards, 1)
+	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
+	for i := range 64 {
+		take(t, s, p, "old"+strconv.Itoa(i), t0)
+	}
+	require.Equal(t, 64, s.Len())
+	// Three minutes later all 64 have expired: a new key sweeps them all.
+	take(t, s, p, "new", t0.Add(3*time.Minute))
+	assert.Equal(t, 1, s.Len())
+}
+
+func TestMemoryStoreCapKeepsActiveClients(t *testing.T) {
+	s := NewMemoryStore(WithMaxKeys(64))
+	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
+	now := t0
+	for range 5 {
+		take(t, s, p, "abuser", now)
+	}
+	require.False(t, take(t, s, p, "abuser", now).Allowed)
+	// A flood of distinct keys, while the abuser keeps sending; each new key
+	// arrives in a later window than the last, so the abuser is always among
+	// the most recently active.
+	for i := range 10_000 {
+		now = now.Add(time.Second)
+		take(t, s, p, "flood"+strconv.Itoa(i), now)
+		require.LessOrEqual(t, s.Len(), 64, "cap respected")
+		if i%50 == 0 {
+			take(t, s, p, "abuser", now)
+		}
+	}
+	// The abuser's entry survived: its count is not reset to zero.
+	w := take(t, s, p, "abuser", now)
+	assert.Positive(t, w.Previous+w.Current, "the active abuser's counter was evicted")
+}
+
+// TestMemoryStoreBoundedUnderKeyFlood sends 2,000,000 distinct keys through
+// a store with the default cap and measures the heap.
+func TestMemoryStoreBoundedUnderKeyFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2,000,000 keys")
+	}
+	s := NewMemoryStore()
+	p := Policy{Name: "t", Limit: 100, Window: time.Hour}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	const total = 2_000_000
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			buf := make([]byte, 0, 32)
+			for i := g; i < total; i += 2 {
+				buf = strconv.AppendInt(append(buf[:0], "10.0."...), int64(i), 10)
+				if _, err := s.Take(ctx, p, string(buf), t0, 1); err == nil {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, total, n.Load())
+	assert.LessOrEqual(t, s.Len(), DefaultMaxKeys, "keys tracked")
+	assert.GreaterOrEqual(t, s.Len(), DefaultMaxKeys*9/10, "the cap is used, not undershot")
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap growth for %d keys tracked after %d distinct keys: %d MiB (%d B/key)",
+		s.Len(), total, growth>>20, growth/int64(s.Len()))
+	assert.Less(t, growth, int64(300<<20), "heap must stay bounded by the cap")
+	runtime.KeepAlive(s)
+}
