@@ -1,0 +1,49 @@
+// Package redisstore keeps ratelimit counts in Redis, so that every process
+// and every machine of a service enforces one limit together.
+//
+// Usage:
+//
+//	rdb := redis.NewClient(&redis.Options{
+//		Addr:                  "127.0.0.1:6379",
+//		ContextTimeoutEnabled: true, // let the store's timeout cut socket I/O
+//	})
+//	store := redisstore.New(rdb, redisstore.WithPrefix("myapp:rl:"))
+//	defer store.Close() // before rdb.Close()
+//	limiter, err := ratelimit.New(100, time.Minute, ratelimit.WithStore(store))
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	handler := limiter.Handler(mux)
+//
+// Any go-redis [redis.UniversalClient] works: a single node, a Sentinel
+// failover client, a Redis Cluster client.
+//
+// # How a decision is made
+//
+// Each Take is one round trip: a Lua script (EVALSHA, EVAL after a script
+// cache flush) that reads the key's two fixed windows, decides with the
+// same expression as [ratelimit.Policy.Fits], counts the take if it fits
+// and returns the counts, atomically. Windows are computed on the Redis
+// server's clock (TIME), so processes whose clocks disagree still count in
+// the same windows. Each (policy, client) is one small hash that expires on
+// its own at most two windows after its last write.
+//
+// # When Redis fails
+//
+// A Take that fails or gets no answer within the timeout (50ms by default,
+// [WithTimeout]) is answered by the fallback store (a
+// [ratelimit.MemoryStore] by default, [WithFallback]) and the Store
+// switches to it: later Takes do not touch Redis at all, so an outage costs
+// requests nothing, while one background probe tries Redis every 500ms and
+// switches back when it answers. Each switch is logged once. During the
+// outage each process counts on its own. [Store.Degraded] reports the state
+// for a health check; [Store.Close] stops the probe.
+//
+// # Keys
+//
+// A Redis key is prefix + "{" + tag + "}". The tag is "name:key" when both
+// are short printable ASCII (readable in redis-cli), otherwise a SHA-256 of
+// both, so keys a client controls — spaces, newlines, braces, non-UTF-8,
+// 10 KB — are stored safely in a bounded key, and the braces make the tag
+// the Redis Cluster hash tag whatever the key holds.
+package redisstore

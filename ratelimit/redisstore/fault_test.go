@@ -1,0 +1,166 @@
+package redisstore
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/internal/testenv"
+	"github.com/shipshape-go/shipshape/ratelimit"
+)
+
+// clientModes: the store calls a client that honours context deadlines
+// directly, and guards one that does not with a goroutine; both must stay
+// within the timeout.
+var clientModes = []struct {
+	name string
+	mod  func(*redis.Options)
+}{
+	{"client ignores context deadlines", func(*redis.Options) {}},
+	{"client honours context deadlines", func(o *redis.Options) { o.ContextTimeoutEnabled = true }},
+}
+
+// TestFaultKillAndRestart serves HTTP through a Limiter on the store while
+// redis-server is killed and restarted: no 5xx at any point, the outage
+// and the recovery are each logged once, decisions come from the fallback
+// during the outage and from Redis after it.
+func TestFaultKillAndRestart(t *testing.T) {
+	for _, mode := range clientModes {
+		t.Run(mode.name, func(t *testing.T) {
+			r := testenv.StartRedis(t)
+			c := newClient(t, r.Addr, mode.mod)
+			logger, logs := newLogger()
+			fallback := ratelimit.NewMemoryStore()
+			const timeout = 100 * time.Millisecond
+			s := newStore(t, c, WithTimeout(timeout), WithFallback(fallback),
+				WithLogger(logger), WithProbeInterval(20*time.Millisecond))
+			lim, err := ratelimit.New(100000, day, ratelimit.WithStore(s), ratelimit.WithName("fault"),
+				ratelimit.WithFailOpen(false)) // a store error would show as a 5xx
+			require.NoError(t, err)
+			srv := httptest.NewServer(lim.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusNoContent)
+			})))
+			t.Cleanup(srv.Close)
+
+			phase := func(name string, requests int) []time.Duration {
+				t.Helper()
+				var mu sync.Mutex
+				var took []time.Duration
+				var wg sync.WaitGroup
+				for g := 0; g < 8; g++ {
+					wg.Go(func() {
+						for i := 0; i < requests/8; i++ {
+							start := time.Now()
+							resp, err := srv.Client().Get(srv.URL)
+							d := time.Since(start)
+							if !assert.NoError(t, err, "%s: GET", name) {
+								return
+							}
+							resp.Body.Close()
+							assert.Equal(t, http.StatusNoContent, resp.StatusCode, "%s: status", name)
+							mu.Lock()
+							took = append(took, d)
+							mu.Unlock()
+						}
+					})
+				}
+				wg.Wait()
+				return took
+			}
+
+			phase("healthy", 80)
+			require.False(t, s.Degraded(), "Degraded before the outage")
+			require.Zero(t, fallback.Len(), "fallback keys before the outage")
+
+			r.Kill()
+			took := phase("redis down", 400)
+			assert.True(t, s.Degraded(), "Degraded while redis is down")
+			assert.Positive(t, fallback.Len(), "fallback keys: decisions during the outage must come from it")
+			slices.Sort(took)
+			t.Logf("redis killed: %d requests, p50 %v, p99 %v, max %v (timeout %v)",
+				len(took), took[len(took)/2], took[len(took)*99/100], took[len(took)-1], timeout)
+			assert.Less(t, took[len(took)-1], timeout+150*time.Millisecond, "slowest request while redis is down")
+			assert.Equal(t, 1, logs.count(msgDown), "outage messages, want exactly one:\n%s", logs)
+
+			r.Restart()
+			require.Eventually(t, func() bool { return !s.Degraded() }, 10*time.Second, 10*time.Millisecond,
+				"store did not return to redis after restart")
+			phase("redis back", 80)
+			assert.Equal(t, 1, logs.count(msgDown), "outage messages after recovery:\n%s", logs)
+			assert.Equal(t, 1, logs.count(msgUp), "recovery messages, want exactly one:\n%s", logs)
+			got, err := c.HGet(ctxT(t), s.redisKey("fault", "127.0.0.1"), "c").Int()
+			require.NoError(t, err, "count in redis after recovery")
+			assert.Positive(t, got, "requests after recovery must be counted in redis")
+		})
+	}
+}
+
+// TestFaultHungRedis stops redis-server (SIGSTOP): connections still open
+// but nothing answers, the case where only the timeout helps. Each take
+// must return within the timeout (plus scheduling slack), then the store
+// stays on the fallback without waiting at all, and returns to Redis after
+// SIGCONT.
+func TestFaultHungRedis(t *testing.T) {
+	for _, mode := range clientModes {
+		t.Run(mode.name, func(t *testing.T) {
+			r := testenv.StartRedis(t)
+			c := newClient(t, r.Addr, mode.mod)
+			logger, logs := newLogger()
+			const timeout = 50 * time.Millisecond
+			s := newStore(t, c, WithTimeout(timeout), WithLogger(logger), WithProbeInterval(20*time.Millisecond))
+			ctx := ctxT(t)
+			p := ratelimit.Policy{Name: "hung", Limit: 1000, Window: day}
+			// Warm the pool so that takes in flight at the stop sit on
+			// connections that are already open.
+			for i := 0; i < 20; i++ {
+				_, err := s.Take(ctx, p, "k", time.Now(), 1)
+				require.NoError(t, err)
+			}
+			require.False(t, s.Degraded())
+
+			require.NoError(t, r.Process().Signal(syscall.SIGSTOP))
+			t.Cleanup(func() { _ = r.Process().Signal(syscall.SIGCONT) })
+			var mu sync.Mutex
+			var took []time.Duration
+			var wg sync.WaitGroup
+			for g := 0; g < 8; g++ {
+				wg.Go(func() {
+					for i := 0; i < 50; i++ {
+						start := time.Now()
+						w, err := s.Take(ctx, p, "k", time.Now(), 1)
+						d := time.Since(start)
+						assert.NoError(t, err, "take while redis is hung")
+						assert.True(t, w.Allowed, "take while redis is hung: Allowed")
+						mu.Lock()
+						took = append(took, d)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			slices.Sort(took)
+			maxTook := took[len(took)-1]
+			t.Logf("redis hung: %d takes, p50 %v, p99 %v, max %v (timeout %v)",
+				len(took), took[len(took)/2], took[len(took)*99/100], maxTook, timeout)
+			// The slack covers scheduling on a loaded 2-core machine under
+			// -race; without the timeout a take would wait for go-redis's
+			// own read timeout, seconds.
+			assert.Less(t, maxTook, timeout+150*time.Millisecond, "slowest take while redis is hung")
+			assert.True(t, s.Degraded(), "Degraded while redis is hung")
+			assert.Equal(t, 1, logs.count(msgDown), "outage messages:\n%s", logs)
+
+			require.NoError(t, r.Process().Signal(syscall.SIGCONT))
+			require.Eventually(t, func() bool { return !s.Degraded() }, 10*time.Second, 10*time.Millisecond,
+				"store did not return to redis after SIGCONT")
+			assert.Equal(t, 1, logs.count(msgUp), "recovery messages:\n%s", logs)
+		})
+	}
+}
