@@ -1,0 +1,361 @@
+// Package slowdown delays requests instead of refusing them: past a
+// threshold of requests per key in a sliding window, each further request
+// waits a little longer before it is served. Someone who clicks too fast
+// is slowed, not locked out; a script is slowed first and, with a
+// ratelimit.Limiter behind the Delayer, refused later.
+//
+// Usage, in front of a limiter on the same store and key:
+//
+//	store := ratelimit.NewMemoryStore()
+//	slow, err := slowdown.New(50, time.Minute, // 51st request in a minute waits 100ms, 52nd 200ms, …
+//		slowdown.WithStore(store), slowdown.WithMaxDelay(5*time.Second))
+//	if err != nil { … }
+//	limit, err := ratelimit.New(100, time.Minute, ratelimit.WithStore(store))
+//	if err != nil { … }
+//	http.ListenAndServe(addr, slow.Handler(limit.Handler(mux)))
+//
+// The Delayer counts with the same sliding-window counter as ratelimit,
+// through a [ratelimit.Store] (one Take per request), under its own policy
+// name ("slowdown"), so a Delayer and a Limiter that share a store and a
+// KeyFunc count the same requests separately and see the same count for
+// each request. With a redisstore the count, and so the delay, is the
+// same in every process.
+//
+// # Order and the trade-off past the limit
+//
+// Put the Delayer before (outside) the limiter, as shipshape's examples
+// do. Then every request is counted by both, and a client past the
+// limiter's limit is still delayed before it gets its 429: a tarpit that
+// costs an abusive client time on every refused request, bounded by
+// [WithMaxDelay] per request and by [WithMaxWaiting] for the server as a
+// whole. The other order (limiter outside) would refuse at once past the
+// limit, cheaper for the server but free for the abuser, and the Delayer
+// would then count only admitted requests.
+//
+// # Waiting
+//
+// A delayed request waits on a timer selected against its context: when
+// the client disconnects the wait ends at once, the handler is not called
+// and nothing is left behind. At most [WithMaxWaiting] requests wait at
+// once; past that, 503 with Retry-After.
+package slowdown
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/ratelimit"
+)
+
+// StatusClientClosedRequest is the status a [Delayer] records for a request
+// whose client went away during its delay: nginx's non-standard 499, which
+// log tools know. The client never sees it.
+const StatusClientClosedRequest = 499
+
+// countLimit is the Limit of the Delayer's policy: large enough that the
+// store never refuses a take, so that every request is counted.
+const countLimit = math.MaxInt32
+
+// Canonical header keys, so that the map writes match Header.Get.
+const (
+	hPolicy    = "Ratelimit-Policy"
+	hRateLimit = "Ratelimit"
+)
+
+// Delayer delays requests past a threshold per key and sliding window. It
+// is safe for concurrent use. Create it with [New]; the zero value is not
+// usable.
+type Delayer struct {
+	after      int
+	policy     ratelimit.Policy
+	store      ratelimit.Store
+	key        ratelimit.KeyFunc
+	step       time.Duration
+	delayFunc  func(over int) time.Duration
+	maxDelay   time.Duration
+	maxWaiting int64
+	headers    bool
+	skip       func(*http.Request) bool
+	storeErrs  *errlog.Reporter
+	keyErrs    *errlog.Reporter
+	now        func() time.Time // the clock; tests may replace it
+
+	policyHeader string // RateLimit-Policy value, built once
+
+	// waiting counts the requests admitted to wait (and, transiently, the
+	// ones being turned away). A request waits only if its increment
+	// left the count ≤ maxWaiting.
+	waiting atomic.Int64
+	// waitHook, when set by a test, is called with +1 just before a request
+	// starts waiting and with -1 just after it stops.
+	waitHook func(delta int)
+}
+
+// New returns a Delayer that lets after requests per key pass undelayed in
+// any trailing window and delays the ones beyond: request number k waits
+// (k−after)·step (see [WithStep], [WithDelayFunc]), at most
+// [WithMaxDelay]. after may be 0 (every request is delayed, the first by
+// one step). It returns an error for after < 0, window ≤ 0 or a bad option.
+func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
+	if after < 0 {
+		return nil, errors.New("slowdown: after must be ≥ 0")
+	}
+	if window <= 0 {
+		return nil, errors.New("slowdown: window must be > 0")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(after); err != nil {
+		return nil, err
+	}
+	if !cfg.storeSet {
+		cfg.store = ratelimit.NewMemoryStore()
+	}
+	d := &Delayer{
+		after:      after,
+		policy:     ratelimit.Policy{Name: cfg.name, Limit: countLimit, Window: window},
+		store:      cfg.store,
+		key:        cfg.key,
+		step:       cfg.step,
+		delayFunc:  cfg.delayFunc,
+		maxDelay:   cfg.maxDelay,
+		maxWaiting: int64(cfg.maxWaiting),
+		headers:    cfg.headers == ratelimit.HeadersIETF,
+		skip:       cfg.skip,
+		storeErrs:  errlog.New(cfg.logger, "slowdown: store failed, serving without delay", 0),
+		keyErrs:    errlog.New(cfg.logger, "slowdown: key function failed, serving without delay", 0),
+		now:        time.Now,
+	}
+	d.policyHeader = `"` + cfg.name + `";q=` + strconv.Itoa(after) + ";w=" + strconv.FormatInt(ceilSeconds(window), 10)
+	return d, nil
+}
+
+// Policy returns the policy the Delayer counts under in its store: its
+// name, window, and a Limit so large that every request is counted.
+func (d *Delayer) Policy() ratelimit.Policy { return d.policy }
+
+// Delay counts one request for key at time now and returns how long it
+// should wait: 0 for the first after requests in the trailing window, then
+// the configured delay. It does not wait and does not apply
+// [WithMaxWaiting]; it is the Delayer's core, for callers outside HTTP. It
+// returns the store's error when the store fails.
+func (d *Delayer) Delay(ctx context.Context, key string, now time.Time) (time.Duration, error) {
+	_, delay, _, err := d.take(ctx, key, now)
+	return delay, err
+}
+
+// take counts one request and returns its number k in the trailing window
+// (itself included), its delay and the store's window.
+func (d *Delayer) take(ctx context.Context, key string, now time.Time) (int, time.Duration, ratelimit.Window, error) {
+	w, err := d.store.Take(ctx, d.policy, key, now, 1)
+	if err != nil {
+		return 0, 0, w, err
+	}
+	k := count(w, d.policy.Window)
+	return k, d.delayFor(k), w, nil
+}
+
+// count is the request's number in the trailing window, the way
+// ratelimit.Limiter counts it (its Limit − Remaining): the sliding-window
+// estimate rounded up, with the same tolerance for floating-point error.
+// Rounding up rather than down makes the two agree also while the previous
+// window slides out and the estimate is fractional. A take the store
+// refused (it cannot happen with countLimit) counts as one more.
+func count(w ratelimit.Window, window time.Duration) int {
+	est := w.Estimate(window)
+	if !w.Allowed {
+		est++
+	}
+	k := math.Ceil(est - 1e-9)
+	switch {
+	case k < 0:
+		return 0
+	case k > countLimit:
+		return countLimit
+	}
+	return int(k)
+}
+
+// delayFor is the delay of request number k.
+func (d *Delayer) delayFor(k int) time.Duration {
+	over := k - d.after
+	if over <= 0 {
+		return 0
+	}
+	if d.delayFunc != nil {
+		return min(max(d.delayFunc(over), 0), d.maxDelay)
+	}
+	if int64(over) > int64(d.maxDelay/d.step) { // so over·step > maxDelay; also avoids overflow
+		return d.maxDelay
+	}
+	return min(time.Duration(over)*d.step, d.maxDelay)
+}
+
+// Handler delays next. A request within the threshold is passed on at once,
+// with its context unchanged. A request over it waits its delay and is
+// then passed on with the delay in its context ([FromContext]) and on its
+// access log line (accesslog group "slowdown": delay, decision=delayed).
+//
+// While waiting:
+//   - if the client disconnects (the context is canceled), the wait ends
+//     at once, next is not called, and the status is set to 499
+//     ([StatusClientClosedRequest]) with no body, so that an access log
+//     shows what happened (decision=canceled); the client never sees it.
+//   - if the context's deadline passes (a timeout middleware outside, such
+//     as http.TimeoutHandler or chi's middleware.Timeout), the wait ends
+//     and nothing is written: the timeout middleware owns that response
+//     (decision=deadline).
+//
+// A request that should wait while [WithMaxWaiting] others already do
+// gets 503 with Retry-After and an RFC 9457 problem body
+// (decision=overflow).
+//
+// The Delayer fails open: when the store fails the request is passed on
+// without delay and the error is logged at most once per 10s. When the
+// KeyFunc fails the request is also passed on (a ratelimit.Limiter behind
+// with the same KeyFunc refuses it); errors that do not wrap
+// ratelimit.ErrNoKey, which point at a misconfigured KeyFunc rather than at
+// the request, are logged the same way.
+func (d *Delayer) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.serve(next, w, r)
+	})
+}
+
+func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if d.skip != nil && d.skip(r) {
+		next.ServeHTTP(w, r)
+		return
+	}
+	ctx := r.Context()
+	key, err := d.key(r)
+	if err != nil {
+		if !errors.Is(err, ratelimit.ErrNoKey) {
+			d.keyErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+		}
+		next.ServeHTTP(w, r)
+		return
+	}
+	k, delay, win, err := d.take(ctx, key, d.now())
+	if err != nil {
+		d.storeErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+		next.ServeHTTP(w, r)
+		return
+	}
+	if d.headers {
+		d.setHeaders(w.Header(), k, win, delay)
+	}
+	if delay <= 0 {
+		next.ServeHTTP(w, r)
+		return
+	}
+
+	if n := d.waiting.Add(1); n > d.maxWaiting {
+		d.waiting.Add(-1)
+		d.logDecision(ctx, "overflow", delay)
+		w.Header().Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(delay)), 10))
+		problem.Write(w, http.StatusServiceUnavailable,
+			"The server is busy slowing down other requests; retry later.")
+		return
+	}
+	ok := d.wait(ctx, delay)
+	d.waiting.Add(-1)
+	if !ok {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			d.logDecision(ctx, "deadline", delay)
+			return
+		}
+		d.logDecision(ctx, "canceled", delay)
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
+	ctx = context.WithValue(ctx, delayKey{}, delay)
+	d.logDecision(ctx, "delayed", delay)
+	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// wait waits for delay or until ctx is done, and reports whether the whole
+// delay passed. The timer is stopped either way.
+func (d *Delayer) wait(ctx context.Context, delay time.Duration) bool {
+	if d.waitHook != nil {
+		d.waitHook(+1)
+		defer d.waitHook(-1)
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d *Delayer) logDecision(ctx context.Context, decision string, delay time.Duration) {
+	accesslog.AddAttrs(ctx, slog.Group("slowdown",
+		slog.String("policy", d.policy.Name),
+		slog.String("decision", decision),
+		slog.Duration("delay", delay)))
+}
+
+// setHeaders adds the IETF RateLimit-Policy and RateLimit items of the
+// Delayer's policy to h, after any items already there (a limiter's), as
+// the structured-field lists allow. They are set before the wait and sent
+// after it, so t is counted from the end of the delay.
+func (d *Delayer) setHeaders(h http.Header, k int, w ratelimit.Window, delay time.Duration) {
+	var buf [96]byte
+	b := append(buf[:0], '"')
+	b = append(b, d.policy.Name...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, int64(max(0, d.after-k)), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, ceilSeconds(max(0, reset(w, d.policy.Window)-delay)), 10)
+	h[hPolicy] = append(h[hPolicy], d.policyHeader)
+	h[hRateLimit] = append(h[hRateLimit], string(b))
+}
+
+// reset is the time until the count of w is back to zero, the way
+// ratelimit.Limiter computes its Reset: the current window's count leaves
+// the trailing window at the end of the next fixed window, the previous
+// window's at the end of this one.
+func reset(w ratelimit.Window, window time.Duration) time.Duration {
+	switch {
+	case w.Current > 0:
+		return 2*window - w.Elapsed
+	case w.Previous > 0:
+		return window - w.Elapsed
+	}
+	return 0
+}
+
+// ceilSeconds is d in whole seconds, rounded up.
+func ceilSeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
+	return s
+}
+
+type delayKey struct{}
+
+// FromContext returns the delay the request whose context is ctx waited
+// in a [Delayer], and true; or 0 and false when it was not delayed (it was
+// within the threshold, or did not pass through a Delayer). Undelayed
+// requests are passed on with their context unchanged, which keeps that
+// path free of allocations.
+func FromContext(ctx context.Context) (time.Duration, bool) {
+	d, ok := ctx.Value(delayKey{}).(time.Duration)
+	return d, ok
+}

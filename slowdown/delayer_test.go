@@ -1,0 +1,511 @@
+package slowdown
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/ratelimit"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder is a final handler that records whether it ran and the delay
+// it found in its context.
+type recorder struct {
+	calls atomic.Int64
+	delay atomic.Int64
+	ok    atomic.Bool
+}
+
+func (h *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.calls.Add(1)
+	d, ok := FromContext(r.Context())
+	h.delay.Store(int64(d))
+	h.ok.Store(ok)
+	_, _ = w.Write([]byte("ok"))
+}
+
+func newRequest() *http.Request {
+	return httptest.NewRequest(http.MethodGet, "/", nil) // RemoteAddr 192.0.2.1:1234
+}
+
+func TestNewValidation(t *testing.T) {
+	tests := []struct {
+		name   string
+		after  int
+		window time.Duration
+		opts   []Option
+		errHas string // "" means New must succeed
+	}{
+		{name: "defaults", after: 10, window: time.Minute},
+		{name: "after zero", after: 0, window: time.Minute},
+		{name: "negative after", after: -1, window: time.Minute, errHas: "after must be"},
+		{name: "zero window", after: 1, window: 0, errHas: "window must be"},
+		{name: "zero step", after: 1, window: time.Minute, opts: []Option{WithStep(0)}, errHas: "WithStep"},
+		{name: "nil delay func", after: 1, window: time.Minute, opts: []Option{WithDelayFunc(nil)}, errHas: "WithDelayFunc"},
+		{name: "zero max delay", after: 1, window: time.Minute, opts: []Option{WithMaxDelay(0)}, errHas: "WithMaxDelay"},
+		{name: "zero max waiting", after: 1, window: time.Minute, opts: []Option{WithMaxWaiting(0)}, errHas: "WithMaxWaiting"},
+		{name: "nil key", after: 1, window: time.Minute, opts: []Option{WithKey(nil)}, errHas: "WithKey"},
+		{name: "nil store", after: 1, window: time.Minute, opts: []Option{WithStore(nil)}, errHas: "WithStore"},
+		{name: "nil logger means the default", after: 1, window: time.Minute, opts: []Option{WithLogger(nil)}},
+		{name: "empty name", after: 1, window: time.Minute, opts: []Option{WithName("")}, errHas: "WithName"},
+		{name: "quote in name", after: 1, window: time.Minute, opts: []Option{WithName(`a"b`)}, errHas: "WithName"},
+		{name: "ietf headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersIETF)}},
+		{name: "legacy headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersLegacy)}, errHas: "WithHeaders"},
+		{name: "both headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersBoth)}, errHas: "WithHeaders"},
+		{name: "ietf headers with after 0", after: 0, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersIETF)}, errHas: "after must be > 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := New(tt.after, tt.window, tt.opts...)
+			if tt.errHas == "" {
+				require.NoError(t, err)
+				require.NotNil(t, d)
+				return
+			}
+			require.Error(t, err, "New(%d, %v) = nil error, want one containing %q", tt.after, tt.window, tt.errHas)
+			assert.Nil(t, d)
+			assert.Contains(t, err.Error(), tt.errHas)
+			assert.True(t, strings.HasPrefix(err.Error(), "slowdown: "), "error %q: want the package prefix", err)
+		})
+	}
+}
+
+// TestDelaySequence checks the core: request k in the window waits
+// (k−after)·step, capped, with time passed explicitly.
+func TestDelaySequence(t *testing.T) {
+	const ms = time.Millisecond
+	tests := []struct {
+		name string
+		opts []Option
+		want []time.Duration // for requests 1, 2, …
+	}{
+		{
+			name: "linear steps capped",
+			opts: []Option{WithStep(100 * ms), WithMaxDelay(350 * ms)},
+			want: []time.Duration{0, 0, 0, 100 * ms, 200 * ms, 300 * ms, 350 * ms, 350 * ms},
+		},
+		{
+			name: "default step",
+			want: []time.Duration{0, 0, 0, 100 * ms, 200 * ms},
+		},
+		{
+			name: "delay func capped and floored at zero",
+			opts: []Option{
+				WithDelayFunc(func(over int) time.Duration {
+					if over == 2 {
+						return -time.Second
+					}
+					return time.Duration(over*over) * 10 * ms
+				}),
+				WithMaxDelay(200 * ms),
+			},
+			want: []time.Duration{0, 0, 0, 10 * ms, 0, 90 * ms, 160 * ms, 200 * ms},
+		},
+		{
+			name: "huge count does not overflow",
+			opts: []Option{WithStep(time.Duration(1 << 62)), WithMaxDelay(time.Hour)},
+			want: []time.Duration{0, 0, 0, time.Hour, time.Hour},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := New(3, time.Minute, tt.opts...)
+			require.NoError(t, err)
+			now := time.Unix(1_700_000_000, 0) // window-aligned: 1.7e9 is a multiple of 60
+			for i, want := range tt.want {
+				got, err := d.Delay(context.Background(), "k", now)
+				require.NoError(t, err)
+				assert.Equal(t, want, got, "request %d: got delay %v, want %v", i+1, got, want)
+			}
+			other, err := d.Delay(context.Background(), "another key", now)
+			require.NoError(t, err)
+			assert.Zero(t, other, "keys are counted separately")
+		})
+	}
+}
+
+// TestHandlerSequence drives the middleware on synctest's fake clock: each
+// request takes exactly its delay, the handler sees it in the context, and
+// the window sliding brings the delay down again.
+func TestHandlerSequence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The bubble's clock starts at 2000-01-01 00:00 UTC, a minute boundary.
+		d, err := New(3, time.Minute, WithMaxDelay(350*time.Millisecond))
+		require.NoError(t, err)
+		final := &recorder{}
+		h := d.Handler(final)
+
+		do := func(step string, want time.Duration) {
+			t.Helper()
+			start := time.Now()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, newRequest())
+			took := time.Since(start)
+			assert.Equal(t, http.StatusOK, rec.Code, "%s: status", step)
+			assert.Equal(t, want, took, "%s: request took %v, want %v", step, took, want)
+			got, ok := time.Duration(final.delay.Load()), final.ok.Load()
+			assert.Equal(t, want, got, "%s: FromContext = %v, want %v", step, got, want)
+			assert.Equal(t, want > 0, ok, "%s: FromContext ok = %v, want %v", step, ok, want > 0)
+		}
+		const ms = time.Millisecond
+		for i, want := range []time.Duration{0, 0, 0, 100 * ms, 200 * ms, 300 * ms, 350 * ms, 350 * ms} {
+			do("request "+strconv.Itoa(i+1), want)
+		}
+		// 8 requests in window 0. Halfway through window 1 they weigh 4, so
+		// the next request is number 5: 200ms.
+		time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(90 * time.Second)))
+		do("halfway through the next window", 200*ms)
+		// Two windows later nothing is left: request 1 again.
+		time.Sleep(2 * time.Minute)
+		do("after the window slid past", 0)
+		assert.EqualValues(t, 10, final.calls.Load(), "handler calls")
+	})
+}
+
+// TestDisconnect cancels the request context during the wait: the request
+// returns at once (no fake time passes), the handler is not run, and the
+// access log would see 499.
+func TestDisconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d, err := New(0, time.Minute, WithStep(time.Minute), WithMaxDelay(time.Hour))
+		require.NoError(t, err)
+		final := &recorder{}
+		h := d.Handler(final)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(rec, newRequest().WithContext(ctx))
+		}()
+		synctest.Wait() // the request is now waiting on its timer
+		require.EqualValues(t, 1, d.waiting.Load(), "requests waiting before the cancel")
+
+		start := time.Now()
+		cancel()
+		<-done
+		assert.Zero(t, time.Since(start), "returned after %v of fake time, want at once", time.Since(start))
+		assert.Zero(t, final.calls.Load(), "handler ran after the client went away")
+		assert.Equal(t, StatusClientClosedRequest, rec.Code, "status recorded for the access log")
+		assert.Empty(t, rec.Body.String(), "no body for a client that is gone")
+		assert.Zero(t, d.waiting.Load(), "waiting gauge after the cancel")
+	})
+}
+
+// TestDisconnectRealServer checks the same over a real connection: the
+// server cancels the request context when the client closes it.
+func TestDisconnectRealServer(t *testing.T) {
+	// 20s: far longer than a prompt return, short enough that a broken
+	// Delayer fails the test below (10s) and then lets the server close.
+	d, err := New(0, time.Minute, WithStep(20*time.Second), WithMaxDelay(20*time.Second))
+	require.NoError(t, err)
+	started := make(chan struct{}, 1)
+	var stopped atomic.Bool
+	d.waitHook = func(delta int) {
+		if delta > 0 {
+			started <- struct{}{}
+		} else {
+			stopped.Store(true)
+		}
+	}
+	final := &recorder{}
+	served := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(served)
+		d.Handler(final).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	require.NoError(t, err)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-started
+	cancel()
+	require.ErrorIs(t, <-errc, context.Canceled)
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second): // a bound on a hang, not a timing assertion
+		t.Fatal("the server handler still waits 10s after the client disconnected; want it to return at once")
+	}
+	assert.True(t, stopped.Load(), "wait ended")
+	assert.Zero(t, final.calls.Load(), "handler ran after the client went away")
+	assert.Zero(t, d.waiting.Load(), "waiting gauge")
+}
+
+// TestDeadline: a timeout middleware outside owns the response when its
+// deadline passes during the wait; the Delayer writes nothing.
+func TestDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d, err := New(0, time.Minute, WithStep(time.Minute), WithMaxDelay(time.Hour))
+		require.NoError(t, err)
+		final := &recorder{}
+		h := middleware.Timeout(5 * time.Second)(d.Handler(final))
+
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, newRequest())
+		assert.Equal(t, 5*time.Second, time.Since(start), "request ended at the deadline")
+		assert.Equal(t, http.StatusGatewayTimeout, rec.Code, "chi's Timeout answers, not the Delayer")
+		assert.Zero(t, final.calls.Load(), "handler ran after the deadline")
+		assert.Zero(t, d.waiting.Load(), "waiting gauge")
+	})
+}
+
+// TestMaxWaiting floods the Delayer with 1,000 concurrent requests over
+// the threshold: at most MaxWaiting wait at any moment, the others are
+// answered 503 at once and hold nothing.
+func TestMaxWaiting(t *testing.T) {
+	const (
+		requests   = 1000
+		maxWaiting = 50
+	)
+	synctest.Test(t, func(t *testing.T) {
+		d, err := New(0, time.Minute, WithMaxWaiting(maxWaiting),
+			WithStep(time.Millisecond), WithMaxDelay(time.Second))
+		require.NoError(t, err)
+		var now, peak atomic.Int64
+		d.waitHook = func(delta int) {
+			n := now.Add(int64(delta))
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+		}
+		final := &recorder{}
+		h := d.Handler(final)
+
+		goroutinesBefore := runtime.NumGoroutine()
+		var done atomic.Int64
+		recs := make([]*httptest.ResponseRecorder, requests)
+		var wg sync.WaitGroup
+		for i := range requests {
+			recs[i] = httptest.NewRecorder()
+			wg.Go(func() {
+				h.ServeHTTP(recs[i], newRequest())
+				done.Add(1)
+			})
+		}
+		synctest.Wait() // no fake time has passed: nobody has finished waiting
+		assert.EqualValues(t, maxWaiting, now.Load(), "requests waiting while the flood is held")
+		assert.EqualValues(t, requests-maxWaiting, done.Load(), "requests answered at once")
+		held := runtime.NumGoroutine() - goroutinesBefore
+		assert.LessOrEqual(t, held, maxWaiting+5,
+			"goroutines held during the flood: got %d, want about %d (only the waiting ones)", held, maxWaiting)
+
+		wg.Wait() // fake time advances as the waiting requests' timers fire
+		assert.LessOrEqual(t, peak.Load(), int64(maxWaiting), "peak waiting: got %d, want ≤ %d", peak.Load(), maxWaiting)
+		assert.Zero(t, d.waiting.Load(), "admission count after the flood")
+		codes := map[int]int{}
+		for _, rec := range recs {
+			codes[rec.Code]++
+			if rec.Code == http.StatusServiceUnavailable {
+				assert.Equal(t, "1", rec.Header().Get("Retry-After"), "Retry-After of a ≤1s delay")
+				assert.Equal(t, problem.ContentType, rec.Header().Get("Content-Type"))
+			}
+		}
+		assert.Equal(t, map[int]int{200: maxWaiting, 503: requests - maxWaiting}, codes, "statuses")
+		assert.EqualValues(t, maxWaiting, final.calls.Load(), "handler calls")
+	})
+}
+
+// TestOverflowResponse checks the 503's Retry-After (the delay the request
+// would have waited, in seconds rounded up) and its problem body.
+func TestOverflowResponse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d, err := New(0, time.Minute, WithMaxWaiting(1),
+			WithStep(1500*time.Millisecond), WithMaxDelay(time.Minute))
+		require.NoError(t, err)
+		h := d.Handler(&recorder{})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go h.ServeHTTP(httptest.NewRecorder(), newRequest().WithContext(ctx)) // takes the one slot
+		synctest.Wait()
+
+		for _, want := range []string{"3", "5", "6"} { // 3s, 4.5s, 6s
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, newRequest())
+			assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+			assert.Equal(t, want, rec.Header().Get("Retry-After"), "Retry-After")
+			var body problem.Details
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), "body %q", rec.Body.String())
+			assert.Equal(t, http.StatusServiceUnavailable, body.Status)
+			assert.NotEmpty(t, body.Detail)
+		}
+		cancel()
+		synctest.Wait()
+		assert.Zero(t, d.waiting.Load(), "waiting gauge")
+	})
+}
+
+func TestHeaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mk := func(opts ...Option) http.Handler {
+			d, err := New(2, time.Minute, opts...)
+			require.NoError(t, err)
+			return d.Handler(&recorder{})
+		}
+		off := mk()
+		on := mk(WithHeaders(ratelimit.HeadersIETF), WithName("slow"), WithStep(time.Second))
+
+		rec := httptest.NewRecorder()
+		off.ServeHTTP(rec, newRequest())
+		assert.Empty(t, rec.Header().Values("RateLimit"), "no headers by default")
+		assert.Empty(t, rec.Header().Values("RateLimit-Policy"), "no headers by default")
+
+		// The clock starts at a minute boundary, so the first count is back
+		// to zero in 2 windows. Request 3 waits 1s: its headers leave at 1s.
+		// Request 4 is taken at 1s and waits 2s: they leave at 3s.
+		for i, want := range []string{`"slow";r=1;t=120`, `"slow";r=0;t=120`, `"slow";r=0;t=119`, `"slow";r=0;t=117`} {
+			rec := httptest.NewRecorder()
+			on.ServeHTTP(rec, newRequest())
+			assert.Equal(t, http.StatusOK, rec.Code)
+			assert.Equal(t, []string{`"slow";q=2;w=60`}, rec.Header().Values("RateLimit-Policy"), "request %d", i+1)
+			assert.Equal(t, []string{want}, rec.Header().Values("RateLimit"), "request %d", i+1)
+			assert.Empty(t, rec.Header().Get("Retry-After"), "request %d: no Retry-After on a 200", i+1)
+		}
+
+		// Items already there (another policy's) are kept.
+		rec = httptest.NewRecorder()
+		rec.Header().Set("RateLimit-Policy", `"default";q=100;w=60`)
+		on.ServeHTTP(rec, newRequest())
+		assert.Equal(t, []string{`"default";q=100;w=60`, `"slow";q=2;w=60`}, rec.Header().Values("RateLimit-Policy"))
+	})
+}
+
+// failingStore fails every take, as a store whose backend is down does.
+type failingStore struct{ err error }
+
+func (s failingStore) Take(context.Context, ratelimit.Policy, string, time.Time, int) (ratelimit.Window, error) {
+	return ratelimit.Window{}, s.err
+}
+
+func TestFailOpen(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []Option
+		wantLog string // "" means no log line
+	}{
+		{name: "store error", opts: []Option{WithStore(failingStore{errors.New("connection refused")})},
+			wantLog: "store failed"},
+		{name: "request without key", opts: []Option{WithKey(ratelimit.KeyByHeader("X-Api-Key"))}},
+		{name: "misconfigured key", opts: []Option{WithKey(ratelimit.KeyByIPPrefix(0, 0))},
+			wantLog: "key function failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			opts := append([]Option{WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))}, tt.opts...)
+			d, err := New(0, time.Minute, opts...)
+			require.NoError(t, err)
+			final := &recorder{}
+			h := d.Handler(final)
+			for range 5 {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, newRequest())
+				assert.Equal(t, http.StatusOK, rec.Code)
+				assert.False(t, final.ok.Load(), "request was delayed, want passed on at once")
+			}
+			assert.EqualValues(t, 5, final.calls.Load(), "handler calls")
+			if tt.wantLog == "" {
+				assert.Empty(t, logs.String(), "log")
+				return
+			}
+			assert.Equal(t, 1, strings.Count(logs.String(), "\n"), "log lines for 5 errors: got %q, want one", logs.String())
+			assert.Contains(t, logs.String(), tt.wantLog)
+			assert.Contains(t, logs.String(), "policy=slowdown")
+		})
+	}
+}
+
+// countingStore counts the takes that reach the store it wraps.
+type countingStore struct {
+	ratelimit.Store
+	takes atomic.Int64
+}
+
+func (s *countingStore) Take(ctx context.Context, p ratelimit.Policy, key string, now time.Time, n int) (ratelimit.Window, error) {
+	s.takes.Add(1)
+	return s.Store.Take(ctx, p, key, now, n)
+}
+
+func TestSkip(t *testing.T) {
+	store := &countingStore{Store: ratelimit.NewMemoryStore()}
+	d, err := New(0, time.Minute, WithStore(store), WithStep(time.Nanosecond),
+		WithSkip(func(r *http.Request) bool { return r.URL.Path == "/healthz" }))
+	require.NoError(t, err)
+	final := &recorder{}
+	h := d.Handler(final)
+	for _, path := range []string{"/healthz", "/healthz", "/"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		assert.Equal(t, http.StatusOK, rec.Code, path)
+	}
+	assert.EqualValues(t, 3, final.calls.Load(), "handler calls")
+	assert.EqualValues(t, 1, store.takes.Load(), "takes: skipped requests must not be counted")
+}
+
+func TestFromContextWithoutDelayer(t *testing.T) {
+	d, ok := FromContext(context.Background())
+	assert.Zero(t, d)
+	assert.False(t, ok)
+}
+
+func TestPolicy(t *testing.T) {
+	d, err := New(5, time.Minute, WithName("burst"))
+	require.NoError(t, err)
+	p := d.Policy()
+	assert.Equal(t, "burst", p.Name)
+	assert.Equal(t, time.Minute, p.Window)
+	assert.NoError(t, p.Valid())
+	assert.Greater(t, p.Limit, 1<<30, "limit so large that the store counts every request")
+}
+
+// BenchmarkUnderThreshold is the common case: a request within the
+// threshold through Delayer.Handler with the default MemoryStore and
+// KeyByIP. Each parallel worker is its own client.
+func BenchmarkUnderThreshold(b *testing.B) {
+	d, err := New(1<<30, time.Minute)
+	require.NoError(b, err)
+	h := d.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	var client atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := newRequest()
+		n := client.Add(1)
+		req.RemoteAddr = "192.0.2." + strconv.Itoa(int(n%250)) + ":1234"
+		w := httptest.NewRecorder()
+		for pb.Next() {
+			h.ServeHTTP(w, req)
+		}
+	})
+}

@@ -1,0 +1,102 @@
+package slowdown_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/shipshape-go/shipshape/ratelimit"
+	"github.com/shipshape-go/shipshape/slowdown"
+)
+
+// A Delayer in front of a Limiter on one store: the third and fourth
+// requests in the hour are slowed, the fifth is slowed and then refused.
+func Example() {
+	store := ratelimit.NewMemoryStore()
+	slow, err := slowdown.New(2, time.Hour, slowdown.WithStore(store),
+		slowdown.WithStep(time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	limit, err := ratelimit.New(4, time.Hour, ratelimit.WithStore(store))
+	if err != nil {
+		log.Fatal(err)
+	}
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		delay, _ := slowdown.FromContext(r.Context())
+		fmt.Fprintf(w, "served after %v", delay)
+	})
+	h := slow.Handler(limit.Handler(app))
+
+	for i := 1; i <= 5; i++ {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Code != http.StatusOK {
+			fmt.Println(i, rec.Code, http.StatusText(rec.Code))
+			continue
+		}
+		fmt.Println(i, rec.Code, rec.Body.String())
+	}
+	// Output:
+	// 1 200 served after 0s
+	// 2 200 served after 0s
+	// 3 200 served after 1ms
+	// 4 200 served after 2ms
+	// 5 429 Too Many Requests
+}
+
+// Delay is the Delayer's core, with the time passed in: it counts a
+// request and says how long it should wait, without waiting.
+func ExampleDelayer_Delay() {
+	d, err := slowdown.New(3, time.Minute, slowdown.WithMaxDelay(250*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		delay, err := d.Delay(ctx, "client-1", start.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("request %d: wait %v\n", i+1, delay)
+	}
+	// Two windows later the client starts from zero again.
+	delay, _ := d.Delay(ctx, "client-1", start.Add(2*time.Minute))
+	fmt.Printf("later: wait %v\n", delay)
+	// Output:
+	// request 1: wait 0s
+	// request 2: wait 0s
+	// request 3: wait 0s
+	// request 4: wait 100ms
+	// request 5: wait 200ms
+	// request 6: wait 250ms
+	// later: wait 0s
+}
+
+// WithDelayFunc replaces the linear steps, here by doubling ones.
+func ExampleWithDelayFunc() {
+	d, err := slowdown.New(0, time.Minute,
+		slowdown.WithDelayFunc(func(over int) time.Duration {
+			return 50 * time.Millisecond << min(over-1, 10)
+		}),
+		slowdown.WithMaxDelay(time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	for range 6 {
+		delay, _ := d.Delay(context.Background(), "client-1", now)
+		fmt.Println(delay)
+	}
+	// Output:
+	// 50ms
+	// 100ms
+	// 200ms
+	// 400ms
+	// 800ms
+	// 1s
+}

@@ -1,0 +1,181 @@
+package slowdown
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/shipshape-go/shipshape/ratelimit"
+)
+
+// Defaults of the options.
+const (
+	// DefaultStep is the delay added per request over the threshold.
+	DefaultStep = 100 * time.Millisecond
+	// DefaultMaxDelay caps the delay of one request.
+	DefaultMaxDelay = 10 * time.Second
+	// DefaultMaxWaiting bounds the requests waiting at once in a Delayer.
+	DefaultMaxWaiting = 1024
+	// DefaultName is the policy name: the namespace of the counts in the
+	// store and the name in the RateLimit headers.
+	DefaultName = "slowdown"
+)
+
+// Option configures a [Delayer].
+type Option func(*config)
+
+type config struct {
+	step       time.Duration
+	delayFunc  func(over int) time.Duration
+	delayFnSet bool // WithDelayFunc was given, even with nil
+	maxDelay   time.Duration
+	maxWaiting int
+	key        ratelimit.KeyFunc
+	store      ratelimit.Store
+	storeSet   bool // WithStore was given, even with nil
+	name       string
+	headers    ratelimit.HeaderStyle
+	skip       func(*http.Request) bool
+	logger     *slog.Logger // nil: slog.Default() at the time of each report
+}
+
+func defaults() config {
+	return config{
+		step:       DefaultStep,
+		maxDelay:   DefaultMaxDelay,
+		maxWaiting: DefaultMaxWaiting,
+		key:        ratelimit.KeyByIP,
+		name:       DefaultName,
+		headers:    ratelimit.HeadersNone,
+	}
+}
+
+// validate reports the first bad setting; New returns it.
+func (c *config) validate(after int) error {
+	switch {
+	case c.step <= 0:
+		return errors.New("slowdown: WithStep: step must be > 0")
+	case c.delayFnSet && c.delayFunc == nil:
+		return errors.New("slowdown: WithDelayFunc: nil function")
+	case c.maxDelay <= 0:
+		return errors.New("slowdown: WithMaxDelay: max delay must be > 0")
+	case c.maxWaiting <= 0:
+		return errors.New("slowdown: WithMaxWaiting: n must be > 0")
+	case c.key == nil:
+		return errors.New("slowdown: WithKey: nil KeyFunc")
+	case c.storeSet && c.store == nil:
+		return errors.New("slowdown: WithStore: nil store")
+	case c.headers != ratelimit.HeadersNone && c.headers != ratelimit.HeadersIETF:
+		return errors.New("slowdown: WithHeaders: only HeadersIETF and HeadersNone are supported")
+	case c.headers == ratelimit.HeadersIETF && after == 0:
+		return errors.New("slowdown: WithHeaders: after must be > 0 to send headers (q=0 would tell clients they have no quota)")
+	}
+	return validName(c.name)
+}
+
+// validName applies the rule of ratelimit.WithName: the name goes verbatim
+// into a structured-field string in the RateLimit headers.
+func validName(name string) error {
+	if name == "" || len(name) > 64 {
+		return errors.New("slowdown: WithName: name must be 1 to 64 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		if b := name[i]; b < 0x20 || b > 0x7e || b == '"' || b == '\\' {
+			return errors.New(`slowdown: WithName: name must be printable ASCII without '"' or '\'`)
+		}
+	}
+	return nil
+}
+
+// WithStep sets the delay added for each request over the threshold
+// (default [DefaultStep], 100ms): request number k in the window waits
+// (k−after)·step, capped by [WithMaxDelay]. It must be > 0.
+func WithStep(step time.Duration) Option {
+	return func(c *config) { c.step = step }
+}
+
+// WithDelayFunc replaces the linear delay: a request over the threshold
+// waits fn(over), where over = k−after ≥ 1, capped by [WithMaxDelay];
+// negative results count as no delay. fn is called on every request over
+// the threshold, concurrently: it must be fast and safe for concurrent
+// use. WithStep is then unused.
+func WithDelayFunc(fn func(over int) time.Duration) Option {
+	return func(c *config) { c.delayFunc, c.delayFnSet = fn, true }
+}
+
+// WithMaxDelay caps the delay of one request (default [DefaultMaxDelay],
+// 10s). It must be > 0. Keep it below the server's WriteTimeout and any
+// proxy read timeout in front, or the client sees a timeout instead of a
+// slow answer. It also bounds the Retry-After of the 503 sent past
+// [WithMaxWaiting].
+func WithMaxDelay(d time.Duration) Option {
+	return func(c *config) { c.maxDelay = d }
+}
+
+// WithMaxWaiting bounds how many requests may wait at once in the Delayer
+// (default [DefaultMaxWaiting], 1024); it must be > 0. A request that
+// should wait while n others already do is answered at once with 503
+// Service Unavailable and a Retry-After of the delay it would have waited
+// (whole seconds, rounded up, at least 1), so that a flood cannot pile up
+// goroutines, connections and memory. 503 and not 429: the client may be
+// within its quota; it is the server that has no room left to hold slowed
+// requests.
+func WithMaxWaiting(n int) Option {
+	return func(c *config) { c.maxWaiting = n }
+}
+
+// WithKey sets how requests are grouped (default [ratelimit.KeyByIP]). Use
+// the same KeyFunc as the ratelimit.Limiter behind the Delayer so that both
+// count the same clients. A request whose key cannot be computed is passed
+// on without delay (see [Delayer.Handler]).
+func WithKey(fn ratelimit.KeyFunc) Option {
+	return func(c *config) { c.key = fn }
+}
+
+// WithStore sets where counts are kept (default a new
+// [ratelimit.MemoryStore] per Delayer). It may be the store of a
+// ratelimit.Limiter: the counts are kept apart by policy name (see
+// [WithName]). With a redisstore the delays agree across processes.
+func WithStore(s ratelimit.Store) Option {
+	return func(c *config) { c.store, c.storeSet = s, true }
+}
+
+// WithName names the policy (default [DefaultName], "slowdown"): the
+// namespace of the counts in the store and the name in the RateLimit
+// headers. It must differ from the name of any ratelimit.Limiter on the
+// same store, or both would count into one counter and every request would
+// be counted twice. Rules as for ratelimit.WithName: 1–64 printable ASCII
+// characters without '"' or '\'.
+func WithName(name string) Option {
+	return func(c *config) { c.name = name }
+}
+
+// WithHeaders chooses whether the Delayer sends rate-limit headers for its
+// policy (default [ratelimit.HeadersNone]: none). With
+// [ratelimit.HeadersIETF] every response it passes on or refuses carries
+//
+//	RateLimit-Policy: "slowdown";q=<after>;w=<window in seconds>
+//	RateLimit: "slowdown";r=<requests left before delays start>;t=<seconds until the count is back to 0>
+//
+// added to (not replacing) those of other policies, such as a
+// ratelimit.Limiter's, as the structured-field lists allow. Retry-After is
+// only ever sent on the 503 past [WithMaxWaiting]. Legacy X-RateLimit-*
+// headers carry a single policy, which belongs to the limiter, so
+// HeadersLegacy and HeadersBoth are rejected; so is HeadersIETF with
+// after = 0, which would announce a quota of zero.
+func WithHeaders(style ratelimit.HeaderStyle) Option {
+	return func(c *config) { c.headers = style }
+}
+
+// WithSkip exempts requests for which fn returns true (health checks,
+// trusted networks): they are neither counted nor delayed.
+func WithSkip(fn func(*http.Request) bool) Option {
+	return func(c *config) { c.skip = fn }
+}
+
+// WithLogger sets the logger for store and key errors (default, and with
+// nil: slog.Default() at the time of each report), as ratelimit.WithLogger.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
