@@ -249,7 +249,9 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	}
 	k, delay, win, err := d.take(ctx, key, d.now())
 	if err != nil {
-		d.storeErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+		if ctx.Err() == nil { // else the client left: not the store's fault
+			d.storeErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+		}
 		next.ServeHTTP(w, r)
 		return
 	}

@@ -410,12 +410,15 @@ func (s failingStore) Take(context.Context, ratelimit.Policy, string, time.Time,
 
 func TestFailOpen(t *testing.T) {
 	tests := []struct {
-		name    string
-		opts    []Option
-		wantLog string // "" means no log line
+		name     string
+		opts     []Option
+		canceled bool   // the request's context is done before the store is asked
+		wantLog  string // "" means no log line
 	}{
 		{name: "store error", opts: []Option{WithStore(failingStore{errors.New("connection refused")})},
 			wantLog: "store failed"},
+		{name: "store error after the client left", opts: []Option{WithStore(failingStore{context.Canceled})},
+			canceled: true},
 		{name: "request without key", opts: []Option{WithKey(ratelimit.KeyByHeader("X-Api-Key"))}},
 		{name: "misconfigured key", opts: []Option{WithKey(ratelimit.KeyByIPPrefix(0, 0))},
 			wantLog: "key function failed"},
@@ -428,9 +431,14 @@ func TestFailOpen(t *testing.T) {
 			require.NoError(t, err)
 			final := &recorder{}
 			h := d.Handler(final)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.canceled {
+				cancel()
+			}
 			for range 5 {
 				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, newRequest())
+				h.ServeHTTP(rec, newRequest().WithContext(ctx))
 				assert.Equal(t, http.StatusOK, rec.Code)
 				assert.False(t, final.ok.Load(), "request was delayed, want passed on at once")
 			}
@@ -506,6 +514,41 @@ func BenchmarkUnderThreshold(b *testing.B) {
 		w := httptest.NewRecorder()
 		for pb.Next() {
 			h.ServeHTTP(w, req)
+		}
+	})
+}
+
+// BenchmarkOverflow is the cost of turning a request away while the
+// Delayer is full (503 + problem body): what a flood costs the server.
+func BenchmarkOverflow(b *testing.B) {
+	d, err := New(0, time.Minute, WithMaxWaiting(1), WithStep(time.Hour), WithMaxDelay(time.Hour))
+	require.NoError(b, err)
+	h := d.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	parked := make(chan struct{})
+	d.waitHook = func(delta int) {
+		if delta > 0 {
+			close(parked)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), newRequest().WithContext(ctx))
+	}()
+	<-parked
+	b.Cleanup(func() { cancel(); <-done })
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := newRequest()
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusServiceUnavailable {
+				b.Fatalf("status %d, want 503", w.Code)
+			}
 		}
 	})
 }
