@@ -18,8 +18,10 @@
 // through a [ratelimit.Store] (one Take per request), under its own policy
 // name ("slowdown"), so a Delayer and a Limiter that share a store and a
 // KeyFunc count the same requests separately and see the same count for
-// each request. With a redisstore the count, and so the delay, is the
-// same in every process.
+// each request the limiter admits (the limiter counts after the delay, so
+// while the previous window slides out it can see one less when the wait
+// crosses a whole request's worth of the slide). With a redisstore the
+// count, and so the delay, is the same in every process.
 //
 // # Order and the trade-off past the limit
 //
@@ -91,9 +93,7 @@ type Delayer struct {
 
 	policyHeader string // RateLimit-Policy value, built once
 
-	// waiting counts the requests admitted to wait (and, transiently, the
-	// ones being turned away). A request waits only if its increment
-	// left the count ≤ maxWaiting.
+	// waiting counts the requests waiting (see admit); ≤ maxWaiting.
 	waiting atomic.Int64
 	// waitHook, when set by a test, is called with +1 just before a request
 	// starts waiting and with -1 just after it stops.
@@ -263,8 +263,7 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		return
 	}
 
-	if n := d.waiting.Add(1); n > d.maxWaiting {
-		d.waiting.Add(-1)
+	if !d.admit() {
 		d.logDecision(ctx, "overflow", delay)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(delay)), 10))
 		problem.Write(w, http.StatusServiceUnavailable,
@@ -285,6 +284,21 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	ctx = context.WithValue(ctx, delayKey{}, delay)
 	d.logDecision(ctx, "delayed", delay)
 	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// admit takes one of the maxWaiting places, if one is free. The count
+// never exceeds maxWaiting, even for a moment, so a flood of requests being
+// turned away cannot make a free place look taken.
+func (d *Delayer) admit() bool {
+	for {
+		n := d.waiting.Load()
+		if n >= d.maxWaiting {
+			return false
+		}
+		if d.waiting.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // wait waits for delay or until ctx is done, and reports whether the whole
