@@ -1,0 +1,478 @@
+// Package accesslog writes one structured log record per HTTP request, at a
+// level chosen by the response status, through log/slog.
+//
+// The middleware records the client and peer addresses, method, path,
+// (redacted) query, route pattern, status, body sizes, total duration and
+// time to first byte, with OpenTelemetry semantic-convention keys, so that
+// the JSON output is recognised by log pipelines. slog handlers in this
+// package print the same records in the Apache/nginx "combined" and
+// "common" formats (byte for byte what nginx writes) or in a short coloured
+// form for terminals. [File] is an append-only log file that rotates by
+// size and time and gzips the old files in the background;
+// [BufferedWriter] batches writes to it.
+//
+//	f, err := accesslog.OpenFile("/var/log/app/access.log",
+//		accesslog.WithMaxSize(100<<20), accesslog.WithRotateEvery(24*time.Hour),
+//		accesslog.WithMaxBackups(14))
+//	if err != nil {
+//		return err
+//	}
+//	defer f.Close()
+//	bw := accesslog.NewBufferedWriter(f)
+//	defer bw.Close() // runs before f.Close: everything buffered is written
+//	logger := slog.New(accesslog.NewCombinedHandler(bw, nil))
+//
+//	r := chi.NewRouter()
+//	r.Use(middleware.ClientIPFromXFF("10.0.0.0/8"), middleware.RequestID)
+//	r.Use(accesslog.New(logger)) // outside recoverer: a panic's 500 is logged
+//	r.Use(recoverer.New())
+//
+// The record has the message "http request" and these attributes (absent
+// ones are left out, never written empty):
+//
+//	http.request.method          GET
+//	url.path                     path as the client sent it (still percent-encoded)
+//	url.query                    raw query, sensitive values replaced by REDACTED; present when the target had a '?'
+//	http.route                   matched pattern: ServeMux r.Pattern without method and host, or chi's RoutePattern
+//	network.protocol.version     1.1, 2
+//	http.response.status_code    status sent; see "Aborted requests"
+//	http.request.body.size       Content-Length, or the bytes the handler read when it is unknown
+//	http.response.body.size      body bytes written by the handler (0 for HEAD, as nginx)
+//	client.address               chi's client IP (ClientIPFrom…), else the TCP peer
+//	network.peer.address         TCP peer address, without the port
+//	user_agent.original          User-Agent header, when the request had one (even empty)
+//	http.request.header.referer  Referer header, when the request had one
+//	user.name                    Basic auth user name, when the request carried one (never the password)
+//	http.request.id              chi's request id, when set
+//	duration                     time.Duration from the start of the request to the end of the response
+//	ttfb                         time.Duration to the first byte (headers) written; equal to duration when the handler wrote nothing
+//	aborted                      "panic", "client_disconnect" or "timeout"; only on aborted requests
+//	http.request.header.<name>   headers listed with WithRequestHeaders
+//
+// followed by what [AddAttrs] added. An added attribute with the key of one
+// of the above replaces it.
+//
+// # Aborted requests
+//
+// When the handler panics, the middleware does not recover: it writes the
+// line (status as written, or 500 if nothing was written, aborted="panic")
+// while the panic unwinds through it, and the panic continues unchanged,
+// with its original stack, to the recoverer or net/http outside. This also
+// covers recoverer re-panicking with http.ErrAbortHandler after a panic
+// mid-response.
+//
+// When the request's context ends before the handler returned (the client
+// disconnected, an HTTP/2 stream was reset, a write to the client failed),
+// the line gets aborted="client_disconnect" and, if no status had been
+// written, status 499, nginx's "client closed request". A request whose
+// context passed its deadline gets aborted="timeout" and the status that
+// was sent (200 when the handler wrote nothing, as net/http then sends).
+// A panic is logged at the 5xx level whatever the status. A hijacked connection (websocket) is logged
+// with status 101 when the request asked for an upgrade and the handler
+// wrote none itself.
+//
+// # Secrets
+//
+// Query parameters whose names contain password, passwd, pwd, token,
+// secret, key, code, session, auth, signature or credential (ASCII
+// case-insensitive; add more with [WithRedactQuery]) have their value
+// replaced by REDACTED. Bodies are never logged. Authorization,
+// Proxy-Authorization and Cookie headers are never logged, even when listed
+// in [WithRequestHeaders]. The text handlers escape control characters and
+// non-ASCII bytes, so a client cannot forge log lines. The path is logged as
+// sent: an application that puts secrets in paths must redact them itself.
+package accesslog
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/shipshape-go/shipshape/internal/errlog"
+)
+
+// Message is the message of every access record.
+const Message = "http request"
+
+// Attribute keys of the access record (see the package documentation).
+const (
+	KeyMethod       = "http.request.method"
+	KeyPath         = "url.path"
+	KeyQuery        = "url.query"
+	KeyRoute        = "http.route"
+	KeyProtocol     = "network.protocol.version"
+	KeyStatus       = "http.response.status_code"
+	KeyRequestSize  = "http.request.body.size"
+	KeyResponseSize = "http.response.body.size"
+	KeyClient       = "client.address"
+	KeyPeer         = "network.peer.address"
+	KeyUserAgent    = "user_agent.original"
+	KeyReferer      = "http.request.header.referer"
+	KeyUser         = "user.name"
+	KeyRequestID    = "http.request.id"
+	KeyDuration     = "duration"
+	KeyTTFB         = "ttfb"
+	KeyAborted      = "aborted"
+)
+
+// Values of the "aborted" attribute.
+const (
+	AbortedPanic            = "panic"
+	AbortedClientDisconnect = "client_disconnect"
+	AbortedTimeout          = "timeout"
+)
+
+// StatusClientClosedRequest is nginx's 499: the client went away before a
+// status was sent.
+const StatusClientClosedRequest = 499
+
+// Option configures the middleware returned by [New].
+type Option func(*config)
+
+type config struct {
+	skip        func(*http.Request) bool
+	info        slog.Level
+	clientErr   slog.Level
+	serverErr   slog.Level
+	redact      redactor
+	headers     []headerKey
+	errLogger   *slog.Logger
+	errInterval time.Duration
+}
+
+type headerKey struct {
+	name string // canonical header name
+	key  string // attribute key
+}
+
+// WithSkip leaves out the requests for which skip returns true (health
+// checks, metrics scrapes). They are served normally. The default logs every
+// request.
+func WithSkip(skip func(*http.Request) bool) Option {
+	return func(c *config) { c.skip = skip }
+}
+
+// WithLevels sets the record level for responses below 400 (default Info),
+// 4xx (default Warn) and 5xx (default Error).
+func WithLevels(info, clientErr, serverErr slog.Level) Option {
+	return func(c *config) { c.info, c.clientErr, c.serverErr = info, clientErr, serverErr }
+}
+
+// WithRedactQuery adds query parameter names whose values are replaced by
+// [Redacted]. Names match as ASCII case-insensitive substrings of the
+// parameter name, like the built-in list (password, token, secret, key,
+// code, session, auth, …), which stays in force.
+func WithRedactQuery(names ...string) Option {
+	return func(c *config) {
+		for _, n := range names {
+			if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
+				c.redact.names = append(c.redact.names, n)
+			}
+		}
+	}
+}
+
+// WithRequestHeaders logs these request headers as
+// http.request.header.<lower-case name> (several values joined by ", ").
+// Authorization, Proxy-Authorization and Cookie are never logged; Referer
+// and User-Agent are always logged under their own keys.
+func WithRequestHeaders(names ...string) Option {
+	return func(c *config) {
+		for _, n := range names {
+			canon := http.CanonicalHeaderKey(strings.TrimSpace(n))
+			switch canon {
+			case "", "Authorization", "Proxy-Authorization", "Cookie", "Referer", "User-Agent":
+				continue
+			}
+			if !containsHeader(c.headers, canon) {
+				c.headers = append(c.headers, headerKey{name: canon, key: "http.request.header." + strings.ToLower(canon)})
+			}
+		}
+	}
+}
+
+func containsHeader(hs []headerKey, name string) bool {
+	for _, h := range hs {
+		if h.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// WithErrorLogger sets where failures to write the access log (a full disk,
+// a closed file) are reported, at most once per interval (10s) with the
+// number of failures in between, so that a broken log does not produce one
+// error per request. Requests are served either way. The default is a text
+// logger on stderr.
+func WithErrorLogger(l *slog.Logger) Option {
+	return func(c *config) { c.errLogger = l }
+}
+
+// stderrLogger is where write failures go by default: not slog.Default(),
+// which may well be the access log that is failing.
+func stderrLogger() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)) }
+
+// New returns middleware that writes one record per request to logger
+// (slog.Default() at the time of each request when logger is nil) once the
+// response is complete. See the package documentation for the record.
+//
+// Place it outside the recoverer, so that the 500 of a panic is logged
+// with its status, and inside chi's ClientIPFrom… and RequestID middleware,
+// whose values it logs.
+func New(logger *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
+	c := config{
+		info:      slog.LevelInfo,
+		clientErr: slog.LevelWarn,
+		serverErr: slog.LevelError,
+	}
+	c.redact.names = append([]string(nil), defaultRedact...)
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.errLogger == nil {
+		c.errLogger = stderrLogger()
+	}
+	errs := errlog.New(c.errLogger, "accesslog: writing the access log failed", c.errInterval)
+	return func(next http.Handler) http.Handler {
+		return &handler{cfg: &c, logger: logger, next: next, errs: errs}
+	}
+}
+
+type handler struct {
+	cfg    *config
+	logger *slog.Logger
+	next   http.Handler
+	errs   *errlog.Reporter
+}
+
+// reqState is everything the middleware keeps for one request, in one
+// allocation: it is the request's context (so that AddAttrs finds the entry
+// without a context.WithValue), the response writer wrapper, the body
+// counter and the copy of the request passed down. It is never reused: a
+// handler's goroutine may hold the context after the request ended.
+type reqState struct {
+	context.Context // the incoming request's context
+	entry           entry
+	rw              respWriter
+	body            bodyCounter
+	req             http.Request
+	client          netip.Addr
+}
+
+// Value returns the request's entry for [AddAttrs] and defers every other
+// key to the incoming context.
+func (s *reqState) Value(key any) any {
+	if key == (entryKey{}) {
+		return &s.entry
+	}
+	return s.Context.Value(key)
+}
+
+// String names the context in fmt output, as context's own types do.
+func (s *reqState) String() string { return "accesslog.requestContext" }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.skip != nil && h.cfg.skip(r) {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	s := &reqState{Context: r.Context()}
+	s.req = *r.WithContext(s)
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		s.body.rc = r.Body
+		s.req.Body = &s.body
+	}
+	s.rw = respWriter{w: w, head: r.Method == http.MethodHead, start: time.Now()}
+	finished := false
+	defer func() {
+		if !finished {
+			// A panic (or runtime.Goexit) is unwinding: write the line and
+			// let it continue, without recovering it.
+			h.log(s, r, true)
+		}
+	}()
+	h.next.ServeHTTP(s.rw.wrap(), &s.req)
+	finished = true
+	h.log(s, r, false)
+}
+
+// log builds and hands the record to the logger's handler directly rather
+// than through Logger.LogAttrs: the caller's PC (runtime.Callers) is
+// meaningless for an access line and costs a third of the budget.
+func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
+	dur := time.Since(s.rw.start)
+	extra := s.entry.finish()
+
+	status, aborted := s.outcome(r, panicked)
+	level := h.cfg.info
+	switch {
+	case status >= 500 || panicked:
+		level = h.cfg.serverErr
+	case status >= 400:
+		level = h.cfg.clientErr
+	}
+	logger := h.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	lh := logger.Handler()
+	if !lh.Enabled(s, level) {
+		return
+	}
+
+	var buf [24]slog.Attr
+	attrs := buf[:0]
+	path, query, hasQuery := splitTarget(r)
+	attrs = append(attrs,
+		slog.String(KeyMethod, r.Method),
+		slog.String(KeyPath, path))
+	if hasQuery {
+		attrs = append(attrs, slog.String(KeyQuery, h.cfg.redact.redact(query)))
+	}
+	if route := h.route(s); route != "" {
+		attrs = append(attrs, slog.String(KeyRoute, route))
+	}
+	reqSize := r.ContentLength
+	if reqSize < 0 {
+		reqSize = s.body.n
+	}
+	peer := peerHost(r.RemoteAddr)
+	attrs = append(attrs,
+		slog.String(KeyProtocol, protoVersion(r)),
+		slog.Int(KeyStatus, status),
+		slog.Int64(KeyRequestSize, reqSize),
+		slog.Int64(KeyResponseSize, s.rw.bytes),
+		h.clientAttr(s, peer),
+		slog.String(KeyPeer, peer))
+	if v, ok := r.Header["User-Agent"]; ok && len(v) > 0 {
+		attrs = append(attrs, slog.String(KeyUserAgent, v[0]))
+	}
+	if v, ok := r.Header["Referer"]; ok && len(v) > 0 {
+		attrs = append(attrs, slog.String(KeyReferer, v[0]))
+	}
+	if _, ok := r.Header["Authorization"]; ok {
+		if user, _, ok := r.BasicAuth(); ok {
+			attrs = append(attrs, slog.String(KeyUser, user))
+		}
+	}
+	if id := middleware.GetReqID(s); id != "" {
+		attrs = append(attrs, slog.String(KeyRequestID, id))
+	}
+	ttfb := dur
+	if s.rw.firstByte > 0 {
+		ttfb = s.rw.firstByte
+	}
+	attrs = append(attrs,
+		slog.Duration(KeyDuration, dur),
+		slog.Duration(KeyTTFB, ttfb))
+	if aborted != "" {
+		attrs = append(attrs, slog.String(KeyAborted, aborted))
+	}
+	for _, hk := range h.cfg.headers {
+		if v := r.Header[hk.name]; len(v) > 0 {
+			attrs = append(attrs, slog.String(hk.key, strings.Join(v, ", ")))
+		}
+	}
+	attrs = mergeExtra(attrs, extra)
+
+	// The wall clock of the end, from the start's wall clock and the
+	// monotonic duration: one clock read less than time.Now.
+	rec := slog.NewRecord(s.rw.start.Add(dur), level, Message, 0)
+	rec.AddAttrs(attrs...)
+	if err := lh.Handle(s, rec); err != nil {
+		h.errs.Report(s, err)
+	}
+}
+
+// mergeExtra appends what AddAttrs added; an added attribute with the key
+// of a built-in one replaces it in place.
+func mergeExtra(attrs, extra []slog.Attr) []slog.Attr {
+	n := len(attrs)
+outer:
+	for _, a := range extra {
+		for i := 0; i < n; i++ {
+			if attrs[i].Key == a.Key {
+				attrs[i] = a
+				continue outer
+			}
+		}
+		attrs = append(attrs, a)
+	}
+	return attrs
+}
+
+// outcome returns the status to log and the aborted reason, if any.
+func (s *reqState) outcome(r *http.Request, panicked bool) (int, string) {
+	status := s.rw.status
+	aborted := ""
+	switch {
+	case panicked:
+		aborted = AbortedPanic
+		if status == 0 && !s.rw.hijacked {
+			status = http.StatusInternalServerError
+		}
+	case s.rw.hijacked:
+	default:
+		switch s.Context.Err() {
+		case nil:
+		case context.DeadlineExceeded:
+			aborted = AbortedTimeout
+		default:
+			aborted = AbortedClientDisconnect
+		}
+		if aborted == AbortedClientDisconnect && status == 0 {
+			status = StatusClientClosedRequest
+		}
+	}
+	if status == 0 {
+		if s.rw.hijacked && r.Header.Get("Upgrade") != "" {
+			status = http.StatusSwitchingProtocols
+		} else {
+			// net/http sends 200 when the handler wrote nothing.
+			status = http.StatusOK
+		}
+	}
+	return status, aborted
+}
+
+func (h *handler) route(s *reqState) string {
+	if p := routeFromPattern(s.req.Pattern); p != "" {
+		return p
+	}
+	if rc := chi.RouteContext(s); rc != nil {
+		return rc.RoutePattern()
+	}
+	return ""
+}
+
+// clientAttr is chi's client IP when set, else the peer. A client IP
+// different from the peer is logged through a LogValuer on the request
+// state, so that the text handlers can append it without allocating a
+// string.
+func (h *handler) clientAttr(s *reqState, peer string) slog.Attr {
+	ip := middleware.GetClientIPAddr(s)
+	if !ip.IsValid() {
+		return slog.String(KeyClient, peer)
+	}
+	if p, err := netip.ParseAddr(peer); err == nil && p == ip {
+		return slog.String(KeyClient, peer)
+	}
+	s.client = ip
+	return slog.Any(KeyClient, clientAddr{s})
+}
+
+// clientAddr resolves to the client IP of a request as a string.
+type clientAddr struct{ s *reqState }
+
+// LogValue implements slog.LogValuer.
+func (c clientAddr) LogValue() slog.Value { return slog.StringValue(c.s.client.String()) }

@@ -1,0 +1,278 @@
+package accesslog
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shipshape-go/shipshape/internal/errlog"
+)
+
+// Defaults of [NewBufferedWriter].
+const (
+	DefaultBufferSize    = 64 << 10
+	DefaultFlushInterval = time.Second
+	DefaultQueueSize     = 8
+)
+
+// BufferOption configures a [BufferedWriter].
+type BufferOption func(*bufferConfig)
+
+type bufferConfig struct {
+	size      int
+	interval  time.Duration
+	queue     int
+	drop      bool
+	errLogger *slog.Logger
+}
+
+// WithBufferSize sets the batch size: a batch is handed to the background
+// writer once it holds n bytes (default [DefaultBufferSize], 64 KiB; values
+// below 1 mean the default).
+func WithBufferSize(n int) BufferOption {
+	return func(c *bufferConfig) { c.size = n }
+}
+
+// WithFlushInterval bounds how long a line waits in a partly filled batch
+// (default [DefaultFlushInterval], 1s; values below 1 mean the default).
+func WithFlushInterval(d time.Duration) BufferOption {
+	return func(c *bufferConfig) { c.interval = d }
+}
+
+// WithQueueSize sets how many full batches may wait for the background
+// writer (default [DefaultQueueSize]; values below 1 mean the default).
+// When they all wait, Write blocks, or drops with [WithDropWhenFull].
+func WithQueueSize(n int) BufferOption {
+	return func(c *bufferConfig) { c.queue = n }
+}
+
+// WithDropWhenFull makes Write discard the line, and count it in
+// [BufferedWriter.Dropped], instead of blocking when the queue is full: the
+// requests are never slowed down by a slow disk, at the price of lines.
+// The default (false) is lossless: Write blocks until there is room.
+func WithDropWhenFull(drop bool) BufferOption {
+	return func(c *bufferConfig) { c.drop = drop }
+}
+
+// WithBufferErrorLogger sets where failed background writes are reported,
+// at most once per 10s with the number of failures in between. The default
+// is a text logger on stderr.
+func WithBufferErrorLogger(l *slog.Logger) BufferOption {
+	return func(c *bufferConfig) { c.errLogger = l }
+}
+
+// BufferedWriter batches writes to an io.Writer: Write copies p into the
+// current batch and returns; a background goroutine writes full batches,
+// and the partly filled one every flush interval, in order, one Write call
+// per batch. Each Write lands whole in one batch, so lines written whole
+// stay whole. It is safe for concurrent use.
+//
+// A failed background write loses its batch: the lines are counted in
+// [BufferedWriter.Dropped] and the error is reported at most once per 10s
+// (see [WithBufferErrorLogger]); writers are not told, so requests keep
+// being served on a full disk.
+//
+// Close (or Flush) before the program exits, or the last second of lines
+// is lost. Close does not close the underlying writer.
+type BufferedWriter struct {
+	w    io.Writer
+	cfg  bufferConfig
+	errs *errlog.Reporter
+
+	// wmu serialises writes to w, which keeps batches in order: whoever
+	// holds it takes everything queued so far.
+	wmu sync.Mutex
+
+	mu      sync.Mutex
+	room    sync.Cond // signalled when the queue shrinks or on Close
+	cur     batch
+	queue   []batch
+	closed  bool
+	pool    [][]byte // spare batch buffers
+	dropped atomic.Int64
+
+	kick      chan struct{} // a full batch is queued
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type batch struct {
+	b     []byte
+	lines int64 // Write calls in b, counted as dropped if writing b fails
+}
+
+// NewBufferedWriter returns a BufferedWriter on w and starts its background
+// writer; Close stops it.
+func NewBufferedWriter(w io.Writer, opts ...BufferOption) *BufferedWriter {
+	cfg := bufferConfig{}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.size < 1 {
+		cfg.size = DefaultBufferSize
+	}
+	if cfg.interval <= 0 {
+		cfg.interval = DefaultFlushInterval
+	}
+	if cfg.queue < 1 {
+		cfg.queue = DefaultQueueSize
+	}
+	if cfg.errLogger == nil {
+		cfg.errLogger = stderrLogger()
+	}
+	bw := &BufferedWriter{
+		w:    w,
+		cfg:  cfg,
+		errs: errlog.New(cfg.errLogger, "accesslog: buffered write failed", 0),
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	bw.room.L = &bw.mu
+	bw.cur.b = make([]byte, 0, cfg.size)
+	go bw.run()
+	return bw
+}
+
+// Write copies p into the current batch. It blocks while the queue of full
+// batches is full, unless [WithDropWhenFull] was given, in which case it
+// drops p, counts it and returns len(p), nil. After Close it returns
+// [ErrClosed].
+func (bw *BufferedWriter) Write(p []byte) (int, error) {
+	bw.mu.Lock()
+	for {
+		if bw.closed {
+			bw.mu.Unlock()
+			return 0, ErrClosed
+		}
+		if len(bw.cur.b) == 0 || len(bw.cur.b)+len(p) <= bw.cfg.size {
+			break
+		}
+		// p does not fit: queue the current batch first.
+		if len(bw.queue) < bw.cfg.queue {
+			bw.enqueueLocked()
+			break
+		}
+		if bw.cfg.drop {
+			bw.mu.Unlock()
+			bw.dropped.Add(1)
+			return len(p), nil
+		}
+		bw.room.Wait()
+	}
+	bw.cur.b = append(bw.cur.b, p...)
+	bw.cur.lines++
+	if len(bw.cur.b) >= bw.cfg.size && len(bw.queue) < bw.cfg.queue {
+		bw.enqueueLocked()
+	}
+	bw.mu.Unlock()
+	return len(p), nil
+}
+
+// enqueueLocked moves the current batch to the queue and wakes the writer.
+func (bw *BufferedWriter) enqueueLocked() {
+	bw.queue = append(bw.queue, bw.cur)
+	bw.cur = batch{b: bw.spareLocked()}
+	select {
+	case bw.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (bw *BufferedWriter) spareLocked() []byte {
+	if n := len(bw.pool); n > 0 {
+		b := bw.pool[n-1]
+		bw.pool = bw.pool[:n-1]
+		return b
+	}
+	return make([]byte, 0, bw.cfg.size)
+}
+
+// Dropped returns the number of writes discarded so far: refused because
+// the queue was full ([WithDropWhenFull]) or lost in a failed write.
+func (bw *BufferedWriter) Dropped() int64 { return bw.dropped.Load() }
+
+// Flush writes everything written so far to the underlying writer before
+// it returns, and returns the first error of those writes.
+func (bw *BufferedWriter) Flush() error {
+	return bw.flush(true)
+}
+
+// flush writes the queued batches, and the current one if all is set.
+func (bw *BufferedWriter) flush(all bool) error {
+	bw.wmu.Lock()
+	defer bw.wmu.Unlock()
+	bw.mu.Lock()
+	batches := bw.queue
+	bw.queue = nil
+	if all && len(bw.cur.b) > 0 {
+		batches = append(batches, bw.cur)
+		bw.cur = batch{b: bw.spareLocked()}
+	}
+	if len(batches) > 0 {
+		bw.room.Broadcast()
+	}
+	bw.mu.Unlock()
+
+	var first error
+	for _, b := range batches {
+		if _, err := bw.w.Write(b.b); err != nil {
+			bw.dropped.Add(b.lines)
+			bw.errs.Report(context.Background(), err, slog.Int64("lines", b.lines))
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if len(batches) > 0 {
+		bw.mu.Lock()
+		for _, b := range batches {
+			if cap(b.b) <= 2*bw.cfg.size && len(bw.pool) < bw.cfg.queue+1 {
+				bw.pool = append(bw.pool, b.b[:0])
+			}
+		}
+		bw.mu.Unlock()
+	}
+	return first
+}
+
+func (bw *BufferedWriter) run() {
+	defer close(bw.done)
+	t := time.NewTicker(bw.cfg.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-bw.kick:
+			_ = bw.flush(false)
+		case <-t.C:
+			_ = bw.flush(true)
+		case <-bw.stop:
+			return
+		}
+	}
+}
+
+// Close stops the background writer, writes everything buffered and
+// returns the first error of those writes. Writes after Close, and writes
+// blocked in a full queue when it is called, return [ErrClosed]. It is safe
+// to call more than once; later calls return nil. It does not close the
+// underlying writer.
+func (bw *BufferedWriter) Close() error {
+	var err error
+	bw.closeOnce.Do(func() {
+		bw.mu.Lock()
+		bw.closed = true
+		bw.room.Broadcast()
+		bw.mu.Unlock()
+		close(bw.stop)
+		<-bw.done
+		err = bw.flush(true)
+	})
+	return err
+}

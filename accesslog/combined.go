@@ -1,0 +1,374 @@
+package accesslog
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// clfTime is the layout of %t in the Common Log Format ($time_local in
+// nginx): [10/Oct/2000:13:55:36 -0700].
+const clfTime = "02/Jan/2006:15:04:05 -0700"
+
+type format int
+
+const (
+	formatCommon format = iota
+	formatCombined
+	formatDev
+	formatDevColor
+)
+
+// NewCombinedHandler returns a slog.Handler that writes access records
+// (those the middleware of [New] produces) in the combined log format of
+// Apache and nginx,
+//
+//	%h - %u [%d/%b/%Y:%H:%M:%S %z] "%r" %>s %b "%{Referer}i" "%{User-agent}i"
+//
+// byte for byte as nginx's predefined "combined" format writes them, so
+// that GoAccess, awk scripts and log shippers read the file unchanged:
+//
+//   - %h is client.address (network.peer.address when absent), %u is
+//     user.name, "-" for a missing value; a missing Referer or User-Agent
+//     header is "-", an empty one is "".
+//   - %r is the request line as the client sent it (method, path and query
+//     still percent-encoded, protocol), with sensitive query values
+//     redacted; HTTP/2 is written "HTTP/2.0" as nginx does.
+//   - %b is the body size; 0 is written "0", as nginx's $body_bytes_sent
+//     does, where Apache writes "-".
+//   - the time is the record's time (the end of the request, like nginx's
+//     $time_local) in the record time's zone.
+//   - in every string, '"', '\' and bytes below 0x20 or from 0x7f up are
+//     written \xHH, as nginx escapes them: a client cannot break the line
+//     or the quoting, and UTF-8 in a User-Agent appears as \xE2\x98\x83.
+//
+// Records without the access attributes (other log calls on the same
+// logger) are written as slog.TextHandler lines (time=… level=… msg=…),
+// not dropped. opts.Level filters records; opts.ReplaceAttr is applied to
+// the attributes of access records (not to time, level and message) and
+// to fallback lines; groups are ignored on access records. Each record is
+// one Write call, under a lock shared by the handler and the handlers
+// derived from it.
+func NewCombinedHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
+	return newTextHandler(w, opts, formatCombined)
+}
+
+// NewCommonHandler returns a slog.Handler that writes access records in the
+// Common Log Format,
+//
+//	%h %l %u [%d/%b/%Y:%H:%M:%S %z] "%r" %>s %b
+//
+// with the same fields, escaping and fallback as [NewCombinedHandler].
+func NewCommonHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
+	return newTextHandler(w, opts, formatCommon)
+}
+
+func newTextHandler(w io.Writer, opts *slog.HandlerOptions, f format) *textHandler {
+	if opts == nil {
+		opts = &slog.HandlerOptions{}
+	}
+	o := &output{w: w, level: opts.Level, replace: opts.ReplaceAttr}
+	return &textHandler{
+		out:      o,
+		format:   f,
+		fallback: slog.NewTextHandler(lockedWriter{o}, opts),
+	}
+}
+
+// output is what a handler and the handlers derived from it share.
+type output struct {
+	mu      sync.Mutex
+	w       io.Writer
+	level   slog.Leveler
+	replace func(groups []string, a slog.Attr) slog.Attr
+	stamp   atomic.Pointer[stamp]
+}
+
+// stamp caches the formatted time of one second in one location: the
+// formatting is a fifth of the cost of a line.
+type stamp struct {
+	sec int64
+	loc *time.Location
+	b   []byte
+}
+
+func (o *output) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	if s := o.stamp.Load(); s != nil && s.sec == sec && s.loc == loc {
+		return append(b, s.b...)
+	}
+	s := &stamp{sec: sec, loc: loc, b: t.AppendFormat(make([]byte, 0, len(clfTime)), clfTime)}
+	o.stamp.Store(s)
+	return append(b, s.b...)
+}
+
+// lockedWriter lets the fallback slog.TextHandler write under the same lock
+// as the access lines.
+type lockedWriter struct{ o *output }
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.o.mu.Lock()
+	defer l.o.mu.Unlock()
+	return l.o.w.Write(p)
+}
+
+type textHandler struct {
+	out      *output
+	format   format
+	fallback slog.Handler
+	pre      []slog.Attr // from WithAttrs: may carry access fields (user.name)
+}
+
+func (h *textHandler) Enabled(_ context.Context, l slog.Level) bool {
+	minLevel := slog.LevelInfo
+	if h.out.level != nil {
+		minLevel = h.out.level.Level()
+	}
+	return l >= minLevel
+}
+
+func (h *textHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.pre = append(h.pre[:len(h.pre):len(h.pre)], attrs...)
+	h2.fallback = h.fallback.WithAttrs(attrs)
+	return &h2
+}
+
+func (h *textHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.fallback = h.fallback.WithGroup(name)
+	return &h2
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (h *textHandler) Handle(ctx context.Context, r slog.Record) error {
+	var f accessFields
+	for _, a := range h.pre {
+		f.add(a, h.out.replace)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		f.add(a, h.out.replace)
+		return true
+	})
+	if !f.isAccess() {
+		return h.fallback.Handle(ctx, r)
+	}
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	switch h.format {
+	case formatDev, formatDevColor:
+		b = f.appendDev(b, h.format == formatDevColor)
+	default:
+		b = f.appendCLF(b, h.out, t, h.format == formatCombined)
+	}
+	h.out.mu.Lock()
+	_, err := h.out.w.Write(b)
+	h.out.mu.Unlock()
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
+	return err
+}
+
+const (
+	hasMethod = 1 << iota
+	hasPath
+	hasQuery
+	hasProto
+	hasStatus
+	hasSize
+	hasClient
+	hasPeer
+	hasUser
+	hasReferer
+	hasUA
+	hasDuration
+	hasAborted
+)
+
+// accessFields are the attributes of an access record that the text formats
+// print.
+type accessFields struct {
+	has                                           int
+	method, path, query, proto, status, size      slog.Value
+	client, peer, user, referer, ua, dur, aborted slog.Value
+}
+
+func (f *accessFields) isAccess() bool {
+	return f.has&(hasMethod|hasStatus) == hasMethod|hasStatus
+}
+
+func (f *accessFields) add(a slog.Attr, replace func([]string, slog.Attr) slog.Attr) {
+	if a.Key == "" {
+		// An empty-key group is inlined (slog.Handler contract).
+		if a.Value.Kind() == slog.KindGroup {
+			for _, g := range a.Value.Group() {
+				f.add(g, replace)
+			}
+		}
+		return
+	}
+	if replace != nil && a.Value.Kind() != slog.KindGroup {
+		a.Value = a.Value.Resolve()
+		a = replace(nil, a)
+		if a.Key == "" {
+			return
+		}
+	}
+	var bit int
+	var dst *slog.Value
+	switch a.Key {
+	case KeyMethod:
+		bit, dst = hasMethod, &f.method
+	case KeyPath:
+		bit, dst = hasPath, &f.path
+	case KeyQuery:
+		bit, dst = hasQuery, &f.query
+	case KeyProtocol:
+		bit, dst = hasProto, &f.proto
+	case KeyStatus:
+		bit, dst = hasStatus, &f.status
+	case KeyResponseSize:
+		bit, dst = hasSize, &f.size
+	case KeyClient:
+		bit, dst = hasClient, &f.client
+	case KeyPeer:
+		bit, dst = hasPeer, &f.peer
+	case KeyUser:
+		bit, dst = hasUser, &f.user
+	case KeyReferer:
+		bit, dst = hasReferer, &f.referer
+	case KeyUserAgent:
+		bit, dst = hasUA, &f.ua
+	case KeyDuration:
+		bit, dst = hasDuration, &f.dur
+	case KeyAborted:
+		bit, dst = hasAborted, &f.aborted
+	default:
+		return
+	}
+	f.has |= bit
+	*dst = a.Value
+}
+
+// appendCLF appends a common or combined line.
+func (f *accessFields) appendCLF(b []byte, o *output, t time.Time, combined bool) []byte {
+	switch {
+	case f.has&hasClient != 0:
+		b = appendValue(b, f.client)
+	case f.has&hasPeer != 0:
+		b = appendValue(b, f.peer)
+	default:
+		b = append(b, '-')
+	}
+	b = append(b, " - "...)
+	b = f.appendOpt(b, hasUser, f.user)
+	b = append(b, " ["...)
+	b = o.appendTime(b, t)
+	b = append(b, "] \""...)
+	b = f.appendRequestLine(b)
+	b = append(b, "\" "...)
+	b = appendValue(b, f.status)
+	b = append(b, ' ')
+	b = f.appendOpt(b, hasSize, f.size)
+	if combined {
+		b = append(b, " \""...)
+		b = f.appendOpt(b, hasReferer, f.referer)
+		b = append(b, "\" \""...)
+		b = f.appendOpt(b, hasUA, f.ua)
+		b = append(b, '"')
+	}
+	return append(b, '\n')
+}
+
+func (f *accessFields) appendOpt(b []byte, bit int, v slog.Value) []byte {
+	if f.has&bit == 0 {
+		return append(b, '-')
+	}
+	return appendValue(b, v)
+}
+
+// appendRequestLine appends %r: method, target and protocol, as nginx's
+// $request.
+func (f *accessFields) appendRequestLine(b []byte) []byte {
+	b = appendValue(b, f.method)
+	b = append(b, ' ')
+	b = f.appendOpt(b, hasPath, f.path)
+	if f.has&hasQuery != 0 {
+		b = append(b, '?')
+		b = appendValue(b, f.query)
+	}
+	if f.has&hasProto != 0 {
+		b = append(b, " HTTP/"...)
+		n := len(b)
+		b = appendValue(b, f.proto)
+		major := true
+		for _, c := range b[n:] {
+			if c == '.' {
+				major = false
+			}
+		}
+		if major && len(b) > n {
+			b = append(b, ".0"...) // HTTP/2.0, as nginx writes it
+		}
+	}
+	return b
+}
+
+// appendValue appends v, strings escaped as nginx escapes log variables.
+func appendValue(b []byte, v slog.Value) []byte {
+	switch v.Kind() {
+	case slog.KindString:
+		return appendEscaped(b, v.String())
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindLogValuer:
+		if c, ok := v.LogValuer().(clientAddr); ok {
+			return c.s.client.AppendTo(b)
+		}
+		v = v.Resolve()
+		if v.Kind() == slog.KindLogValuer {
+			return appendEscaped(b, v.String())
+		}
+		return appendValue(b, v)
+	}
+	return appendEscaped(b, v.String())
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// appendEscaped appends s with '"', '\', bytes below 0x20 and bytes from
+// 0x7f up written as \xHH (upper-case hex), exactly as nginx's
+// ngx_http_log_escape does for log_format variables. The result is one
+// line of printable ASCII, whatever s holds.
+func appendEscaped(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		start = i + 1
+	}
+	return append(b, s[start:]...)
+}

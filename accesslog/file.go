@@ -1,0 +1,644 @@
+package accesslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/shipshape-go/shipshape/internal/errlog"
+)
+
+// ErrClosed is returned by writes to, and rotations of, a closed [File] or
+// [BufferedWriter].
+var ErrClosed = errors.New("accesslog: closed")
+
+// DefaultMaxSize is the size at which a [File] rotates unless
+// [WithMaxSize] says otherwise.
+const DefaultMaxSize = 100 << 20
+
+// backupTime is the UTC time stamp in backup names, as lumberjack writes it.
+const backupTime = "2006-01-02T15-04-05.000"
+
+// FileOption configures a [File].
+type FileOption func(*fileConfig)
+
+type fileConfig struct {
+	maxSize     int64
+	rotateEvery time.Duration
+	maxBackups  int
+	maxAge      time.Duration
+	compress    bool
+	mode        os.FileMode
+	errLogger   *slog.Logger
+}
+
+// WithMaxSize rotates the file before a write would take it past n bytes
+// (default [DefaultMaxSize], 100 MiB; 0 turns size rotation off). A single
+// write larger than n goes whole into a fresh file: lines are never split.
+func WithMaxSize(n int64) FileOption {
+	return func(c *fileConfig) { c.maxSize = n }
+}
+
+// WithRotateEvery rotates the file at the first write after each boundary
+// (default 0: no time rotation). Boundaries are local midnight and, for d
+// under 24h, every d after it (d should divide 24h: 1h, 6h, 12h); for d of
+// 24h or more, local midnight every d rounded down to whole days, counted
+// from the day the file was started. So WithRotateEvery(24*time.Hour)
+// rotates at the first write after each local midnight. Rotation is lazy,
+// without a timer: a file nobody writes to is not rotated, and every line
+// lands in the file of the period it was written in. An empty file is
+// never rotated.
+func WithRotateEvery(d time.Duration) FileOption {
+	return func(c *fileConfig) { c.rotateEvery = d }
+}
+
+// WithMaxBackups keeps at most n rotated files, the newest (default 0:
+// keep all).
+func WithMaxBackups(n int) FileOption {
+	return func(c *fileConfig) { c.maxBackups = n }
+}
+
+// WithMaxAge deletes rotated files older than d, by the rotation time in
+// their name (default 0: no age limit).
+func WithMaxAge(d time.Duration) FileOption {
+	return func(c *fileConfig) { c.maxAge = d }
+}
+
+// WithCompress gzips rotated files in a background goroutine (default
+// true).
+func WithCompress(on bool) FileOption {
+	return func(c *fileConfig) { c.compress = on }
+}
+
+// WithFileMode sets the permissions of new log files (default 0640, less
+// the umask): access logs hold client addresses.
+func WithFileMode(m os.FileMode) FileOption {
+	return func(c *fileConfig) { c.mode = m }
+}
+
+// WithFileErrorLogger sets where failures of the background work
+// (compression, pruning) and of reopening on a signal are reported, at most
+// once per 10s. The default is a text logger on stderr.
+func WithFileErrorLogger(l *slog.Logger) FileOption {
+	return func(c *fileConfig) { c.errLogger = l }
+}
+
+// File is an append-only log file that rotates by size and time, gzips
+// rotated files off the write path and prunes them by count and age. It is
+// an io.WriteCloser, safe for concurrent use: each Write lands whole, in one
+// file, so a writer that writes whole lines never sees them split or
+// interleaved across a rotation.
+//
+// Rotated files sit next to the file, named after it with the UTC rotation
+// time, as lumberjack names them: access.log becomes
+// access-2024-05-01T00-00-00.000.log, then access-2024-05-01T00-00-00.000.log.gz
+// once compressed. Two rotations within one millisecond get a counter
+// (access-2024-05-01T00-00-00.000-1.log) instead of overwriting each other.
+//
+// File replaces gopkg.in/natefinch/lumberjack.v2, which it would have
+// wrapped: lumberjack's compression goroutine is never stopped (Close
+// leaves it running), backups rotated within the same millisecond overwrite
+// each other (lines are lost under a fast writer), and its sizes and ages
+// are whole megabytes and days.
+//
+// Close waits for the background compression and pruning to finish.
+// Backups left uncompressed by a crash are compressed when the file is next
+// opened.
+type File struct {
+	path   string
+	prefix string // path without extension, for backup names
+	ext    string
+	cfg    fileConfig
+	errs   *errlog.Reporter
+	now    func() time.Time
+
+	mu       sync.Mutex
+	f        *os.File
+	size     int64
+	next     time.Time // time rotation boundary; zero without time rotation
+	closed   bool
+	lastTime time.Time // of the newest backup: names only ever sort later
+	lastSeq  int
+
+	wake      chan struct{} // asks the mill to compress and prune
+	stop      chan struct{} // closed by Close
+	millDone  chan struct{} // closed when the mill returned; nil without a mill
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenFile opens (creating it and its directory if needed) the log file at
+// path for appending, with rotation as the options say. Close it to stop the
+// background goroutine that compresses and prunes rotated files.
+func OpenFile(path string, opts ...FileOption) (*File, error) {
+	return openFile(path, time.Now, opts...)
+}
+
+func openFile(path string, now func() time.Time, opts ...FileOption) (*File, error) {
+	cfg := fileConfig{maxSize: DefaultMaxSize, compress: true, mode: 0o640}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	switch {
+	case path == "":
+		return nil, errors.New("accesslog: file path is empty")
+	case cfg.maxSize < 0:
+		return nil, errors.New("accesslog: max size must be >= 0")
+	case cfg.rotateEvery < 0:
+		return nil, errors.New("accesslog: rotation interval must be >= 0")
+	case cfg.maxBackups < 0:
+		return nil, errors.New("accesslog: max backups must be >= 0")
+	case cfg.maxAge < 0:
+		return nil, errors.New("accesslog: max age must be >= 0")
+	case cfg.mode&^fs.ModePerm != 0:
+		return nil, errors.New("accesslog: file mode must be permission bits only")
+	}
+	if cfg.errLogger == nil {
+		cfg.errLogger = stderrLogger()
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: %w", err)
+	}
+	ext := filepath.Ext(abs)
+	f := &File{
+		path:   abs,
+		prefix: strings.TrimSuffix(abs, ext),
+		ext:    ext,
+		cfg:    cfg,
+		errs:   errlog.New(cfg.errLogger, "accesslog: log file maintenance failed", 0),
+		now:    now,
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("accesslog: %w", err)
+	}
+	if err := f.openLocked(now()); err != nil {
+		return nil, err
+	}
+	if backups, err := f.backups(); err == nil && len(backups) > 0 {
+		last := backups[len(backups)-1]
+		f.lastTime, f.lastSeq = last.t, last.seq
+	}
+	if cfg.compress || cfg.maxBackups > 0 || cfg.maxAge > 0 {
+		f.millDone = make(chan struct{})
+		f.wake <- struct{}{} // finish what a previous run left
+		go f.mill()
+	}
+	return f, nil
+}
+
+// openLocked opens the file at path for appending and computes the next
+// time rotation from its age.
+func (f *File) openLocked(now time.Time) error {
+	fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, f.cfg.mode)
+	if err != nil {
+		return fmt.Errorf("accesslog: %w", err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return fmt.Errorf("accesslog: %w", err)
+	}
+	f.f, f.size = fh, st.Size()
+	started := now
+	if f.size > 0 && st.ModTime().Before(now) {
+		started = st.ModTime().In(now.Location())
+	}
+	f.next = time.Time{}
+	if f.cfg.rotateEvery > 0 {
+		f.next = nextBoundary(started, f.cfg.rotateEvery)
+	}
+	return nil
+}
+
+// nextBoundary returns the first time rotation boundary after t.
+func nextBoundary(t time.Time, every time.Duration) time.Time {
+	y, m, d := t.Date()
+	midnight := time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+	const day = 24 * time.Hour
+	if every >= day {
+		return midnight.AddDate(0, 0, int(every/day))
+	}
+	next := midnight.Add((t.Sub(midnight)/every + 1) * every)
+	if tomorrow := midnight.AddDate(0, 0, 1); next.After(tomorrow) {
+		next = tomorrow
+	}
+	return next
+}
+
+// Write appends p to the file, rotating first when p would take it past the
+// maximum size or a time boundary has passed. A failed write is undone
+// (the file is truncated back), so that a full disk never leaves half a
+// line; n is then 0.
+func (f *File) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, ErrClosed
+	}
+	now := f.now()
+	if f.f == nil {
+		// A rotation could not open the new file: try again.
+		if err := f.openLocked(now); err != nil {
+			return 0, err
+		}
+	}
+	if f.rotateDue(now, int64(len(p))) {
+		if err := f.rotateLocked(now); err != nil && f.f == nil {
+			return 0, err
+		}
+		// A failed rename keeps the current file: the line is not lost.
+	}
+	n, err := f.f.Write(p)
+	if err != nil {
+		if n > 0 && f.f.Truncate(f.size) == nil {
+			n = 0
+		}
+		f.size += int64(n)
+		return n, fmt.Errorf("accesslog: %w", err)
+	}
+	f.size += int64(n)
+	return n, nil
+}
+
+func (f *File) rotateDue(now time.Time, n int64) bool {
+	if !f.next.IsZero() && !now.Before(f.next) {
+		if f.size > 0 {
+			return true
+		}
+		f.next = nextBoundary(now, f.cfg.rotateEvery)
+	}
+	return f.cfg.maxSize > 0 && f.size > 0 && f.size+n > f.cfg.maxSize
+}
+
+// Rotate closes the file, renames it to a backup and opens a new one now,
+// whatever its size and age; the backup is then compressed and pruned in
+// the background. An empty file is not rotated.
+func (f *File) Rotate() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	now := f.now()
+	if f.f == nil {
+		return f.openLocked(now)
+	}
+	if f.size == 0 {
+		return nil
+	}
+	return f.rotateLocked(now)
+}
+
+func (f *File) rotateLocked(now time.Time) error {
+	name := f.backupName(now)
+	if err := os.Rename(f.path, name); err != nil {
+		// Keep writing to the current file; try again at the next write.
+		f.next = time.Time{}
+		if f.cfg.rotateEvery > 0 {
+			f.next = nextBoundary(now, f.cfg.rotateEvery)
+		}
+		return fmt.Errorf("accesslog: rotate: %w", err)
+	}
+	old := f.f
+	f.f = nil
+	_ = old.Close() // the data was written; nothing is buffered
+	f.signalMill()
+	return f.openLocked(now)
+}
+
+// backupName is the name of a backup rotated at now. Names sort in
+// rotation order even when rotations share a millisecond or the clock steps
+// back (the previous time is then reused with the next counter), so that
+// pruning always removes the oldest; and no existing backup, compressed or
+// not, is overwritten.
+func (f *File) backupName(now time.Time) string {
+	t, seq := now.UTC().Truncate(time.Millisecond), 0
+	if !t.After(f.lastTime) {
+		t, seq = f.lastTime, f.lastSeq+1
+	}
+	stamp := f.prefix + "-" + t.Format(backupTime)
+	for ; ; seq++ {
+		name := stamp + f.ext
+		if seq > 0 {
+			name = stamp + "-" + strconv.Itoa(seq) + f.ext
+		}
+		if exists(name) || exists(name+".gz") {
+			continue
+		}
+		f.lastTime, f.lastSeq = t, seq
+		return name
+	}
+}
+
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
+}
+
+// Reopen closes the file and opens path again, without rotating: after an
+// external tool (logrotate) renamed the file, the next lines go to a new
+// file at path. See [File.ReopenOnSignal].
+func (f *File) Reopen() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	if f.f != nil {
+		_ = f.f.Close()
+		f.f = nil
+	}
+	return f.openLocked(f.now())
+}
+
+// ReopenOnSignal calls [File.Reopen] each time the process receives one of
+// sigs (SIGHUP when none is given), for logrotate configurations that move
+// the file and signal the process (postrotate kill -HUP). It blocks until ctx
+// is done or the file is closed; run it in a goroutine:
+//
+//	go f.ReopenOnSignal(ctx)
+//
+// Reopen failures are reported to the file's error logger. Rotation by the
+// File itself needs no signal. With cluster's supervisor, which uses SIGHUP
+// for rolling restarts, the restart reopens the file anyway; pass another
+// signal (syscall.SIGUSR1) to reopen without restarting.
+func (f *File) ReopenOnSignal(ctx context.Context, sigs ...os.Signal) {
+	f.reopenOnSignal(ctx, nil, sigs...)
+}
+
+func (f *File) reopenOnSignal(ctx context.Context, ready func(), sigs ...os.Signal) {
+	if len(sigs) == 0 {
+		sigs = []os.Signal{syscall.SIGHUP}
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	defer signal.Stop(ch)
+	if ready != nil {
+		ready()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.stop:
+			return
+		case <-ch:
+			if err := f.Reopen(); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				f.errs.Report(ctx, err, slog.String("path", f.path))
+			}
+		}
+	}
+}
+
+// Close closes the file and waits for the background compression and
+// pruning to finish. Writes after Close return [ErrClosed]. It is safe to
+// call more than once; later calls return nil.
+func (f *File) Close() error {
+	f.closeOnce.Do(func() {
+		f.mu.Lock()
+		f.closed = true
+		if f.f != nil {
+			f.closeErr = f.f.Close()
+			f.f = nil
+		}
+		f.mu.Unlock()
+		close(f.stop)
+		if f.millDone != nil {
+			<-f.millDone
+		}
+	})
+	err := f.closeErr
+	f.closeErr = nil
+	return err
+}
+
+func (f *File) signalMill() {
+	if f.millDone == nil {
+		return
+	}
+	select {
+	case f.wake <- struct{}{}:
+	default: // a pass is already due; it will see this backup
+	}
+}
+
+// mill compresses and prunes backups, one pass per wake-up, and a last pass
+// when the file is closed.
+func (f *File) mill() {
+	defer close(f.millDone)
+	for {
+		select {
+		case <-f.wake:
+			f.millOnce()
+		case <-f.stop:
+			f.millOnce()
+			return
+		}
+	}
+}
+
+func (f *File) millOnce() {
+	backups, err := f.backups()
+	if err != nil {
+		f.errs.Report(context.Background(), err, slog.String("path", f.path))
+		return
+	}
+	if f.cfg.compress {
+		for i := range backups {
+			b := &backups[i]
+			if b.plain == "" {
+				continue
+			}
+			if err := compressFile(b.plain, f.cfg.mode); err != nil {
+				f.errs.Report(context.Background(), err, slog.String("path", b.plain))
+				continue
+			}
+			b.gz, b.plain = b.plain+".gz", ""
+		}
+	}
+	f.prune(backups)
+}
+
+// backup is one rotated file, compressed (gz), not yet (plain), or both
+// after a crash between the two.
+type backup struct {
+	t     time.Time
+	seq   int
+	plain string
+	gz    string
+}
+
+// backups lists the rotated files of f, oldest first, and removes
+// temporary files of compressions a crash interrupted.
+func (f *File) backups() ([]backup, error) {
+	dir := filepath.Dir(f.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: %w", err)
+	}
+	base := filepath.Base(f.prefix) + "-"
+	byName := map[string]*backup{}
+	var list []*backup
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, base) {
+			continue
+		}
+		rest := name[len(base):]
+		tmp := strings.HasSuffix(rest, ".gz.tmp")
+		gz := strings.HasSuffix(rest, ".gz")
+		rest = strings.TrimSuffix(strings.TrimSuffix(rest, ".tmp"), ".gz")
+		t, seq, ok := parseBackup(rest, f.ext)
+		if !ok {
+			continue
+		}
+		full := filepath.Join(dir, name)
+		if tmp {
+			// A compression that did not finish; it starts again from
+			// the plain file, which is only removed after the rename.
+			_ = os.Remove(full)
+			continue
+		}
+		key := strings.TrimSuffix(full, ".gz")
+		b := byName[key]
+		if b == nil {
+			b = &backup{t: t, seq: seq}
+			byName[key] = b
+			list = append(list, b)
+		}
+		if gz {
+			b.gz = full
+		} else {
+			b.plain = full
+		}
+	}
+	slices.SortFunc(list, func(a, b *backup) int {
+		if c := a.t.Compare(b.t); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
+	out := make([]backup, len(list))
+	for i, b := range list {
+		out[i] = *b
+	}
+	return out, nil
+}
+
+// parseBackup parses "<time>[-<seq>]<ext>".
+func parseBackup(s, ext string) (time.Time, int, bool) {
+	if len(s) < len(backupTime) || !strings.HasSuffix(s, ext) {
+		return time.Time{}, 0, false
+	}
+	t, err := time.Parse(backupTime, s[:len(backupTime)])
+	if err != nil {
+		return time.Time{}, 0, false
+	}
+	rest := strings.TrimSuffix(s[len(backupTime):], ext)
+	if rest == "" {
+		return t, 0, true
+	}
+	if rest[0] != '-' {
+		return time.Time{}, 0, false
+	}
+	seq, err := strconv.Atoi(rest[1:])
+	if err != nil || seq < 1 {
+		return time.Time{}, 0, false
+	}
+	return t, seq, true
+}
+
+// prune removes the backups beyond the count and age limits.
+func (f *File) prune(backups []backup) {
+	cutoff := time.Time{}
+	if f.cfg.maxAge > 0 {
+		cutoff = f.now().Add(-f.cfg.maxAge)
+	}
+	for i := len(backups) - 1; i >= 0; i-- {
+		b := backups[i]
+		newer := len(backups) - 1 - i
+		old := f.cfg.maxBackups > 0 && newer >= f.cfg.maxBackups
+		if !cutoff.IsZero() && b.t.Before(cutoff) {
+			old = true
+		}
+		if !old {
+			continue
+		}
+		for _, name := range []string{b.plain, b.gz} {
+			if name == "" {
+				continue
+			}
+			if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.errs.Report(context.Background(), fmt.Errorf("accesslog: prune: %w", err), slog.String("path", name))
+			}
+		}
+	}
+}
+
+// compressFile gzips src to src.gz (through a temporary file, synced before
+// the rename) and removes src.
+func compressFile(src string, mode os.FileMode) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	defer in.Close()
+	if st, err := in.Stat(); err == nil {
+		mode = st.Mode().Perm()
+	}
+	dst := src + ".gz"
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(tmp)
+		}
+	}()
+	gz := gzip.NewWriter(out)
+	gz.Name = filepath.Base(src)
+	if _, err = io.Copy(gz, in); err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	if err = gz.Close(); err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	if err = out.Sync(); err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	if err = out.Close(); err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	if err = os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	if err := os.Remove(src); err != nil {
+		return fmt.Errorf("accesslog: compress: %w", err)
+	}
+	return nil
+}

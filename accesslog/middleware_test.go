@@ -1,0 +1,945 @@
+package accesslog_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/accesslog"
+)
+
+// serve runs one request through the middleware with a recorder and
+// returns the record.
+func serve(t *testing.T, h http.Handler, r *http.Request, opts ...accesslog.Option) (slog.Record, *httptest.ResponseRecorder) {
+	t.Helper()
+	c := &capture{}
+	w := httptest.NewRecorder()
+	accesslog.New(slog.New(c), opts...)(h).ServeHTTP(w, r)
+	return c.only(t), w
+}
+
+func TestRecordAttributes(t *testing.T) {
+	hello := func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, "hello")
+	}
+	tests := []struct {
+		name    string
+		req     func() *http.Request
+		handler http.HandlerFunc
+		outer   []func(http.Handler) http.Handler // chi middleware outside accesslog
+		opts    []accesslog.Option
+		want    map[string]any
+		absent  []string
+		never   []string // substrings no attribute may contain
+	}{
+		{
+			name: "GET with query, user agent and referer",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/items/42?page=2&access_token=abc", nil)
+				r.RemoteAddr = "192.0.2.1:41234"
+				r.Header.Set("User-Agent", "curl/8.0")
+				r.Header.Set("Referer", "https://example.com/")
+				return r
+			},
+			handler: hello,
+			want: map[string]any{
+				accesslog.KeyMethod: "GET", accesslog.KeyPath: "/items/42",
+				accesslog.KeyQuery: "page=2&access_token=REDACTED", accesslog.KeyProtocol: "1.1",
+				accesslog.KeyStatus: int64(201), accesslog.KeyRequestSize: int64(0),
+				accesslog.KeyResponseSize: int64(5), accesslog.KeyClient: "192.0.2.1",
+				accesslog.KeyPeer: "192.0.2.1", accesslog.KeyUserAgent: "curl/8.0",
+				accesslog.KeyReferer: "https://example.com/",
+			},
+			absent: []string{accesslog.KeyRoute, accesslog.KeyUser, accesslog.KeyRequestID, accesslog.KeyAborted},
+			never:  []string{"abc"},
+		},
+		{
+			name: "no query, no user agent, no referer",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.Header.Del("User-Agent")
+				return r
+			},
+			handler: hello,
+			want:    map[string]any{accesslog.KeyPath: "/"},
+			absent:  []string{accesslog.KeyQuery, accesslog.KeyUserAgent, accesslog.KeyReferer},
+		},
+		{
+			name: "empty user agent is kept, a bare ? gives an empty query",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/x?", nil)
+				r.Header["User-Agent"] = []string{""}
+				return r
+			},
+			handler: hello,
+			want:    map[string]any{accesslog.KeyPath: "/x", accesslog.KeyQuery: "", accesslog.KeyUserAgent: ""},
+		},
+		{
+			name: "path is logged as sent, percent-encoding kept",
+			req: func() *http.Request {
+				return httptest.NewRequest(http.MethodGet, "/a%2Fb/caf%C3%A9?q=%22x%22", nil)
+			},
+			handler: hello,
+			want:    map[string]any{accesslog.KeyPath: "/a%2Fb/caf%C3%A9", accesslog.KeyQuery: "q=%22x%22"},
+		},
+		{
+			name: "basic auth logs the user, never the password",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.SetBasicAuth("alice", "s3cret")
+				return r
+			},
+			handler: hello,
+			opts:    []accesslog.Option{accesslog.WithRequestHeaders("Authorization", "Cookie", "Proxy-Authorization")},
+			want:    map[string]any{accesslog.KeyUser: "alice"},
+			absent:  []string{"http.request.header.authorization", "http.request.header.cookie", "http.request.header.proxy-authorization"},
+			never:   []string{"s3cret", "YWxpY2U6czNjcmV0"},
+		},
+		{
+			name: "listed request headers",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.Header.Add("X-Tenant", "acme")
+				r.Header.Add("X-Tenant", "beta")
+				r.Header.Set("Cookie", "session=topsecret")
+				return r
+			},
+			handler: hello,
+			opts:    []accesslog.Option{accesslog.WithRequestHeaders("x-tenant", "cookie", "X-Missing")},
+			want:    map[string]any{"http.request.header.x-tenant": "acme, beta"},
+			absent:  []string{"http.request.header.cookie", "http.request.header.x-missing"},
+			never:   []string{"topsecret"},
+		},
+		{
+			name: "chi client IP and request id",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.RemoteAddr = "10.1.2.3:5555"
+				r.Header.Set("X-Forwarded-For", "198.51.100.7")
+				r.Header.Set("X-Request-Id", "req-42")
+				return r
+			},
+			handler: hello,
+			outer:   []func(http.Handler) http.Handler{middleware.ClientIPFromXFF("10.0.0.0/8"), middleware.RequestID},
+			want: map[string]any{
+				accesslog.KeyClient: "198.51.100.7", accesslog.KeyPeer: "10.1.2.3",
+				accesslog.KeyRequestID: "req-42",
+			},
+		},
+		{
+			name: "IPv6 peer",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.RemoteAddr = "[2001:db8::1]:443"
+				return r
+			},
+			handler: hello,
+			want:    map[string]any{accesslog.KeyClient: "2001:db8::1", accesslog.KeyPeer: "2001:db8::1"},
+		},
+		{
+			name:    "HEAD sends no body: 0 bytes, as nginx",
+			req:     func() *http.Request { return httptest.NewRequest(http.MethodHead, "/", nil) },
+			handler: hello,
+			want:    map[string]any{accesslog.KeyMethod: "HEAD", accesslog.KeyStatus: int64(201), accesslog.KeyResponseSize: int64(0)},
+		},
+		{
+			name:    "handler that writes nothing: implicit 200",
+			req:     func() *http.Request { return httptest.NewRequest(http.MethodGet, "/", nil) },
+			handler: func(http.ResponseWriter, *http.Request) {},
+			want:    map[string]any{accesslog.KeyStatus: int64(200), accesslog.KeyResponseSize: int64(0)},
+		},
+		{
+			name: "103 Early Hints is not the final status",
+			req:  func() *http.Request { return httptest.NewRequest(http.MethodGet, "/", nil) },
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusEarlyHints)
+				w.WriteHeader(http.StatusAccepted)
+				w.WriteHeader(http.StatusTeapot) // ignored, as net/http does
+			},
+			want: map[string]any{accesslog.KeyStatus: int64(202)},
+		},
+		{
+			name: "chunked body: the bytes the handler read",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodPost, "/upload", io.MultiReader(strings.NewReader("0123456789")))
+				r.ContentLength = -1
+				return r
+			},
+			handler: func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) },
+			want:    map[string]any{accesslog.KeyRequestSize: int64(10)},
+		},
+		{
+			name: "Content-Length body, unread",
+			req: func() *http.Request {
+				return httptest.NewRequest(http.MethodPost, "/upload", strings.NewReader("0123456789abc"))
+			},
+			handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusRequestEntityTooLarge) },
+			want:    map[string]any{accesslog.KeyRequestSize: int64(13), accesslog.KeyStatus: int64(413)},
+		},
+		{
+			name: "absolute-form target loses its userinfo",
+			req: func() *http.Request {
+				return httptest.NewRequest(http.MethodGet, "http://bob:hunter2@example.com/p?q=1", nil)
+			},
+			handler: hello,
+			want:    map[string]any{accesslog.KeyPath: "/p", accesslog.KeyQuery: "q=1"},
+			never:   []string{"hunter2", "bob"},
+		},
+		{
+			name: "extra redacted names",
+			req: func() *http.Request {
+				return httptest.NewRequest(http.MethodGet, "/?ssn=123-45-6789&page=1", nil)
+			},
+			handler: hello,
+			opts:    []accesslog.Option{accesslog.WithRedactQuery("SSN")},
+			want:    map[string]any{accesslog.KeyQuery: "ssn=REDACTED&page=1"},
+			never:   []string{"6789"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &capture{}
+			var h http.Handler = accesslog.New(slog.New(c), tt.opts...)(tt.handler)
+			for i := len(tt.outer) - 1; i >= 0; i-- {
+				h = tt.outer[i](h)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), tt.req())
+			rec := c.only(t)
+			assert.Equal(t, accesslog.Message, rec.Message)
+			m := attrMap(t, rec)
+			for k, want := range tt.want {
+				v, ok := m[k]
+				if assert.Truef(t, ok, "attribute %q missing; got %v", k, m) {
+					assert.Equalf(t, want, v.Any(), "attribute %q: got %v, want %v", k, v.Any(), want)
+				}
+			}
+			for _, k := range tt.absent {
+				assert.NotContainsf(t, m, k, "attribute %q should be absent", k)
+			}
+			for _, s := range tt.never {
+				for k, v := range m {
+					assert.NotContainsf(t, v.String(), s, "attribute %q leaks %q", k, s)
+				}
+			}
+			for _, k := range []string{accesslog.KeyDuration, accesslog.KeyTTFB} {
+				assert.Equalf(t, slog.KindDuration, m[k].Kind(), "%s kind", k)
+			}
+		})
+	}
+}
+
+func TestAttributeOrder(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/p?q=1", nil)
+	r.Header.Set("Referer", "https://example.com/")
+	r.Header.Set("User-Agent", "test")
+	rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accesslog.AddAttrs(r.Context(), slog.String("extra", "1"))
+	}), r)
+	want := []string{
+		accesslog.KeyMethod, accesslog.KeyPath, accesslog.KeyQuery, accesslog.KeyProtocol,
+		accesslog.KeyStatus, accesslog.KeyRequestSize, accesslog.KeyResponseSize,
+		accesslog.KeyClient, accesslog.KeyPeer, accesslog.KeyUserAgent, accesslog.KeyReferer,
+		accesslog.KeyDuration, accesslog.KeyTTFB, "extra",
+	}
+	assert.Equal(t, want, attrKeys(rec))
+}
+
+func TestLevels(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		opts   []accesslog.Option
+		want   slog.Level
+	}{
+		{"200 info", 200, nil, slog.LevelInfo},
+		{"302 info", 302, nil, slog.LevelInfo},
+		{"404 warn", 404, nil, slog.LevelWarn},
+		{"499 warn", 499, nil, slog.LevelWarn},
+		{"500 error", 500, nil, slog.LevelError},
+		{"503 error", 503, nil, slog.LevelError},
+		{"custom info", 204, []accesslog.Option{accesslog.WithLevels(slog.LevelDebug, slog.LevelInfo, slog.LevelWarn)}, slog.LevelDebug},
+		{"custom 4xx", 429, []accesslog.Option{accesslog.WithLevels(slog.LevelDebug, slog.LevelInfo, slog.LevelWarn)}, slog.LevelInfo},
+		{"custom 5xx", 502, []accesslog.Option{accesslog.WithLevels(slog.LevelDebug, slog.LevelInfo, slog.LevelWarn)}, slog.LevelWarn},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+			}), httptest.NewRequest(http.MethodGet, "/", nil), tt.opts...)
+			assert.Equal(t, tt.want, rec.Level, "level for %d", tt.status)
+		})
+	}
+}
+
+func TestLevelBelowHandlerIsNotBuilt(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h := accesslog.New(logger)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+		}
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil))
+	assert.Empty(t, buf.String(), "a 200 is below the Warn level of the handler")
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/missing", nil))
+	assert.Contains(t, buf.String(), `"http.response.status_code":404`)
+}
+
+func TestSkip(t *testing.T) {
+	c := &capture{}
+	served := 0
+	h := accesslog.New(slog.New(c), accesslog.WithSkip(func(r *http.Request) bool {
+		return r.URL.Path == "/healthz"
+	}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served++ }))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/api", nil))
+	assert.Equal(t, 2, served, "skipped requests are still served")
+	recs := c.records()
+	require.Len(t, recs, 1, "only /api is logged")
+	assert.Equal(t, "/api", attrMap(t, recs[0])[accesslog.KeyPath].String())
+}
+
+func TestNilLoggerUsesDefault(t *testing.T) {
+	c := &capture{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(c))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	accesslog.New(nil)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, int64(404), attrMap(t, c.only(t))[accesslog.KeyStatus].Int64())
+}
+
+func TestRoute(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
+	mux.HandleFunc("example.com/hosted/{x}", func(http.ResponseWriter, *http.Request) {})
+
+	r := chi.NewRouter()
+	c := &capture{}
+	r.Use(accesslog.New(slog.New(c)))
+	r.Get("/users/{id}", func(http.ResponseWriter, *http.Request) {})
+	r.Route("/api", func(r chi.Router) {
+		r.Get("/orders/{order}/lines/{line}", func(http.ResponseWriter, *http.Request) {})
+	})
+
+	// A middleware between accesslog and the mux that replaces the
+	// request, as ratelimit does to store its decision: r.Pattern is set on
+	// a copy accesslog never sees, so the handler reports it.
+	type copyKey struct{}
+	copying := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), copyKey{}, 1)))
+		})
+	}
+	reporting := http.NewServeMux()
+	reporting.HandleFunc("GET /r/{id}", func(w http.ResponseWriter, r *http.Request) {
+		accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyRoute, r.Pattern))
+	})
+
+	tests := []struct {
+		name    string
+		handler func(*capture) http.Handler
+		target  string
+		want    string // "" for absent
+	}{
+		{"ServeMux method pattern", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(mux) }, "/items/7", "/items/{id}"},
+		{"ServeMux host pattern", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(mux) }, "http://example.com/hosted/1", "/hosted/{x}"},
+		{"ServeMux no match", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(mux) }, "/nothing", ""},
+		{"ServeMux behind a request-copying middleware", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(copying(mux)) }, "/items/7", ""},
+		{"handler sets the route with AddAttrs", func(c *capture) http.Handler {
+			return accesslog.New(slog.New(c))(copying(reporting))
+		}, "/r/1", "GET /r/{id}"},
+		{"chi", func(*capture) http.Handler { return r }, "/users/9", "/users/{id}"},
+		{"chi subrouter", func(*capture) http.Handler { return r }, "/api/orders/1/lines/2", "/api/orders/{order}/lines/{line}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.recs = nil
+			own := &capture{}
+			tt.handler(own).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, tt.target, nil))
+			recs := append(own.records(), c.records()...)
+			require.Len(t, recs, 1)
+			m := attrMap(t, recs[0])
+			if tt.want == "" {
+				assert.NotContains(t, m, accesslog.KeyRoute)
+				return
+			}
+			assert.Equal(t, tt.want, m[accesslog.KeyRoute].String())
+		})
+	}
+}
+
+func TestAddAttrs(t *testing.T) {
+	t.Run("no-op without the middleware", func(t *testing.T) {
+		assert.NotPanics(t, func() {
+			accesslog.AddAttrs(context.Background(), slog.String("k", "v"))
+			accesslog.AddAttrs(context.Background())
+		})
+	})
+	t.Run("added attributes follow the built-in ones", func(t *testing.T) {
+		rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			accesslog.AddAttrs(r.Context(), slog.String("tenant", "acme"), slog.Int("items", 3))
+		}), httptest.NewRequest(http.MethodGet, "/", nil))
+		keys := attrKeys(rec)
+		require.GreaterOrEqual(t, len(keys), 2)
+		assert.Equal(t, []string{"tenant", "items"}, keys[len(keys)-2:])
+	})
+	t.Run("an added built-in key replaces the built-in value", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth("basic-user", "pw")
+		rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyUser, "jwt-user"))
+		}), r)
+		assert.Equal(t, "jwt-user", attrMap(t, rec)[accesslog.KeyUser].String())
+	})
+	t.Run("concurrent additions all land", func(t *testing.T) {
+		const goroutines, each = 8, 50
+		rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range each {
+						accesslog.AddAttrs(r.Context(), slog.Int(fmt.Sprintf("g%d.%d", g, i), i))
+					}
+				})
+			}
+			wg.Wait()
+		}), httptest.NewRequest(http.MethodGet, "/", nil))
+		m := attrMap(t, rec)
+		for g := range goroutines {
+			for i := range each {
+				assert.Contains(t, m, fmt.Sprintf("g%d.%d", g, i))
+			}
+		}
+	})
+	t.Run("additions after the line was written are ignored", func(t *testing.T) {
+		release := make(chan struct{})
+		done := make(chan struct{})
+		rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			go func() {
+				defer close(done)
+				<-release
+				accesslog.AddAttrs(ctx, slog.String("late", "1"))
+			}()
+		}), httptest.NewRequest(http.MethodGet, "/", nil))
+		close(release)
+		<-done
+		assert.NotContains(t, attrMap(t, rec), "late")
+	})
+}
+
+func TestContextKeepsParentValuesAndCancellation(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	var got any
+	var child context.Context
+	h := accesslog.New(slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Context().Value(key{})
+		var stop context.CancelFunc
+		child, stop = context.WithCancel(r.Context())
+		_ = stop
+		cancel()
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(parent))
+	assert.Equal(t, "v", got)
+	select {
+	case <-child.Done():
+	default:
+		t.Fatal("a context derived from the request context was not cancelled with its parent")
+	}
+	assert.ErrorIs(t, child.Err(), context.Canceled)
+}
+
+func TestPanic(t *testing.T) {
+	errBoom := errors.New("boom")
+	tests := []struct {
+		name       string
+		handler    http.HandlerFunc
+		wantPanic  any
+		wantStatus int64
+		wantBytes  int64
+		wantAbort  string
+		wantLevel  slog.Level
+	}{
+		{
+			name:       "panic before writing: 500",
+			handler:    func(http.ResponseWriter, *http.Request) { panic(errBoom) },
+			wantPanic:  errBoom,
+			wantStatus: 500, wantAbort: accesslog.AbortedPanic, wantLevel: slog.LevelError,
+		},
+		{
+			name: "recoverer re-panics ErrAbortHandler mid-stream: status as written",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "partial")
+				panic(http.ErrAbortHandler)
+			},
+			wantPanic:  http.ErrAbortHandler,
+			wantStatus: 200, wantBytes: 7, wantAbort: accesslog.AbortedPanic, wantLevel: slog.LevelError,
+		},
+		{
+			name: "recoverer inside wrote the 500: a normal line",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				defer func() {
+					if p := recover(); p != nil {
+						accesslog.AddAttrs(r.Context(), slog.Any("panic", p))
+						http.Error(w, "internal error", http.StatusInternalServerError)
+					}
+				}()
+				panic("oops")
+			},
+			wantStatus: 500, wantBytes: int64(len("internal error\n")), wantLevel: slog.LevelError,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &capture{}
+			h := accesslog.New(slog.New(c))(tt.handler)
+			var got any
+			func() {
+				defer func() { got = recover() }()
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+			}()
+			assert.Equal(t, tt.wantPanic, got, "the panic goes on unchanged")
+			rec := c.only(t)
+			m := attrMap(t, rec)
+			assert.Equal(t, tt.wantStatus, m[accesslog.KeyStatus].Int64())
+			assert.Equal(t, tt.wantBytes, m[accesslog.KeyResponseSize].Int64())
+			assert.Equal(t, tt.wantLevel, rec.Level)
+			if tt.wantAbort == "" {
+				assert.NotContains(t, m, accesslog.KeyAborted)
+			} else {
+				assert.Equal(t, tt.wantAbort, m[accesslog.KeyAborted].String())
+			}
+		})
+	}
+}
+
+func TestPanicOnRealServer(t *testing.T) {
+	c := &capture{ch: make(chan slog.Record, 1)}
+	srv := httptest.NewUnstartedServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("handler bug")
+	})))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // net/http logs the panic it recovers
+	srv.Start()
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.Error(t, err, "net/http closes the connection of a panicking handler")
+	rec := waitRecord(t, c.ch)
+	m := attrMap(t, rec)
+	assert.Equal(t, int64(500), m[accesslog.KeyStatus].Int64())
+	assert.Equal(t, accesslog.AbortedPanic, m[accesslog.KeyAborted].String())
+}
+
+func waitRecord(t *testing.T, ch <-chan slog.Record) slog.Record {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no access record within 10s")
+		return slog.Record{}
+	}
+}
+
+func TestClientDisconnect(t *testing.T) {
+	c := &capture{ch: make(chan slog.Record, 1)}
+	started := make(chan struct{})
+	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+			t.Error("the request context was not cancelled when the client went away")
+		}
+	})))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/slow", nil)
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-started
+	cancel()
+	require.Error(t, <-errc)
+	rec := waitRecord(t, c.ch)
+	m := attrMap(t, rec)
+	assert.Equal(t, int64(accesslog.StatusClientClosedRequest), m[accesslog.KeyStatus].Int64())
+	assert.Equal(t, accesslog.AbortedClientDisconnect, m[accesslog.KeyAborted].String())
+	assert.Equal(t, slog.LevelWarn, rec.Level)
+}
+
+func TestDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &capture{}
+		h := accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		}))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		m := attrMap(t, c.only(t))
+		assert.Equal(t, accesslog.AbortedTimeout, m[accesslog.KeyAborted].String())
+		assert.Equal(t, time.Second, m[accesslog.KeyDuration].Duration())
+	})
+}
+
+func TestDurationAndTTFB(t *testing.T) {
+	tests := []struct {
+		name     string
+		handler  http.HandlerFunc
+		ttfb     time.Duration
+		duration time.Duration
+	}{
+		{"headers then body", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(10 * time.Millisecond)
+			w.WriteHeader(http.StatusOK)
+			time.Sleep(20 * time.Millisecond)
+			_, _ = io.WriteString(w, "body")
+		}, 10 * time.Millisecond, 30 * time.Millisecond},
+		{"first write", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(5 * time.Millisecond)
+			_, _ = io.WriteString(w, "a")
+			time.Sleep(5 * time.Millisecond)
+		}, 5 * time.Millisecond, 10 * time.Millisecond},
+		{"flush", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(7 * time.Millisecond)
+			w.(http.Flusher).Flush()
+			time.Sleep(1 * time.Millisecond)
+		}, 7 * time.Millisecond, 8 * time.Millisecond},
+		{"nothing written: ttfb is the duration", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(3 * time.Millisecond)
+		}, 3 * time.Millisecond, 3 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				rec, _ := serve(t, tt.handler, httptest.NewRequest(http.MethodGet, "/", nil))
+				m := attrMap(t, rec)
+				assert.Equal(t, tt.ttfb, m[accesslog.KeyTTFB].Duration(), "ttfb")
+				assert.Equal(t, tt.duration, m[accesslog.KeyDuration].Duration(), "duration")
+				assert.True(t, rec.Time.Equal(start.Add(tt.duration)), "record time %v, want the end %v", rec.Time, start.Add(tt.duration))
+			})
+		})
+	}
+}
+
+func TestWriteErrorsReportedOncePerInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		failing := &capture{err: errors.New("no space left on device")}
+		reports := &capture{}
+		h := accesslog.New(slog.New(failing), accesslog.WithErrorLogger(slog.New(reports)))(
+			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+		serveOK := func() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+			assert.Equal(t, "ok", w.Body.String(), "requests are served when the log fails")
+		}
+		for range 5 {
+			serveOK()
+		}
+		require.Len(t, reports.records(), 1, "one report for five failures in one interval")
+		time.Sleep(11 * time.Second)
+		serveOK()
+		recs := reports.records()
+		require.Len(t, recs, 2, "a second report after the interval")
+		m := attrMap(t, recs[1])
+		assert.Equal(t, int64(4), m["suppressed"].Int64(), "the report counts what was suppressed")
+		assert.Contains(t, m["error"].String(), "no space left")
+	})
+}
+
+// The test writers below carry every combination of the optional
+// interfaces.
+type baseWriter struct{ h http.Header }
+
+func (b *baseWriter) Header() http.Header         { return b.h }
+func (b *baseWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (b *baseWriter) WriteHeader(int)             {}
+
+type flushes struct{}
+
+func (flushes) Flush() {}
+
+type hijacks struct{}
+
+func (hijacks) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, errors.New("test") }
+
+type readsFrom struct{}
+
+func (readsFrom) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
+
+type pushes struct{}
+
+func (pushes) Push(string, *http.PushOptions) error { return nil }
+
+func TestWrapperKeepsExactlyTheOptionalInterfaces(t *testing.T) {
+	b := &baseWriter{h: http.Header{}}
+	f, h, r, p := flushes{}, hijacks{}, readsFrom{}, pushes{}
+	writers := map[string]http.ResponseWriter{
+		"none": struct{ *baseWriter }{b},
+		"F": struct {
+			*baseWriter
+			flushes
+		}{b, f},
+		"H": struct {
+			*baseWriter
+			hijacks
+		}{b, h},
+		"FH": struct {
+			*baseWriter
+			flushes
+			hijacks
+		}{b, f, h},
+		"R": struct {
+			*baseWriter
+			readsFrom
+		}{b, r},
+		"FR": struct {
+			*baseWriter
+			flushes
+			readsFrom
+		}{b, f, r},
+		"HR": struct {
+			*baseWriter
+			hijacks
+			readsFrom
+		}{b, h, r},
+		"FHR": struct {
+			*baseWriter
+			flushes
+			hijacks
+			readsFrom
+		}{b, f, h, r},
+		"P": struct {
+			*baseWriter
+			pushes
+		}{b, p},
+		"FP": struct {
+			*baseWriter
+			flushes
+			pushes
+		}{b, f, p},
+		"HP": struct {
+			*baseWriter
+			hijacks
+			pushes
+		}{b, h, p},
+		"FHP": struct {
+			*baseWriter
+			flushes
+			hijacks
+			pushes
+		}{b, f, h, p},
+		"RP": struct {
+			*baseWriter
+			readsFrom
+			pushes
+		}{b, r, p},
+		"FRP": struct {
+			*baseWriter
+			flushes
+			readsFrom
+			pushes
+		}{b, f, r, p},
+		"HRP": struct {
+			*baseWriter
+			hijacks
+			readsFrom
+			pushes
+		}{b, h, r, p},
+		"FHRP": struct {
+			*baseWriter
+			flushes
+			hijacks
+			readsFrom
+			pushes
+		}{b, f, h, r, p},
+	}
+	require.Len(t, writers, 16)
+	for name, under := range writers {
+		t.Run(name, func(t *testing.T) {
+			var got http.ResponseWriter
+			accesslog.New(slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = w
+			})).ServeHTTP(under, httptest.NewRequest(http.MethodGet, "/", nil))
+			require.NotNil(t, got)
+			checks := []struct {
+				iface string
+				has   func(any) bool
+			}{
+				{"http.Flusher", func(w any) bool { _, ok := w.(http.Flusher); return ok }},
+				{"http.Hijacker", func(w any) bool { _, ok := w.(http.Hijacker); return ok }},
+				{"io.ReaderFrom", func(w any) bool { _, ok := w.(io.ReaderFrom); return ok }},
+				{"http.Pusher", func(w any) bool { _, ok := w.(http.Pusher); return ok }},
+			}
+			for _, c := range checks {
+				assert.Equalf(t, c.has(under), c.has(got), "%s: wrapped writer has it = %v, underlying = %v", c.iface, c.has(got), c.has(under))
+			}
+			u, ok := got.(interface{ Unwrap() http.ResponseWriter })
+			require.True(t, ok, "the wrapper has Unwrap")
+			assert.Equal(t, under, u.Unwrap())
+		})
+	}
+}
+
+func TestResponseControllerThroughWrapper(t *testing.T) {
+	t.Run("flush on a writer that cannot: ErrNotSupported", func(t *testing.T) {
+		var err error
+		accesslog.New(slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			err = http.NewResponseController(w).Flush()
+		})).ServeHTTP(&baseWriter{h: http.Header{}}, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.ErrorIs(t, err, http.ErrNotSupported)
+	})
+	t.Run("flush and deadlines on a real server", func(t *testing.T) {
+		c := &capture{ch: make(chan slog.Record, 1)}
+		srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			assert.NoError(t, rc.SetWriteDeadline(time.Now().Add(time.Minute)), "SetWriteDeadline reaches the server's writer through Unwrap")
+			assert.NoError(t, rc.Flush())
+		})))
+		defer srv.Close()
+		resp, err := srv.Client().Get(srv.URL)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, int64(200), attrMap(t, waitRecord(t, c.ch))[accesslog.KeyStatus].Int64(), "a flush commits a 200")
+	})
+}
+
+func TestServerSentEventsStreamThroughWrapper(t *testing.T) {
+	const events = 5
+	acks := make(chan int)
+	c := &capture{ch: make(chan slog.Record, 1)}
+	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		f, ok := w.(http.Flusher)
+		if !assert.True(t, ok, "the wrapper of a server writer is a Flusher") {
+			return
+		}
+		for i := range events {
+			_, _ = fmt.Fprintf(w, "data: %d\n\n", i)
+			f.Flush()
+			// The next event is only sent once the client has read this
+			// one: without a working flush, the test blocks here.
+			select {
+			case got := <-acks:
+				assert.Equal(t, i, got)
+			case <-time.After(10 * time.Second):
+				t.Errorf("event %d was not received incrementally", i)
+				return
+			}
+		}
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for i := range events {
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("data: %d\n", i), line)
+		_, err = br.ReadString('\n')
+		require.NoError(t, err)
+		acks <- i
+	}
+	rec := waitRecord(t, c.ch)
+	m := attrMap(t, rec)
+	assert.Equal(t, int64(200), m[accesslog.KeyStatus].Int64())
+	assert.Equal(t, int64(events*len("data: 0\n\n")), m[accesslog.KeyResponseSize].Int64())
+}
+
+func TestHijackThroughWrapper(t *testing.T) {
+	c := &capture{ch: make(chan slog.Record, 1)}
+	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj, ok := w.(http.Hijacker)
+		if !assert.True(t, ok, "the wrapper of an HTTP/1 writer is a Hijacker") {
+			return
+		}
+		conn, brw, err := hj.Hijack()
+		if !assert.NoError(t, err) {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		line, err := brw.ReadString('\n')
+		if assert.NoError(t, err) {
+			_, _ = brw.WriteString("echo: " + line)
+			_ = brw.Flush()
+		}
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	_, err = io.WriteString(conn, "ping\n")
+	require.NoError(t, err)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "echo: ping\n", line)
+	m := attrMap(t, waitRecord(t, c.ch))
+	assert.Equal(t, int64(101), m[accesslog.KeyStatus].Int64())
+	assert.NotContains(t, m, accesslog.KeyAborted)
+}
+
+func TestReadFromThroughWrapper(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "payload.bin")
+	payload := strings.Repeat("0123456789abcdef", 4096)
+	require.NoError(t, os.WriteFile(path, []byte(payload), 0o600))
+	c := &capture{ch: make(chan slog.Record, 1)}
+	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := w.(io.ReaderFrom)
+		assert.True(t, ok, "the wrapper keeps io.ReaderFrom (sendfile)")
+		f, err := os.Open(path)
+		if !assert.NoError(t, err) {
+			return
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		assert.NoError(t, err)
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, payload, string(got))
+	assert.Equal(t, int64(len(payload)), attrMap(t, waitRecord(t, c.ch))[accesslog.KeyResponseSize].Int64())
+}
