@@ -1,0 +1,201 @@
+package static
+
+import (
+	"io/fs"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cache bounds. A file up to maxMemFile bytes is kept in memory while the
+// total stays under maxMemTotal: sending it is one write, where a file on
+// disk costs open, fstat, write, sendfile and close. Larger files are
+// sent from disk with sendfile. Metadata (content hash, type, variants)
+// is kept for up to maxEntries files; past that, random entries are
+// dropped and hashed again when requested.
+const (
+	defaultMaxEntries  = 16384
+	defaultMaxMemFile  = 64 << 10
+	defaultMaxMemTotal = 32 << 20
+	// revalidate is how long a file on a mutable file system is trusted
+	// after its size and modification time were last checked: within it
+	// a request costs no file system call at all (like nginx's
+	// open_file_cache_valid). It is also how often a file is checked for
+	// precompressed variants that appeared, vanished or changed.
+	revalidate = time.Second
+)
+
+// rep is one stored representation: a file as it is, or one of its
+// precompressed variants.
+type rep struct {
+	name         string // path in the file system
+	size         int64
+	modTime      time.Time
+	lastModified string // http.TimeFormat, "" for a zero modification time
+	length       string // size in decimal, for Content-Length
+	etag         string // strong, quoted
+	data         []byte // the whole content when kept in memory
+
+	// Header values prepared once, assigned to response headers without
+	// allocating (each has len == cap, so an Add elsewhere copies).
+	etagH, lastModifiedH, lengthH []string
+
+	checked atomic.Int64 // unix nanoseconds of the last check against the file system
+}
+
+// sameAs reports whether fi still describes the file r was read from.
+func (r *rep) sameAs(fi fs.FileInfo) bool {
+	return fi.Mode().IsRegular() && fi.Size() == r.size && fi.ModTime().Equal(r.modTime)
+}
+
+// due reports whether r must be checked against the file system again,
+// and if so claims the check: concurrent requests keep using r meanwhile.
+func (r *rep) due(now int64) bool {
+	last := r.checked.Load()
+	return now-last >= int64(revalidate) && r.checked.CompareAndSwap(last, now)
+}
+
+func newRep(name string, fi fs.FileInfo, sum []byte, suffix string, data []byte) *rep {
+	r := &rep{
+		name:    name,
+		size:    fi.Size(),
+		modTime: fi.ModTime(),
+		length:  strconv.FormatInt(fi.Size(), 10),
+		etag:    `"` + etagText(sum) + suffix + `"`,
+		data:    data,
+	}
+	if mt := r.modTime; !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
+		r.lastModified = mt.UTC().Format(http.TimeFormat)
+		r.lastModifiedH = []string{r.lastModified}
+	}
+	r.etagH, r.lengthH = []string{r.etag}, []string{r.length}
+	return r
+}
+
+// entry is what the Server knows about one name: a directory, or a
+// regular file with its variants. Fields are immutable once ready is
+// closed, except checked.
+type entry struct {
+	ready chan struct{}
+	err   error // set before ready is closed
+
+	name string
+	dir  bool
+
+	file         *rep               // identity
+	variants     [numCodings]*rep   // precompressed; nil when absent
+	ctype        string             // Content-Type of the identity
+	cacheControl string             // from the rules and defaults
+	ctypeH       []string           // ctype, as a header value
+	cacheH       []string           // cacheControl, as a header value
+	weakETags    [numCodings]string // on-the-fly gzip and zstd
+	offer        offer              // what negotiation can pick
+	vary         bool               // the response depends on Accept-Encoding
+	mem          int64              // bytes of data kept in memory
+	checked      atomic.Int64       // unix nanoseconds of the last variant check
+}
+
+// cache maps names to entries. It is safe for concurrent use; one build
+// runs per name at a time and concurrent requests wait for it.
+type cache struct {
+	maxEntries  int
+	maxMemFile  int64
+	maxMemTotal int64
+
+	mem atomic.Int64 // bytes reserved for data
+
+	mu      sync.RWMutex
+	entries map[string]*entry
+}
+
+func newCache() *cache {
+	return &cache{
+		maxEntries:  defaultMaxEntries,
+		maxMemFile:  defaultMaxMemFile,
+		maxMemTotal: defaultMaxMemTotal,
+		entries:     make(map[string]*entry),
+	}
+}
+
+func (c *cache) get(name string) *entry {
+	c.mu.RLock()
+	e := c.entries[name]
+	c.mu.RUnlock()
+	return e
+}
+
+// claim returns the entry to use for name. When the current entry is
+// stale (or there is none) it inserts a new one that the caller must
+// build (owner true); when another request already replaced it, that
+// one is returned.
+func (c *cache) claim(name string, stale *entry) (e *entry, owner bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.entries[name]; cur != nil && cur != stale {
+		return cur, false
+	}
+	if stale != nil {
+		c.removeLocked(stale)
+	}
+	for len(c.entries) >= c.maxEntries {
+		for _, victim := range c.entries { // map order is random enough
+			c.removeLocked(victim)
+			break
+		}
+	}
+	e = &entry{name: name, ready: make(chan struct{})}
+	c.entries[name] = e
+	return e, true
+}
+
+// drop removes e if it is still the entry for its name.
+func (c *cache) drop(e *entry) {
+	c.mu.Lock()
+	c.removeLocked(e)
+	c.mu.Unlock()
+}
+
+// finish publishes a built entry: waiters see it when ready is closed.
+// A failed build is not kept (the name may appear later), and the memory
+// of an entry evicted while it was being built is given back.
+func (c *cache) finish(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(e.ready)
+	if e.err != nil || c.entries[e.name] != e {
+		if c.entries[e.name] == e {
+			delete(c.entries, e.name)
+		}
+		c.mem.Add(-e.mem)
+		e.mem = 0
+	}
+}
+
+func (c *cache) removeLocked(e *entry) {
+	if c.entries[e.name] != e {
+		return
+	}
+	delete(c.entries, e.name)
+	// The data of a removed entry still being built is released when the
+	// build notices (see release).
+	select {
+	case <-e.ready:
+		c.mem.Add(-e.mem)
+		e.mem = 0
+	default:
+	}
+}
+
+// reserve takes n bytes of the memory budget, reporting whether they fit.
+func (c *cache) reserve(n int64) bool {
+	if n > c.maxMemFile {
+		return false
+	}
+	if c.mem.Add(n) > c.maxMemTotal {
+		c.mem.Add(-n)
+		return false
+	}
+	return true
+}

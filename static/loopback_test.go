@@ -1,0 +1,243 @@
+package static_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shipshape-go/shipshape/internal/testenv"
+	"github.com/shipshape-go/shipshape/static"
+)
+
+// The loopback benchmarks answer the issue's question: a 10 KB JavaScript
+// file with a .gz variant, fetched by a client that accepts gzip, from
+//
+//   - static (Dir, serving the .gz variant),
+//   - http.FileServer over the same directory (it has no gzip_static, so
+//     it sends the 10 KB file),
+//   - a bare handler writing the .gz bytes from memory with the same
+//     header fields (the floor: no file system, no negotiation), and
+//     bare-min, the same body with only Content-Type, Content-Encoding
+//     and Content-Length,
+//   - nginx with 1 worker and gzip_static on (reference).
+//
+// BenchmarkLoopback drives them with net/http clients (keep-alive,
+// b.SetParallelism workers); BenchmarkLoopbackWrk runs wrk once per server
+// (use -benchtime=1x). Both only run with -bench.
+var (
+	wrkDuration    = flag.Duration("static.wrk.duration", 5*time.Second, "duration of each wrk run in BenchmarkLoopbackWrk")
+	wrkConnections = flag.Int("static.wrk.connections", 32, "wrk connections (-c) in BenchmarkLoopbackWrk")
+)
+
+const benchAsset = "js/app.3f9a1c2b.js"
+
+// benchSite writes the benchmark directory: a 10 KB JavaScript file and
+// its gzip variant. It returns the directory and the gzip bytes.
+func benchSite(tb testing.TB) (string, []byte) {
+	tb.Helper()
+	dir := tb.TempDir()
+	js := fakeJS(10 << 10)
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	_, _ = zw.Write(js)
+	_ = zw.Close()
+	must(tb, os.MkdirAll(filepath.Join(dir, "js"), 0o755))
+	must(tb, os.WriteFile(filepath.Join(dir, benchAsset), js, 0o644))
+	must(tb, os.WriteFile(filepath.Join(dir, benchAsset+".gz"), gz.Bytes(), 0o644))
+	return dir, gz.Bytes()
+}
+
+// fakeJS returns n bytes of JavaScript-looking text that compresses about
+// as well as a real bundle (3–4×).
+func fakeJS(n int) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"function", "return", "const", "let", "this", "prototype", "document", "window",
+		"addEventListener", "querySelector", "undefined", "null", "true", "false", "length", "push", "map"}
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "%s _%x=%s(%d,%q);", words[rng.IntN(len(words))], rng.Uint32(), words[rng.IntN(len(words))], rng.IntN(1e6), words[rng.IntN(len(words))])
+		if i%8 == 7 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()[:n]
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+type benchTarget struct {
+	name string
+	url  string
+}
+
+// benchTargets starts the four servers on loopback ports.
+func benchTargets(b *testing.B) []benchTarget {
+	b.Helper()
+	dir, gz := benchSite(b)
+	fsys, err := static.Dir(dir)
+	must(b, err)
+	srv, err := static.New(fsys)
+	must(b, err)
+	// bare sends the response static sends (same body, same header
+	// fields, values fixed); bare-min only what a gzip body needs.
+	fi, err := os.Stat(filepath.Join(dir, benchAsset+".gz"))
+	must(b, err)
+	lastModified := fi.ModTime().UTC().Format(http.TimeFormat)
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Cache-Control", static.CacheImmutable)
+		h.Set("Etag", `"0123456789abcdefghijkl-gz"`)
+		h.Set("Vary", "Accept-Encoding")
+		h.Set("Last-Modified", lastModified)
+		h.Set("Content-Length", strconv.Itoa(len(gz)))
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Content-Encoding", "gzip")
+		_, _ = w.Write(gz)
+	})
+	bareMin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(gz)))
+		_, _ = w.Write(gz)
+	})
+	targets := []benchTarget{
+		{"static", serveLoopback(b, srv)},
+		{"fileserver", serveLoopback(b, http.FileServer(http.Dir(dir)))},
+		{"bare", serveLoopback(b, bare)},
+		{"bare-min", serveLoopback(b, bareMin)},
+	}
+	if _, err := exec.LookPath("nginx"); err == nil || testenv.InCI() || fileExists("/usr/sbin/nginx") {
+		ng := testenv.StartNginx(b, "listen {{ADDR}};\nroot "+dir+";\naccess_log off;\ngzip_static on;\netag on;\n")
+		targets = append(targets, benchTarget{"nginx", "http://" + ng.Addr})
+	}
+	for i := range targets {
+		targets[i].url += "/" + benchAsset
+		checkTarget(b, targets[i])
+	}
+	return targets
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func serveLoopback(b *testing.B, h http.Handler) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(b, err)
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// checkTarget makes sure each server answers 200 with the expected
+// encoding before it is measured.
+func checkTarget(b *testing.B, t benchTarget) {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodGet, t.url, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	must(b, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := "gzip"
+	if t.name == "fileserver" {
+		want = ""
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != want {
+		b.Fatalf("%s: status %d, Content-Encoding %q (want 200, %q), %d bytes", t.name, resp.StatusCode, resp.Header.Get("Content-Encoding"), want, len(body))
+	}
+}
+
+// BenchmarkLoopback measures requests per second over real loopback
+// connections with net/http clients (keep-alive, 8 workers per CPU).
+//
+//	go test -run '^$' -bench 'Loopback$' -benchtime 3s ./static/
+func BenchmarkLoopback(b *testing.B) {
+	for _, t := range benchTargets(b) {
+		b.Run(t.name, func(b *testing.B) {
+			tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 256}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req, _ := http.NewRequest(http.MethodGet, t.url, nil)
+				req.Header.Set("Accept-Encoding", "gzip")
+				for pb.Next() {
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
+
+var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// BenchmarkLoopbackWrk runs wrk (2 threads, -static.wrk.connections
+// connections, -static.wrk.duration) once per server and reports its
+// requests per second. One iteration is one wrk run:
+//
+//	go test -run '^$' -bench 'LoopbackWrk' -benchtime 1x ./static/
+func BenchmarkLoopbackWrk(b *testing.B) {
+	wrk := testenv.LookPath(b, "wrk", "wrk")
+	for _, t := range benchTargets(b) {
+		b.Run(t.name, func(b *testing.B) {
+			var total float64
+			for range b.N {
+				out, err := exec.Command(wrk, "-t2", "-c"+strconv.Itoa(*wrkConnections), "-d"+wrkDuration.String(),
+					"-H", "Accept-Encoding: gzip", t.url).CombinedOutput()
+				if err != nil {
+					b.Fatalf("wrk: %v\n%s", err, out)
+				}
+				if strings.Contains(string(out), "Non-2xx") {
+					b.Fatalf("wrk saw errors:\n%s", out)
+				}
+				m := wrkRPS.FindSubmatch(out)
+				if m == nil {
+					b.Fatal(errors.New("no Requests/sec in wrk output:\n" + string(out)))
+				}
+				rps, _ := strconv.ParseFloat(string(m[1]), 64)
+				total += rps
+			}
+			b.ReportMetric(total/float64(b.N), "req/s")
+		})
+	}
+}

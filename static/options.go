@@ -1,0 +1,113 @@
+package static
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Option configures a [Server]; pass options to [New].
+type Option func(*config)
+
+type config struct {
+	rules    []cacheRule
+	index    string
+	spa      string
+	notFound http.Handler
+	compress bool
+	errs     []error
+}
+
+func (c *config) fail(err error) { c.errs = append(c.errs, err) }
+
+// WithCacheControl sends value as Cache-Control for the files that match
+// pattern. Rules are tried in the order they were added and the first
+// match wins; when none matches, the defaults apply: [CacheImmutable] for
+// fingerprinted names (a dot-separated hex segment of 8+ digits with a
+// letter, as in app.3f9a1c2b.js), [CacheRevalidate] for .html and .htm,
+// [CacheDefault] for the rest.
+//
+// Patterns use [path.Match] syntax and are matched against the name of
+// the file that is served (index and SPA fallback files by their own
+// name, precompressed variants by the name of the original):
+//
+//   - without a '/', against the base name at any depth: "*.woff2",
+//     "robots.txt";
+//   - with a '/', against the whole path from the root (a leading '/' is
+//     allowed and anchors there): "/robots.txt", "docs/*.pdf";
+//   - ending in '/', against a directory: every file below it, at any
+//     depth: "admin/", "/vendor/*/".
+//
+// New returns an error for a malformed pattern or a value that is empty
+// or holds control characters.
+func WithCacheControl(pattern, value string) Option {
+	return func(c *config) {
+		r, err := newCacheRule(pattern, value)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.rules = append(c.rules, r)
+	}
+}
+
+// WithIndex sets the file served for a directory request ("/docs/"); the
+// default is "index.html". An empty name turns index files off, so that
+// directory requests get the not-found handler. Directory listings are
+// never produced. A request for the index file by name (".../index.html")
+// is redirected to the directory ("./"), as net/http does.
+func WithIndex(name string) Option {
+	return func(c *config) {
+		if name != "" && (strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || !validName(name)) {
+			c.fail(errors.New("static: index must be a plain file name, not hidden: " + quote(name)))
+			return
+		}
+		c.index = name
+	}
+}
+
+// WithSPAFallback serves the file name (a path in the file system, such
+// as "index.html") with status 200 for requests that match no file and
+// whose last segment has no extension ("/settings/profile"), so that a
+// single-page application's client-side routes load the application.
+// Missing names with an extension ("/app.js") and hidden paths still get
+// the not-found handler. New checks that the file exists.
+func WithSPAFallback(name string) Option {
+	return func(c *config) {
+		n, ok := cleanPath(name)
+		if !ok || n == "." {
+			c.fail(errors.New("static: spa fallback must be a file path without hidden segments: " + quote(name)))
+			return
+		}
+		c.spa = n
+	}
+}
+
+// WithNotFound sets the handler for requests that match no file (and no
+// SPA fallback), including hidden paths and escape attempts. The default
+// writes a 404 problem details (RFC 9457) body.
+func WithNotFound(h http.Handler) Option {
+	return func(c *config) {
+		if h == nil {
+			c.fail(errors.New("static: not-found handler is nil"))
+			return
+		}
+		c.notFound = h
+	}
+}
+
+// WithCompression turns on-the-fly compression (gzip and zstd, with
+// github.com/klauspost/compress/gzhttp) on or off; it is on by default.
+// Only compressible types (text, JavaScript, JSON, XML, SVG, WebAssembly,
+// uncompressed fonts, …) of at least 1 KiB are compressed; images,
+// video, audio, archives and woff/woff2 fonts never are. Precompressed
+// variants (.br, .zst, .gz files beside the original) are served either
+// way.
+func WithCompression(on bool) Option {
+	return func(c *config) { c.compress = on }
+}
+
+func validName(name string) bool {
+	n, ok := cleanPath(name)
+	return ok && n == name
+}

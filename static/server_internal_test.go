@@ -1,0 +1,307 @@
+package static
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/internal/errlog"
+)
+
+// fakeClock is the Server's clock in tests that cross the revalidation
+// window without sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestServer(t *testing.T, fsys fs.FS, opts ...Option) (*Server, *fakeClock) {
+	t.Helper()
+	s, err := New(fsys, opts...)
+	require.NoError(t, err)
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s.now = clock.now
+	return s, clock
+}
+
+func get(h http.Handler, target string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// write writes name under dir with an explicit modification time, so that
+// two writes within one clock tick still differ.
+func write(t *testing.T, dir, name, data string, mtime time.Time) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte(data), 0o644))
+	require.NoError(t, os.Chtimes(p, mtime, mtime))
+}
+
+func gz(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_, _ = io.WriteString(zw, s)
+	require.NoError(t, zw.Close())
+	return b.String()
+}
+
+func TestDirEditsArePickedUp(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	v1 := strings.Repeat("version one. ", 200)
+	v2 := strings.Repeat("version two! ", 200) // same size, new content and time
+	write(t, dir, "a.txt", v1, t0)
+	fsys, err := Dir(dir)
+	require.NoError(t, err)
+	s, clock := newTestServer(t, fsys)
+
+	first := get(s, "/a.txt")
+	require.Equal(t, v1, first.Body.String())
+	etag1 := first.Header().Get("Etag")
+
+	write(t, dir, "a.txt", v2, t0.Add(time.Second))
+	within := get(s, "/a.txt")
+	assert.Equal(t, v1, within.Body.String(), "within the revalidation window the cached file is sent")
+	assert.Equal(t, etag1, within.Header().Get("Etag"))
+
+	clock.advance(revalidate)
+	after := get(s, "/a.txt")
+	assert.Equal(t, v2, after.Body.String(), "after the window the edit is seen")
+	etag2 := after.Header().Get("Etag")
+	assert.NotEqual(t, etag1, etag2, "a new content hash")
+	assert.Equal(t, http.StatusNotModified, get(s, "/a.txt", "If-None-Match", etag2).Code)
+	assert.Equal(t, http.StatusOK, get(s, "/a.txt", "If-None-Match", etag1).Code, "the old ETag no longer matches")
+
+	// A variant that appears later is found at the next check.
+	write(t, dir, "a.txt.gz", gz(t, v2), t0.Add(time.Second))
+	otf := get(s, "/a.txt", "Accept-Encoding", "gzip")
+	assert.True(t, strings.HasPrefix(otf.Header().Get("Etag"), "W/"), "before the check: on the fly")
+	clock.advance(revalidate)
+	pre := get(s, "/a.txt", "Accept-Encoding", "gzip")
+	assert.Equal(t, gz(t, v2), pre.Body.String(), "after the check: the .gz file")
+	assert.True(t, strings.HasSuffix(pre.Header().Get("Etag"), `-gz"`), "ETag %s", pre.Header().Get("Etag"))
+
+	// Removed: 404 once checked.
+	require.NoError(t, os.Remove(filepath.Join(dir, "a.txt")))
+	require.NoError(t, os.Remove(filepath.Join(dir, "a.txt.gz")))
+	clock.advance(revalidate)
+	assert.Equal(t, http.StatusNotFound, get(s, "/a.txt").Code)
+
+	// Replaced by a directory: redirect.
+	write(t, dir, "a.txt/index.html", "<p>dir</p>", t0)
+	clock.advance(revalidate)
+	rec := get(s, "/a.txt")
+	assert.Equal(t, http.StatusMovedPermanently, rec.Code)
+	assert.Equal(t, "a.txt/", rec.Header().Get("Location"))
+}
+
+func TestDirLargeFileEditsAreSeenAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	write(t, dir, "big.bin", strings.Repeat("a", 4096), t0)
+	fsys, err := Dir(dir)
+	require.NoError(t, err)
+	s, _ := newTestServer(t, fsys)
+	s.cache.maxMemFile = 1024 // big.bin is sent from disk
+
+	assert.Equal(t, strings.Repeat("a", 4096), get(s, "/big.bin").Body.String())
+	write(t, dir, "big.bin", strings.Repeat("b", 5000), t0.Add(time.Second))
+	rec := get(s, "/big.bin")
+	assert.Equal(t, strings.Repeat("b", 5000), rec.Body.String(), "files on disk are checked with fstat on every open")
+	assert.Equal(t, "5000", rec.Header().Get("Content-Length"))
+}
+
+func TestCacheBounds(t *testing.T) {
+	m := fstest.MapFS{}
+	for i := range 10 {
+		m[fmt.Sprintf("f%d.txt", i)] = &fstest.MapFile{Data: bytes.Repeat([]byte{'a' + byte(i)}, 1000)}
+	}
+	s, _ := newTestServer(t, m)
+	s.cache.maxEntries = 4
+	s.cache.maxMemTotal = 2500 // two files in memory
+
+	for round := range 2 {
+		for i := range 10 {
+			rec := get(s, fmt.Sprintf("/f%d.txt", i))
+			require.Equal(t, http.StatusOK, rec.Code)
+			require.Equal(t, bytes.Repeat([]byte{'a' + byte(i)}, 1000), rec.Body.Bytes(), "round %d file %d", round, i)
+		}
+	}
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	assert.LessOrEqual(t, len(s.cache.entries), 4, "entries are bounded")
+	var mem int64
+	for _, e := range s.cache.entries {
+		mem += e.mem
+	}
+	assert.Equal(t, mem, s.cache.mem.Load(), "memory accounting matches the entries kept")
+	assert.LessOrEqual(t, s.cache.mem.Load(), int64(2500), "memory is bounded")
+}
+
+func TestConcurrentFirstRequestsBuildOnce(t *testing.T) {
+	m := fstest.MapFS{"a.css": {Data: bytes.Repeat([]byte("a{} "), 1000)}}
+	opensFor := func(requests int) int64 {
+		var opens atomic.Int64
+		s, _ := newTestServer(t, countingFS{FS: m, opens: &opens})
+		var wg sync.WaitGroup
+		for range requests {
+			wg.Go(func() {
+				rec := get(s, "/a.css", "Accept-Encoding", "gzip")
+				assert.Equal(t, http.StatusOK, rec.Code)
+			})
+		}
+		wg.Wait()
+		return opens.Load()
+	}
+	one := opensFor(1)
+	require.Positive(t, one)
+	assert.Equal(t, one, opensFor(16), "16 concurrent first requests open a.css as often as one does")
+}
+
+type countingFS struct {
+	fs.FS
+	opens *atomic.Int64
+}
+
+func (c countingFS) Open(name string) (fs.File, error) {
+	f, err := c.FS.Open(name)
+	if err == nil && name == "a.css" {
+		c.opens.Add(1)
+	}
+	return f, err
+}
+
+// errFS fails every call with err.
+type errFS struct{ err error }
+
+func (e errFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: e.err}
+}
+
+func TestFileSystemErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		logged bool
+	}{
+		{"out of file descriptors", syscall.EMFILE, http.StatusInternalServerError, true},
+		{"I/O error", syscall.EIO, http.StatusInternalServerError, true},
+		{"missing", fs.ErrNotExist, http.StatusNotFound, false},
+		{"permission", fs.ErrPermission, http.StatusNotFound, false},
+		{"symlink escape", fmt.Errorf("path escapes from parent"), http.StatusNotFound, false},
+		{"not a directory", syscall.ENOTDIR, http.StatusNotFound, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			s, _ := newTestServer(t, errFS{tt.err})
+			s.errs = errlog.New(slog.New(slog.NewTextHandler(&logs, nil)), "static: file system error", time.Hour)
+			rec := get(s, "/a.js")
+			assert.Equal(t, tt.status, rec.Code)
+			assert.NotContains(t, rec.Body.String(), tt.err.Error(), "no internal error text for the client")
+			assert.Equal(t, tt.logged, strings.Contains(logs.String(), tt.err.Error()), "logged: %s", logs.String())
+		})
+	}
+}
+
+// changingFS reports a new modification time on every Stat, as a file
+// being rewritten all the time would.
+type changingFS struct {
+	fstest.MapFS
+	n *atomic.Int64
+}
+
+func (c changingFS) Open(name string) (fs.File, error) {
+	f, err := c.MapFS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return changingFile{f, c.n}, nil
+}
+
+type changingFile struct {
+	fs.File
+	n *atomic.Int64
+}
+
+func (f changingFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.File.Stat()
+	if err != nil || fi.IsDir() {
+		return fi, err
+	}
+	return changingInfo{fi, time.Unix(f.n.Add(1), 0)}, nil
+}
+
+type changingInfo struct {
+	fs.FileInfo
+	t time.Time
+}
+
+func (i changingInfo) ModTime() time.Time { return i.t }
+
+func TestFileThatNeverSettles(t *testing.T) {
+	s, _ := newTestServer(t, changingFS{fstest.MapFS{"log.txt": {Data: []byte("growing")}}, new(atomic.Int64)})
+	rec := get(s, "/log.txt")
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+}
+
+// noSeekFS hides Seek from its files.
+type noSeekFS struct{ fstest.MapFS }
+
+func (n noSeekFS) Open(name string) (fs.File, error) {
+	f, err := n.MapFS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return struct{ fs.File }{f}, nil
+}
+
+func TestNonSeekableFiles(t *testing.T) {
+	s, _ := newTestServer(t, noSeekFS{fstest.MapFS{
+		"small.txt": {Data: []byte("small")},
+		"big.txt":   {Data: bytes.Repeat([]byte("b"), 2048)},
+	}})
+	s.cache.maxMemFile = 1024
+	s.errs = errlog.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "", time.Hour)
+	assert.Equal(t, "sm", get(s, "/small.txt", "Range", "bytes=0-1").Body.String(), "in memory: fine")
+	assert.Equal(t, http.StatusInternalServerError, get(s, "/big.txt").Code, "ranges need io.Seeker")
+}
