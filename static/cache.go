@@ -19,12 +19,8 @@ const (
 	defaultMaxEntries  = 16384
 	defaultMaxMemFile  = 64 << 10
 	defaultMaxMemTotal = 32 << 20
-	// revalidate is how long a file on a mutable file system is trusted
-	// after its size and modification time were last checked: within it
-	// a request costs no file system call at all (like nginx's
-	// open_file_cache_valid). It is also how often a file is checked for
-	// precompressed variants that appeared, vanished or changed.
-	revalidate = time.Second
+	// DefaultRevalidate is the default of WithRevalidate.
+	defaultRevalidate = time.Second
 )
 
 // rep is one stored representation: a file as it is, or one of its
@@ -50,11 +46,12 @@ func (r *rep) sameAs(fi fs.FileInfo) bool {
 	return fi.Mode().IsRegular() && fi.Size() == r.size && fi.ModTime().Equal(r.modTime)
 }
 
-// due reports whether r must be checked against the file system again,
-// and if so claims the check: concurrent requests keep using r meanwhile.
-func (r *rep) due(now int64) bool {
+// due reports whether r must be checked against the file system again
+// (the last check is older than every), and if so claims the check:
+// concurrent requests keep using r meanwhile.
+func (r *rep) due(now int64, every time.Duration) bool {
 	last := r.checked.Load()
-	return now-last >= int64(revalidate) && r.checked.CompareAndSwap(last, now)
+	return now-last >= int64(every) && r.checked.CompareAndSwap(last, now)
 }
 
 func newRep(name string, fi fs.FileInfo, sum []byte, suffix string, data []byte) *rep {

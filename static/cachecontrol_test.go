@@ -1,6 +1,7 @@
 package static
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -128,11 +129,62 @@ func TestCleanPath(t *testing.T) {
 		{"/%2e%2e/x", "%2e%2e/x", true},             // already decoded once: a literal name
 		{"/ünïcode.txt", "ünïcode.txt", true},
 	}
+	if runtime.GOOS == "windows" {
+		tests = append(tests, []struct {
+			in   string
+			want string
+			ok   bool
+		}{
+			{"/CON", "", false},
+			{"/COM1", "", false},
+			{"/C:/Windows/win.ini", "", false},
+		}...)
+	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got, ok := cleanPath(tt.in)
 			assert.Equal(t, tt.ok, ok, "cleanPath(%q) ok", tt.in)
 			assert.Equal(t, tt.want, got, "cleanPath(%q)", tt.in)
+		})
+	}
+}
+
+func TestCompressible(t *testing.T) {
+	tests := []struct {
+		ct   string
+		want bool
+	}{
+		{"text/html; charset=utf-8", true},
+		{"text/css; charset=utf-8", true},
+		{"text/javascript; charset=utf-8", true},
+		{"application/javascript", true},
+		{"application/json", true},
+		{"application/manifest+json", true},
+		{"image/svg+xml", true},
+		{"application/wasm", true},
+		{"font/ttf", true},
+		{"image/x-icon", true},
+		{"TEXT/PLAIN", true},
+		{"image/png", false},
+		{"image/jpeg", false},
+		{"image/webp", false},
+		{"image/avif", false},
+		{"video/mp4", false},
+		{"audio/mpeg", false},
+		{"font/woff2", false},
+		{"font/woff", false},
+		{"application/zip", false},
+		{"application/gzip", false},
+		{"application/x-7z-compressed", false},
+		{"application/zstd", false},
+		{"application/pdf", false},
+		{"application/octet-stream", false},
+		{"application/epub+zip", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ct, func(t *testing.T) {
+			assert.Equal(t, tt.want, compressible(tt.ct), "compressible(%q)", tt.ct)
 		})
 	}
 }

@@ -55,8 +55,8 @@
 //
 // Hashes, types and variants are computed once per file and cached (for a
 // mutable file system, keyed by size and modification time and checked at
-// most once a second). Files up to 64 KiB are kept in memory (32 MiB in
-// all) and sent with a single write; larger files are sent from disk with
-// sendfile, the response writer's io.ReaderFrom being reached with the
-// *os.File.
+// most once a second, [WithRevalidate]). Files up to 64 KiB are kept in
+// memory (32 MiB in all) and sent with a single write; larger files are
+// sent from disk with sendfile, the response writer's io.ReaderFrom being
+// reached with the *os.File (keep it when wrapping the writer).
 package static

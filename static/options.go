@@ -4,18 +4,20 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Option configures a [Server]; pass options to [New].
 type Option func(*config)
 
 type config struct {
-	rules    []cacheRule
-	index    string
-	spa      string
-	notFound http.Handler
-	compress bool
-	errs     []error
+	rules      []cacheRule
+	index      string
+	spa        string
+	notFound   http.Handler
+	compress   bool
+	revalidate time.Duration
+	errs       []error
 }
 
 func (c *config) fail(err error) { c.errs = append(c.errs, err) }
@@ -110,4 +112,22 @@ func WithCompression(on bool) Option {
 func validName(name string) bool {
 	n, ok := cleanPath(name)
 	return ok && n == name
+}
+
+// WithRevalidate sets how long a file kept in memory is trusted after its
+// size and modification time were last checked, on a mutable file system
+// such as [Dir]; the default is one second. Within that time a request
+// costs no file system call; an edit is seen at most that late. 0 checks
+// on every request (one stat, for tools that write and read back at
+// once). It is also how often new or removed precompressed variants are
+// noticed. Files sent from disk (over 64 KiB) are checked on every
+// request whatever this says, and an embed.FS is never checked.
+func WithRevalidate(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail(errors.New("static: revalidate interval must be >= 0"))
+			return
+		}
+		c.revalidate = d
+	}
 }

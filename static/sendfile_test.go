@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,6 +105,9 @@ var sendfileCall = regexp.MustCompile(`sendfile(?:64)?\(\d+, \d+, [^)]*\)\s+= (\
 func TestSendfileSyscall(t *testing.T) {
 	if os.Getenv("STATIC_SENDFILE_CHILD") != "" {
 		t.Skip("in the child")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("strace is Linux only")
 	}
 	strace := testenv.LookPath(t, "strace", "strace")
 	dir, _, _ := bigSite(t)

@@ -34,9 +34,12 @@ const minCompressSize = gzhttp.DefaultMinSize
 //
 // What it knows about each file (content hash, type, precompressed
 // variants, and the content itself for small files) is computed on first
-// use and cached. For an [embed.FS] the cache is never revalidated; for
-// any other file system (such as [Dir]) each request checks the size and
-// modification time of the file it sends, so edits are picked up.
+// use and cached. For an [embed.FS] given as is, the cache is never
+// revalidated; for any other file system (such as [Dir], or an fs.Sub of
+// an embed.FS, where a check is an in-memory lookup) the size and
+// modification time of the file that is sent are checked again when the
+// last check is older than a second ([WithRevalidate]), and on every
+// request for files sent from disk, so edits are picked up.
 type Server struct {
 	fsys      fs.FS
 	immutable bool // embed.FS: contents never change
@@ -48,6 +51,12 @@ type Server struct {
 	cache     *cache
 	errs      *errlog.Reporter
 	now       func() time.Time
+	// revalidate is how long a file on a mutable file system is trusted
+	// after its size and modification time were last checked: within it
+	// a request costs no file system call (like nginx's
+	// open_file_cache_valid). It is also how often a file is checked for
+	// precompressed variants that appeared, vanished or changed.
+	revalidate time.Duration
 }
 
 // New returns a Server for the files of fsys, configured by opts. It
@@ -56,7 +65,7 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	if fsys == nil {
 		return nil, errors.New("static: file system is nil")
 	}
-	cfg := config{index: "index.html", compress: true}
+	cfg := config{index: "index.html", compress: true, revalidate: defaultRevalidate}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -74,6 +83,8 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 		cache:    newCache(),
 		errs:     errlog.New(nil, "static: file system error", 0),
 		now:      time.Now,
+
+		revalidate: cfg.revalidate,
 	}
 	switch fsys.(type) {
 	case embed.FS, *embed.FS:
@@ -227,7 +238,7 @@ func (s *Server) lookup(name string) (*entry, error) {
 
 // changed reports whether a directory entry is no longer a directory, or
 // whether precompressed variants appeared, vanished or changed since they
-// were last checked (at most every revalidate).
+// were last checked (at most every s.revalidate).
 func (s *Server) changed(e *entry) bool {
 	if e.dir {
 		fi, err := fs.Stat(s.fsys, e.name)
@@ -235,7 +246,7 @@ func (s *Server) changed(e *entry) bool {
 	}
 	now := s.now().UnixNano()
 	last := e.checked.Load()
-	if now-last < int64(revalidate) || !e.checked.CompareAndSwap(last, now) {
+	if now-last < int64(s.revalidate) || !e.checked.CompareAndSwap(last, now) {
 		return false
 	}
 	for c := brotli; c < numCodings; c++ {
@@ -429,11 +440,11 @@ func (c *content) close() {
 }
 
 // open returns the content of r. On a mutable file system it checks, at
-// most every revalidate, that the file is still the one that was hashed
+// most every s.revalidate, that the file is still the one that was hashed
 // (errStale otherwise); a file on disk is checked on every open, with
 // fstat on the opened file.
 func (s *Server) open(r *rep) (content, error) {
-	if !s.immutable && r.due(s.now().UnixNano()) {
+	if !s.immutable && r.due(s.now().UnixNano(), s.revalidate) {
 		fi, err := fs.Stat(s.fsys, r.name)
 		if err != nil {
 			if isServerError(err) {

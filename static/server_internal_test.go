@@ -101,7 +101,7 @@ func TestDirEditsArePickedUp(t *testing.T) {
 	assert.Equal(t, v1, within.Body.String(), "within the revalidation window the cached file is sent")
 	assert.Equal(t, etag1, within.Header().Get("Etag"))
 
-	clock.advance(revalidate)
+	clock.advance(defaultRevalidate)
 	after := get(s, "/a.txt")
 	assert.Equal(t, v2, after.Body.String(), "after the window the edit is seen")
 	etag2 := after.Header().Get("Etag")
@@ -113,7 +113,7 @@ func TestDirEditsArePickedUp(t *testing.T) {
 	write(t, dir, "a.txt.gz", gz(t, v2), t0.Add(time.Second))
 	otf := get(s, "/a.txt", "Accept-Encoding", "gzip")
 	assert.True(t, strings.HasPrefix(otf.Header().Get("Etag"), "W/"), "before the check: on the fly")
-	clock.advance(revalidate)
+	clock.advance(defaultRevalidate)
 	pre := get(s, "/a.txt", "Accept-Encoding", "gzip")
 	assert.Equal(t, gz(t, v2), pre.Body.String(), "after the check: the .gz file")
 	assert.True(t, strings.HasSuffix(pre.Header().Get("Etag"), `-gz"`), "ETag %s", pre.Header().Get("Etag"))
@@ -121,12 +121,12 @@ func TestDirEditsArePickedUp(t *testing.T) {
 	// Removed: 404 once checked.
 	require.NoError(t, os.Remove(filepath.Join(dir, "a.txt")))
 	require.NoError(t, os.Remove(filepath.Join(dir, "a.txt.gz")))
-	clock.advance(revalidate)
+	clock.advance(defaultRevalidate)
 	assert.Equal(t, http.StatusNotFound, get(s, "/a.txt").Code)
 
 	// Replaced by a directory: redirect.
 	write(t, dir, "a.txt/index.html", "<p>dir</p>", t0)
-	clock.advance(revalidate)
+	clock.advance(defaultRevalidate)
 	rec := get(s, "/a.txt")
 	assert.Equal(t, http.StatusMovedPermanently, rec.Code)
 	assert.Equal(t, "a.txt/", rec.Header().Get("Location"))
@@ -304,4 +304,18 @@ func TestNonSeekableFiles(t *testing.T) {
 	s.errs = errlog.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "", time.Hour)
 	assert.Equal(t, "sm", get(s, "/small.txt", "Range", "bytes=0-1").Body.String(), "in memory: fine")
 	assert.Equal(t, http.StatusInternalServerError, get(s, "/big.txt").Code, "ranges need io.Seeker")
+}
+
+func TestRevalidateZeroChecksEveryRequest(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	write(t, dir, "a.txt", "one", t0)
+	fsys, err := Dir(dir)
+	require.NoError(t, err)
+	s, _ := newTestServer(t, fsys, WithRevalidate(0))
+	assert.Equal(t, "one", get(s, "/a.txt").Body.String())
+	write(t, dir, "a.txt", "two", t0.Add(time.Second))
+	assert.Equal(t, "two", get(s, "/a.txt").Body.String(), "seen without waiting")
+	write(t, dir, "a.txt.gz", gz(t, "two"), t0)
+	assert.Equal(t, "gzip", get(s, "/a.txt", "Accept-Encoding", "gzip").Header().Get("Content-Encoding"), "a new variant too")
 }

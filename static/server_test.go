@@ -483,6 +483,8 @@ func TestNew(t *testing.T) {
 		{"hidden spa file", fsys, []static.Option{static.WithSPAFallback(".env")}, false},
 		{"spa root", fsys, []static.Option{static.WithSPAFallback("/")}, false},
 		{"nil not-found handler", fsys, []static.Option{static.WithNotFound(nil)}, false},
+		{"negative revalidate", fsys, []static.Option{static.WithRevalidate(-time.Second)}, false},
+		{"revalidate 0", fsys, []static.Option{static.WithRevalidate(0)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -520,4 +522,21 @@ func TestOtherFileSystems(t *testing.T) {
 	assert.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
 	assert.Equal(t, "Tue, 02 Jan 2024 03:04:05 GMT", rec.Header().Get("Last-Modified"))
 	assert.Equal(t, 404, do(s, http.MethodGet, "/b/").Code, "no index.html, no listing")
+}
+
+func TestEmbedFSAsIs(t *testing.T) {
+	// An embed.FS given directly is known to be immutable: nothing is
+	// ever checked again. Paths keep the embedded directory.
+	s := newServer(t, siteEmbed)
+	rec := do(s, http.MethodGet, "/testdata/site"+js, "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, readSite(t, "app.3f9a1c2b.js.gz"), rec.Body.Bytes())
+	etag := rec.Header().Get("Etag")
+	assert.Equal(t, http.StatusNotModified, do(s, http.MethodGet, "/testdata/site"+js, "Accept-Encoding", "gzip", "If-None-Match", etag).Code)
+	otf := do(s, http.MethodGet, "/testdata/site/style.css", "Accept-Encoding", "zstd")
+	assert.Equal(t, readSite(t, "style.css"), decode(t, "zstd", otf.Body.Bytes()))
+	assert.Equal(t, http.StatusOK, do(s, http.MethodGet, "/testdata/site/docs/").Code)
+	for _, hidden := range []string{"/testdata/site/.env", "/testdata/site/.hidden/secret.txt"} {
+		assert.Equal(t, http.StatusNotFound, do(s, http.MethodGet, hidden).Code, "GET %s", hidden)
+	}
 }
