@@ -330,66 +330,73 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 		return
 	}
 
-	var buf [24]slog.Attr
-	attrs := buf[:0]
+	var f accessFields
 	path, query, hasQuery := splitTarget(r)
-	attrs = append(attrs,
-		slog.String(KeyMethod, r.Method),
-		slog.String(KeyPath, path))
+	f.set(fMethod, slog.StringValue(r.Method))
+	f.set(fPath, slog.StringValue(path))
 	if hasQuery {
-		attrs = append(attrs, slog.String(KeyQuery, h.cfg.redact.redact(query)))
+		f.set(fQuery, slog.StringValue(h.cfg.redact.redact(query)))
 	}
 	if route := h.route(s); route != "" {
-		attrs = append(attrs, slog.String(KeyRoute, route))
+		f.set(fRoute, slog.StringValue(route))
 	}
 	reqSize := r.ContentLength
 	if reqSize < 0 {
 		reqSize = s.body.n
 	}
 	peer := peerHost(r.RemoteAddr)
-	attrs = append(attrs,
-		slog.String(KeyProtocol, protoVersion(r)),
-		slog.Int(KeyStatus, status),
-		slog.Int64(KeyRequestSize, reqSize),
-		slog.Int64(KeyResponseSize, s.rw.bytes),
-		h.clientAttr(s, peer),
-		slog.String(KeyPeer, peer))
+	f.set(fProto, slog.StringValue(protoVersion(r)))
+	f.set(fStatus, slog.IntValue(status))
+	f.set(fRequestSize, slog.Int64Value(reqSize))
+	f.set(fResponseSize, slog.Int64Value(s.rw.bytes))
+	f.set(fClient, h.clientValue(s, peer))
+	f.set(fPeer, slog.StringValue(peer))
 	if v, ok := r.Header["User-Agent"]; ok && len(v) > 0 {
-		attrs = append(attrs, slog.String(KeyUserAgent, v[0]))
+		f.set(fUserAgent, slog.StringValue(v[0]))
 	}
 	if v, ok := r.Header["Referer"]; ok && len(v) > 0 {
-		attrs = append(attrs, slog.String(KeyReferer, v[0]))
+		f.set(fReferer, slog.StringValue(v[0]))
 	}
 	if _, ok := r.Header["Authorization"]; ok {
 		if user, _, ok := r.BasicAuth(); ok {
-			attrs = append(attrs, slog.String(KeyUser, user))
+			f.set(fUser, slog.StringValue(user))
 		}
 	}
 	if id := middleware.GetReqID(s); id != "" {
-		attrs = append(attrs, slog.String(KeyRequestID, id))
+		f.set(fRequestID, slog.StringValue(id))
 	}
 	ttfb := dur
 	if s.rw.firstByte > 0 {
 		ttfb = s.rw.firstByte
 	}
-	attrs = append(attrs,
-		slog.Duration(KeyDuration, dur),
-		slog.Duration(KeyTTFB, ttfb))
+	f.set(fDuration, slog.DurationValue(dur))
+	f.set(fTTFB, slog.DurationValue(ttfb))
 	if aborted != "" {
-		attrs = append(attrs, slog.String(KeyAborted, aborted))
+		f.set(fAborted, slog.StringValue(aborted))
 	}
-	for _, hk := range h.cfg.headers {
-		if v := r.Header[hk.name]; len(v) > 0 {
-			attrs = append(attrs, slog.String(hk.key, strings.Join(v, ", ")))
-		}
-	}
-	attrs = mergeExtra(attrs, extra)
 
 	// The wall clock of the end, from the start's wall clock and the
 	// monotonic duration: one clock read less than time.Now.
-	rec := slog.NewRecord(s.rw.start.Add(dur), level, Message, 0)
-	rec.AddAttrs(attrs...)
-	if err := lh.Handle(s, rec); err != nil {
+	end := s.rw.start.Add(dur)
+	var err error
+	if th, ok := lh.(*textHandler); ok && th.out.replace == nil {
+		// The text formats print neither the listed headers nor the
+		// order of attributes: skip building them.
+		err = th.handleFields(&f, extra, end)
+	} else {
+		var buf [24]slog.Attr
+		attrs := f.appendAttrs(buf[:0])
+		for _, hk := range h.cfg.headers {
+			if v := r.Header[hk.name]; len(v) > 0 {
+				attrs = append(attrs, slog.String(hk.key, strings.Join(v, ", ")))
+			}
+		}
+		attrs = mergeExtra(attrs, extra)
+		rec := slog.NewRecord(end, level, Message, 0)
+		rec.AddAttrs(attrs...)
+		err = lh.Handle(s, rec)
+	}
+	if err != nil {
 		h.errs.Report(s, err)
 	}
 }
@@ -455,20 +462,20 @@ func (h *handler) route(s *reqState) string {
 	return ""
 }
 
-// clientAttr is chi's client IP when set, else the peer. A client IP
+// clientValue is chi's client IP when set, else the peer. A client IP
 // different from the peer is logged through a LogValuer on the request
 // state, so that the text handlers can append it without allocating a
 // string.
-func (h *handler) clientAttr(s *reqState, peer string) slog.Attr {
+func (h *handler) clientValue(s *reqState, peer string) slog.Value {
 	ip := middleware.GetClientIPAddr(s)
 	if !ip.IsValid() {
-		return slog.String(KeyClient, peer)
+		return slog.StringValue(peer)
 	}
 	if p, err := netip.ParseAddr(peer); err == nil && p == ip {
-		return slog.String(KeyClient, peer)
+		return slog.StringValue(peer)
 	}
 	s.client = ip
-	return slog.Any(KeyClient, clientAddr{s})
+	return slog.AnyValue(clientAddr{s})
 }
 
 // clientAddr resolves to the client IP of a request as a string.

@@ -164,7 +164,28 @@ func (h *textHandler) Handle(ctx context.Context, r slog.Record) error {
 	if !f.isAccess() {
 		return h.fallback.Handle(ctx, r)
 	}
-	t := r.Time
+	return h.write(&f, r.Time)
+}
+
+// handleFields writes the middleware's line from its fields, without a
+// slog.Record and its attributes, when the logger's handler is a
+// textHandler without ReplaceAttr: attributes from WithAttrs come first,
+// the middleware's fields override them and what AddAttrs added overrides
+// both, as they would in a record.
+func (h *textHandler) handleFields(mw *accessFields, extra []slog.Attr, t time.Time) error {
+	var f accessFields
+	for _, a := range h.pre {
+		f.add(a, nil)
+	}
+	f.merge(mw)
+	for _, a := range extra {
+		f.add(a, nil)
+	}
+	return h.write(&f, t)
+}
+
+// write formats an access line and writes it in one call.
+func (h *textHandler) write(f *accessFields, t time.Time) error {
 	if t.IsZero() {
 		t = time.Now()
 	}
@@ -186,32 +207,108 @@ func (h *textHandler) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
+// Indexes of accessFields.vals, in the order of the record's attributes.
 const (
-	hasMethod = 1 << iota
-	hasPath
-	hasQuery
-	hasProto
-	hasStatus
-	hasSize
-	hasClient
-	hasPeer
-	hasUser
-	hasReferer
-	hasUA
-	hasDuration
-	hasAborted
+	fMethod = iota
+	fPath
+	fQuery
+	fRoute
+	fProto
+	fStatus
+	fRequestSize
+	fResponseSize
+	fClient
+	fPeer
+	fUserAgent
+	fReferer
+	fUser
+	fRequestID
+	fDuration
+	fTTFB
+	fAborted
+	numFields
 )
 
-// accessFields are the attributes of an access record that the text formats
-// print.
-type accessFields struct {
-	has                                           int
-	method, path, query, proto, status, size      slog.Value
-	client, peer, user, referer, ua, dur, aborted slog.Value
+var fieldKeys = [numFields]string{
+	KeyMethod, KeyPath, KeyQuery, KeyRoute, KeyProtocol, KeyStatus, KeyRequestSize,
+	KeyResponseSize, KeyClient, KeyPeer, KeyUserAgent, KeyReferer, KeyUser,
+	KeyRequestID, KeyDuration, KeyTTFB, KeyAborted,
 }
 
-func (f *accessFields) isAccess() bool {
-	return f.has&(hasMethod|hasStatus) == hasMethod|hasStatus
+func fieldIndex(key string) int {
+	switch key {
+	case KeyMethod:
+		return fMethod
+	case KeyPath:
+		return fPath
+	case KeyQuery:
+		return fQuery
+	case KeyRoute:
+		return fRoute
+	case KeyProtocol:
+		return fProto
+	case KeyStatus:
+		return fStatus
+	case KeyRequestSize:
+		return fRequestSize
+	case KeyResponseSize:
+		return fResponseSize
+	case KeyClient:
+		return fClient
+	case KeyPeer:
+		return fPeer
+	case KeyUserAgent:
+		return fUserAgent
+	case KeyReferer:
+		return fReferer
+	case KeyUser:
+		return fUser
+	case KeyRequestID:
+		return fRequestID
+	case KeyDuration:
+		return fDuration
+	case KeyTTFB:
+		return fTTFB
+	case KeyAborted:
+		return fAborted
+	}
+	return -1
+}
+
+// accessFields are the built-in attributes of an access record: what the
+// middleware measured, and what the text formats print.
+type accessFields struct {
+	has  uint32 // bit i: vals[i] is set
+	vals [numFields]slog.Value
+}
+
+func (f *accessFields) set(i int, v slog.Value) {
+	f.vals[i] = v
+	f.has |= 1 << i
+}
+
+func (f *accessFields) isSet(i int) bool { return f.has&(1<<i) != 0 }
+
+func (f *accessFields) isAccess() bool { return f.isSet(fMethod) && f.isSet(fStatus) }
+
+// merge sets the fields that o has.
+func (f *accessFields) merge(o *accessFields) {
+	for i := range numFields {
+		if o.isSet(i) {
+			f.vals[i] = o.vals[i]
+		}
+	}
+	f.has |= o.has
+}
+
+// appendAttrs appends the fields as attributes, in order.
+func (f *accessFields) appendAttrs(dst []slog.Attr) []slog.Attr {
+	for i := range numFields {
+		if f.isSet(i) {
+			dst = append(dst, slog.Attr{Key: fieldKeys[i], Value: f.vals[i]})
+		}
+	}
+	return dst
 }
 
 func (f *accessFields) add(a slog.Attr, replace func([]string, slog.Attr) slog.Attr) {
@@ -231,93 +328,60 @@ func (f *accessFields) add(a slog.Attr, replace func([]string, slog.Attr) slog.A
 			return
 		}
 	}
-	var bit int
-	var dst *slog.Value
-	switch a.Key {
-	case KeyMethod:
-		bit, dst = hasMethod, &f.method
-	case KeyPath:
-		bit, dst = hasPath, &f.path
-	case KeyQuery:
-		bit, dst = hasQuery, &f.query
-	case KeyProtocol:
-		bit, dst = hasProto, &f.proto
-	case KeyStatus:
-		bit, dst = hasStatus, &f.status
-	case KeyResponseSize:
-		bit, dst = hasSize, &f.size
-	case KeyClient:
-		bit, dst = hasClient, &f.client
-	case KeyPeer:
-		bit, dst = hasPeer, &f.peer
-	case KeyUser:
-		bit, dst = hasUser, &f.user
-	case KeyReferer:
-		bit, dst = hasReferer, &f.referer
-	case KeyUserAgent:
-		bit, dst = hasUA, &f.ua
-	case KeyDuration:
-		bit, dst = hasDuration, &f.dur
-	case KeyAborted:
-		bit, dst = hasAborted, &f.aborted
-	default:
-		return
+	if i := fieldIndex(a.Key); i >= 0 {
+		f.set(i, a.Value)
 	}
-	f.has |= bit
-	*dst = a.Value
 }
 
 // appendCLF appends a common or combined line.
 func (f *accessFields) appendCLF(b []byte, o *output, t time.Time, combined bool) []byte {
-	switch {
-	case f.has&hasClient != 0:
-		b = appendValue(b, f.client)
-	case f.has&hasPeer != 0:
-		b = appendValue(b, f.peer)
-	default:
-		b = append(b, '-')
+	if f.isSet(fClient) {
+		b = appendValue(b, f.vals[fClient])
+	} else {
+		b = f.appendOpt(b, fPeer)
 	}
 	b = append(b, " - "...)
-	b = f.appendOpt(b, hasUser, f.user)
+	b = f.appendOpt(b, fUser)
 	b = append(b, " ["...)
 	b = o.appendTime(b, t)
 	b = append(b, "] \""...)
 	b = f.appendRequestLine(b)
 	b = append(b, "\" "...)
-	b = appendValue(b, f.status)
+	b = appendValue(b, f.vals[fStatus])
 	b = append(b, ' ')
-	b = f.appendOpt(b, hasSize, f.size)
+	b = f.appendOpt(b, fResponseSize)
 	if combined {
 		b = append(b, " \""...)
-		b = f.appendOpt(b, hasReferer, f.referer)
+		b = f.appendOpt(b, fReferer)
 		b = append(b, "\" \""...)
-		b = f.appendOpt(b, hasUA, f.ua)
+		b = f.appendOpt(b, fUserAgent)
 		b = append(b, '"')
 	}
 	return append(b, '\n')
 }
 
-func (f *accessFields) appendOpt(b []byte, bit int, v slog.Value) []byte {
-	if f.has&bit == 0 {
+// appendOpt appends field i, or "-" when it is not set.
+func (f *accessFields) appendOpt(b []byte, i int) []byte {
+	if !f.isSet(i) {
 		return append(b, '-')
 	}
-	return appendValue(b, v)
+	return appendValue(b, f.vals[i])
 }
 
 // appendRequestLine appends %r: method, target and protocol, as nginx's
 // $request.
 func (f *accessFields) appendRequestLine(b []byte) []byte {
-	b = appendValue(b, f.method)
+	b = appendValue(b, f.vals[fMethod])
 	b = append(b, ' ')
-	b = f.appendOpt(b, hasPath, f.path)
-	if f.has&hasQuery != 0 {
+	b = f.appendOpt(b, fPath)
+	if f.isSet(fQuery) {
 		b = append(b, '?')
-		b = appendValue(b, f.query)
+		b = appendValue(b, f.vals[fQuery])
 	}
-	if f.has&hasProto != 0 {
+	if f.isSet(fProto) {
 		b = append(b, " HTTP/"...)
 		n := len(b)
-		b = appendValue(b, f.proto)
+		b = appendValue(b, f.vals[fProto])
 		major := true
 		for _, c := range b[n:] {
 			if c == '.' {
@@ -355,20 +419,31 @@ func appendValue(b []byte, v slog.Value) []byte {
 
 const hexDigits = "0123456789ABCDEF"
 
+// plain marks the bytes nginx writes as they are: printable ASCII except
+// '"' and '\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendEscaped appends s with '"', '\', bytes below 0x20 and bytes from
 // 0x7f up written as \xHH (upper-case hex), exactly as nginx's
 // ngx_http_log_escape does for log_format variables. The result is one
 // line of printable ASCII, whatever s holds.
 func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
-			continue
+	for {
+		i := 0
+		for i < len(s) && plain[s[i]] {
+			i++
 		}
-		b = append(b, s[start:i]...)
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			return b
+		}
+		c := s[i]
 		b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-		start = i + 1
+		s = s[i+1:]
 	}
-	return append(b, s[start:]...)
 }

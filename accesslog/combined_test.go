@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -293,4 +294,53 @@ func FuzzCombinedLine(f *testing.F) {
 		assert.Equal(t, referer, unescapeNginx(t, m[7]), "referer")
 		assert.Equal(t, ua, unescapeNginx(t, m[8]), "user agent")
 	})
+}
+
+// opaque hides the type of the handler it wraps from the middleware, which
+// then builds a slog.Record instead of handing its fields over directly.
+type opaque struct{ slog.Handler }
+
+func TestDirectPathWritesWhatTheRecordPathWrites(t *testing.T) {
+	requests := map[string]func() *http.Request{
+		"plain": func() *http.Request { return httptest.NewRequest(http.MethodGet, "/a?b=1&token=x", nil) },
+		"headers and basic auth": func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/form", strings.NewReader("abc"))
+			r.Header.Set("User-Agent", "K\u00e4se \"1\"")
+			r.Header.Set("Referer", "https://example.com/\x1b")
+			r.SetBasicAuth("alice", "pw")
+			return r
+		},
+		"chi client IP": func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/c", nil)
+			r.RemoteAddr = "10.0.0.9:1"
+			r.Header.Set("X-Forwarded-For", "198.51.100.1")
+			return r
+		},
+		"user from AddAttrs": func() *http.Request { return httptest.NewRequest(http.MethodGet, "/override", nil) },
+	}
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/override" {
+			accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyUser, "from-handler"), slog.String("other", "x"))
+		}
+		time.Sleep(1500 * time.Microsecond)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	for fname, newHandler := range map[string]func(*bytes.Buffer) slog.Handler{"combined": combined, "common": common, "dev": dev, "colour dev": colorDev} {
+		for rname, req := range requests {
+			t.Run(fname+"/"+rname, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					var direct, viaRecord bytes.Buffer
+					pre := []slog.Attr{slog.String(accesslog.KeyUser, "from-WithAttrs")}
+					for _, h := range []slog.Handler{
+						newHandler(&direct).WithAttrs(pre),
+						opaque{newHandler(&viaRecord).WithAttrs(pre)},
+					} {
+						clientIPFromXFF(accesslog.New(slog.New(h))(app)).ServeHTTP(httptest.NewRecorder(), req())
+					}
+					require.NotEmpty(t, direct.String())
+					assert.Equal(t, viaRecord.String(), direct.String())
+				})
+			})
+		}
+	}
 }

@@ -29,17 +29,18 @@ func NewColorDevHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
 }
 
 func (f *accessFields) appendDev(b []byte, color bool) []byte {
-	b = appendValue(b, f.method)
+	b = appendValue(b, f.vals[fMethod])
 	b = append(b, ' ')
-	b = f.appendOpt(b, hasPath, f.path)
-	if f.has&hasQuery != 0 {
+	b = f.appendOpt(b, fPath)
+	if f.isSet(fQuery) {
 		b = append(b, '?')
-		b = appendValue(b, f.query)
+		b = appendValue(b, f.vals[fQuery])
 	}
 	b = append(b, ' ')
 	code := ""
-	if color && f.status.Kind() == slog.KindInt64 {
-		switch s := f.status.Int64(); {
+	status := f.vals[fStatus]
+	if color && status.Kind() == slog.KindInt64 {
+		switch s := status.Int64(); {
 		case s >= 500:
 			code = "\x1b[31m"
 		case s >= 400:
@@ -51,22 +52,22 @@ func (f *accessFields) appendDev(b []byte, color bool) []byte {
 		}
 	}
 	b = append(b, code...)
-	b = appendValue(b, f.status)
+	b = appendValue(b, status)
 	if code != "" {
 		b = append(b, "\x1b[0m"...)
 	}
 	b = append(b, ' ')
-	if f.has&hasDuration != 0 && f.dur.Kind() == slog.KindDuration {
-		ms := float64(f.dur.Duration()) / float64(time.Millisecond)
+	if dur := f.vals[fDuration]; f.isSet(fDuration) && dur.Kind() == slog.KindDuration {
+		ms := float64(dur.Duration()) / float64(time.Millisecond)
 		b = strconv.AppendFloat(b, ms, 'f', 3, 64)
 	} else {
 		b = append(b, '-')
 	}
 	b = append(b, " ms - "...)
-	b = f.appendOpt(b, hasSize, f.size)
-	if f.has&hasAborted != 0 {
+	b = f.appendOpt(b, fResponseSize)
+	if f.isSet(fAborted) {
 		b = append(b, " aborted="...)
-		b = appendValue(b, f.aborted)
+		b = appendValue(b, f.vals[fAborted])
 	}
 	return append(b, '\n')
 }

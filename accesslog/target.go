@@ -100,9 +100,12 @@ func (rd *redactor) sensitive(param string) bool {
 	if !ok || value == "" || value == Redacted {
 		return false
 	}
-	if strings.ContainsAny(name, "%+") {
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
+	for i := 0; i < len(name); i++ {
+		if name[i] == '%' || name[i] == '+' {
+			if n, err := url.QueryUnescape(name); err == nil {
+				name = n
+			}
+			break
 		}
 	}
 	for _, s := range rd.names {
@@ -120,8 +123,16 @@ func containsFold(s, sub string) bool {
 	if n == 0 {
 		return false
 	}
+	first := sub[0]
 	for i := 0; i+n <= len(s); i++ {
-		j := 0
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != first {
+			continue
+		}
+		j := 1
 		for ; j < n; j++ {
 			c := s[i+j]
 			if 'A' <= c && c <= 'Z' {
