@@ -41,7 +41,7 @@
 //	client.address               chi's client IP (ClientIPFrom…), else the TCP peer
 //	network.peer.address         TCP peer address, without the port
 //	user_agent.original          User-Agent header, when the request had one (even empty)
-//	http.request.header.referer  Referer header, when the request had one
+//	http.request.header.referer  Referer header, when the request had one, its query redacted like url.query
 //	user.name                    Basic auth user name, when the request carried one (never the password)
 //	http.request.id              chi's request id, when set
 //	duration                     time.Duration from the start of the request to the end of the response
@@ -76,7 +76,7 @@
 // Query parameters whose names contain password, passwd, pwd, token,
 // secret, key, code, session, auth, signature or credential (ASCII
 // case-insensitive; add more with [WithRedactQuery]) have their value
-// replaced by REDACTED. Bodies are never logged. Authorization,
+// replaced by REDACTED, in url.query and in the query of the Referer. Bodies are never logged. Authorization,
 // Proxy-Authorization and Cookie headers are never logged, even when listed
 // in [WithRequestHeaders]. The text handlers escape control characters and
 // non-ASCII bytes, so a client cannot forge log lines. The path is logged as
@@ -137,14 +137,13 @@ const StatusClientClosedRequest = 499
 type Option func(*config)
 
 type config struct {
-	skip        func(*http.Request) bool
-	info        slog.Level
-	clientErr   slog.Level
-	serverErr   slog.Level
-	redact      redactor
-	headers     []headerKey
-	errLogger   *slog.Logger
-	errInterval time.Duration
+	skip      func(*http.Request) bool
+	info      slog.Level
+	clientErr slog.Level
+	serverErr slog.Level
+	redact    redactor
+	headers   []headerKey
+	errLogger *slog.Logger
 }
 
 type headerKey struct {
@@ -242,7 +241,7 @@ func New(logger *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
 	if c.errLogger == nil {
 		c.errLogger = stderrLogger()
 	}
-	errs := errlog.New(c.errLogger, "accesslog: writing the access log failed", c.errInterval)
+	errs := errlog.New(c.errLogger, "accesslog: writing the access log failed", 0)
 	return func(next http.Handler) http.Handler {
 		return &handler{cfg: &c, logger: logger, next: next, errs: errs}
 	}
@@ -355,7 +354,9 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 		f.set(fUserAgent, slog.StringValue(v[0]))
 	}
 	if v, ok := r.Header["Referer"]; ok && len(v) > 0 {
-		f.set(fReferer, slog.StringValue(v[0]))
+		// The previous page's URL can carry a token as well (a
+		// password-reset link that loads this page's assets).
+		f.set(fReferer, slog.StringValue(h.cfg.redact.redactURL(v[0])))
 	}
 	if _, ok := r.Header["Authorization"]; ok {
 		if user, _, ok := r.BasicAuth(); ok {

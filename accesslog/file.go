@@ -262,10 +262,14 @@ func (f *File) Write(p []byte) (int, error) {
 		}
 	}
 	if f.rotateDue(now, int64(len(p))) {
-		if err := f.rotateLocked(now); err != nil && f.f == nil {
-			return 0, err
+		if err := f.rotateLocked(now); err != nil {
+			if f.f == nil {
+				return 0, err
+			}
+			// A failed rename keeps the current file: the line is not
+			// lost, and the rotation is tried again at the next write.
+			f.errs.Report(context.Background(), err, slog.String("path", f.path))
 		}
-		// A failed rename keeps the current file: the line is not lost.
 	}
 	n, err := f.f.Write(p)
 	if err != nil {

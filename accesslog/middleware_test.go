@@ -206,6 +206,17 @@ func TestRecordAttributes(t *testing.T) {
 			never:   []string{"hunter2", "bob"},
 		},
 		{
+			name: "referer query redacted",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/style.css", nil)
+				r.Header.Set("Referer", "https://example.com/reset?token=t0ps3cret&lang=en")
+				return r
+			},
+			handler: hello,
+			want:    map[string]any{accesslog.KeyReferer: "https://example.com/reset?token=REDACTED&lang=en"},
+			never:   []string{"t0ps3cret"},
+		},
+		{
 			name: "extra redacted names",
 			req: func() *http.Request {
 				return httptest.NewRequest(http.MethodGet, "/?ssn=123-45-6789&page=1", nil)
@@ -942,4 +953,53 @@ func TestReadFromThroughWrapper(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, payload, string(got))
 	assert.Equal(t, int64(len(payload)), attrMap(t, waitRecord(t, c.ch))[accesslog.KeyResponseSize].Int64())
+}
+
+func TestHTTP2(t *testing.T) {
+	var buf lockedBuffer
+	var ifaces []string
+	srv := httptest.NewUnstartedServer(accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := w.(http.Flusher); ok {
+				ifaces = append(ifaces, "Flusher")
+			}
+			if _, ok := w.(http.Pusher); ok {
+				ifaces = append(ifaces, "Pusher")
+			}
+			if _, ok := w.(http.Hijacker); ok {
+				ifaces = append(ifaces, "Hijacker")
+			}
+			_, _ = io.WriteString(w, "over h2")
+		})))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/h2?x=1")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 2, resp.ProtoMajor, "the test server speaks HTTP/2")
+	line := lastLine(t, "accesslog", 1, buf.String)
+	assert.Regexp(t, `^127\.0\.0\.1 - - \[[^\]]+\] "GET /h2\?x=1 HTTP/2\.0" 200 7 "-" "Go-http-client/2\.0"\n$`, line)
+	assert.Equal(t, []string{"Flusher", "Pusher"}, ifaces, "an HTTP/2 writer flushes and pushes, and cannot be hijacked")
+}
+
+func TestFullDiskKeepsServing(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	f, err := accesslog.OpenFile("/dev/full", accesslog.WithCompress(false), accesslog.WithMaxSize(0))
+	require.NoError(t, err)
+	defer f.Close()
+	reports := &capture{}
+	h := accesslog.New(slog.New(accesslog.NewCombinedHandler(f, nil)), accesslog.WithErrorLogger(slog.New(reports)))(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "served") }))
+	for range 3 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		assert.Equal(t, "served", w.Body.String())
+	}
+	recs := reports.records()
+	require.Len(t, recs, 1, "one report for the interval, not one per request")
+	assert.Contains(t, attrMap(t, recs[0])["error"].String(), "no space left on device")
 }

@@ -84,6 +84,23 @@ func (rd *redactor) redact(q string) string {
 	return b.String()
 }
 
+// redactURL redacts the query of a URL (a Referer), keeping the rest.
+func (rd *redactor) redactURL(u string) string {
+	i := strings.IndexByte(u, '?')
+	if i < 0 {
+		return u
+	}
+	q, frag := u[i+1:], ""
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q, frag = q[:j], q[j:]
+	}
+	r := rd.redact(q)
+	if r == q {
+		return u
+	}
+	return u[:i+1] + r + frag
+}
+
 func nextSep(q string, i int) int {
 	for j := i; j < len(q); j++ {
 		if q[j] == '&' || q[j] == ';' {

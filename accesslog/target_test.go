@@ -35,6 +35,20 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+func TestRedactURL(t *testing.T) {
+	rd := &redactor{names: defaultRedact}
+	for in, want := range map[string]string{
+		"https://example.com/":                          "https://example.com/",
+		"https://example.com/p?x=1":                     "https://example.com/p?x=1",
+		"https://example.com/reset?token=abc&lang=en":   "https://example.com/reset?token=REDACTED&lang=en",
+		"https://example.com/cb?code=xyz#access_token=": "https://example.com/cb?code=REDACTED#access_token=",
+		"/relative?session=1":                           "/relative?session=REDACTED",
+		"":                                              "",
+	} {
+		assert.Equal(t, want, rd.redactURL(in), "redactURL(%q)", in)
+	}
+}
+
 func TestRedactDoesNotAllocateWhenClean(t *testing.T) {
 	rd := &redactor{names: defaultRedact}
 	allocs := testing.AllocsPerRun(100, func() { _ = rd.redact("page=2&sort=name&filter=active") })
