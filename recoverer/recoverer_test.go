@@ -1,0 +1,330 @@
+package recoverer_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/recoverer"
+)
+
+type customPanic struct{ Code int }
+
+func TestPanicBecomes500(t *testing.T) {
+	tests := []struct {
+		name      string
+		value     any
+		wantPanic string
+	}{
+		{"string", "boom", "boom"},
+		{"int", 42, "42"},
+		{"error", errors.New("db: connection reset"), "db: connection reset"},
+		{"struct", customPanic{Code: 7}, "{7}"},
+		{"nil becomes PanicNilError", nil, "panic called with nil argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			capture, logger := newCapture()
+			mux := http.NewServeMux()
+			mux.Handle("GET /items/{id}", panicWith(tt.value))
+			srv, errLog := newServer(t, recoverer.New(recoverer.WithLogger(logger))(mux))
+
+			req, err := http.NewRequest(http.MethodGet, srv.URL+"/items/7", nil)
+			require.NoError(t, err)
+			req.Header.Set("Accept", "application/json")
+			res, err := srv.Client().Do(req)
+			require.NoError(t, err, "the client must get a response, not a dropped connection")
+			body, err := io.ReadAll(res.Body)
+			require.NoError(t, err)
+			_ = res.Body.Close()
+
+			assert.Equal(t, http.StatusInternalServerError, res.StatusCode, "status")
+			assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), "content type")
+			var prob map[string]any
+			require.NoError(t, json.Unmarshal(body, &prob), "body %q is not JSON", body)
+			assert.EqualValues(t, 500, prob["status"], "problem status")
+			assert.Equal(t, "Internal Server Error", prob["title"], "problem title")
+			assert.NotContains(t, string(body), tt.wantPanic, "the panic value must not reach the client")
+			assert.NotContains(t, string(body), "panicNow", "the stack must not reach the client")
+
+			records := capture.withMsg(msgPanic)
+			require.Len(t, records, 1, "panic records: got %d, want 1: %v", len(records), capture.all())
+			rec := records[0]
+			assert.Equal(t, "ERROR", rec.Level.String(), "level")
+			assert.Contains(t, rec.Attrs["panic"], tt.wantPanic, "panic attribute")
+			assert.Contains(t, rec.Attrs["stack"], "recoverer_test.panicNow", "stack must show the handler frame")
+			assert.NotContains(t, rec.Attrs["stack"], "runtime.", "stack must be trimmed of runtime frames")
+			assert.Equal(t, "GET", rec.Attrs["http.request.method"], "method")
+			assert.Equal(t, "/items/7", rec.Attrs["url.path"], "path")
+			assert.Equal(t, "/items/{id}", rec.Attrs["http.route"], "route")
+			assert.NotContains(t, rec.Attrs, "sentry.event_id", "no Sentry configured, no event id")
+			assert.Empty(t, errLog.String(), "net/http must not log the panic itself")
+		})
+	}
+}
+
+func TestResponseNegotiation(t *testing.T) {
+	tests := []struct {
+		name       string
+		accept     []string
+		wantType   string
+		wantPrefix string
+	}{
+		{"no Accept", nil, "application/problem+json", "{"},
+		{"json", []string{"application/json"}, "application/problem+json", "{"},
+		{"problem json", []string{"application/problem+json"}, "application/problem+json", "{"},
+		{"curl", []string{"*/*"}, "application/problem+json", "{"},
+		{"browser", []string{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}, "application/problem+json", "{"},
+		{"text only", []string{"text/plain"}, "text/plain; charset=utf-8", "Internal Server Error"},
+		{"html only", []string{"text/html"}, "text/plain; charset=utf-8", "Internal Server Error"},
+		{"json refused", []string{"application/json;q=0, text/plain"}, "text/plain; charset=utf-8", "Internal Server Error"},
+		{"text preferred", []string{"application/json;q=0.5, text/plain;q=0.9"}, "text/plain; charset=utf-8", "Internal Server Error"},
+		{"two headers", []string{"text/plain;q=0.1", "application/json"}, "application/problem+json", "{"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, logger := newCapture()
+			h := recoverer.New(recoverer.WithLogger(logger))(panicWith("boom"))
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			for _, a := range tt.accept {
+				req.Header.Add("Accept", a)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+			assert.Equal(t, tt.wantType, rec.Header().Get("Content-Type"), "content type")
+			assert.True(t, strings.HasPrefix(rec.Body.String(), tt.wantPrefix), "body %q, want prefix %q", rec.Body.String(), tt.wantPrefix)
+			assert.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"), "nosniff")
+			assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"), "cache control")
+			assert.Equal(t, fmt.Sprint(rec.Body.Len()), rec.Header().Get("Content-Length"), "content length")
+		})
+	}
+}
+
+func TestStaleHeadersAreDropped(t *testing.T) {
+	_, logger := newCapture()
+	h := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Set-Cookie", "session=half-done")
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Length", "12345")
+		w.Header().Set("Content-Disposition", "attachment")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		panicNow("boom")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	require.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+	for _, k := range []string{"Set-Cookie", "Etag", "Content-Disposition"} {
+		assert.Empty(t, rec.Header().Get(k), "%s must not describe the error response", k)
+	}
+	assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"), "cache control")
+	assert.NotEqual(t, "12345", rec.Header().Get("Content-Length"), "content length of the error body")
+	assert.Equal(t, "*", rec.Header().Get("Access-Control-Allow-Origin"), "unrelated headers stay")
+}
+
+func TestErrAbortHandlerIsRepanickedAndNotReported(t *testing.T) {
+	capture, logger := newCapture()
+	srv, errLog := newServer(t, recoverer.New(recoverer.WithLogger(logger))(panicWith(http.ErrAbortHandler)))
+
+	res, err := srv.Client().Get(srv.URL)
+	if err == nil {
+		_ = res.Body.Close()
+	}
+	require.Error(t, err, "the connection must be aborted (got status %v)", res)
+	assert.Empty(t, capture.all(), "ErrAbortHandler must not be logged")
+	assert.Empty(t, errLog.String(), "net/http must not log ErrAbortHandler either")
+}
+
+func TestPanicAfterHeadersAbortsTheConnection(t *testing.T) {
+	tests := []struct {
+		name  string
+		flush bool
+		h2    bool
+	}{
+		{"HTTP/1.1 flushed", true, false},
+		{"HTTP/1.1 buffered", false, false},
+		{"HTTP/2 flushed", true, true},
+		{"HTTP/2 buffered", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			capture, logger := newCapture()
+			h := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(http.StatusOK)
+				_, _ = io.WriteString(w, "partial ")
+				if tt.flush {
+					http.NewResponseController(w).Flush()
+				}
+				panicNow("mid-stream")
+			}))
+			srv, errLog := startServer(t, h, tt.h2)
+
+			res, err := srv.Client().Get(srv.URL)
+			var body []byte
+			if err == nil {
+				wantProto := map[bool]int{false: 1, true: 2}[tt.h2]
+				assert.Equal(t, wantProto, res.ProtoMajor, "protocol")
+				body, err = io.ReadAll(res.Body)
+				_ = res.Body.Close()
+				assert.Equal(t, http.StatusOK, res.StatusCode, "the status already sent cannot change")
+				assert.NotContains(t, string(body), "Internal Server Error", "no second response appended")
+			}
+			require.Error(t, err, "the client must see the truncation, got a clean response %q", body)
+
+			records := capture.withMsg(msgPanic)
+			require.Len(t, records, 1, "panic records")
+			assert.Equal(t, "mid-stream", records[0].Attrs["panic"], "panic attribute")
+			assert.Empty(t, errLog.String(), "the abort must not make net/http log a second stack")
+		})
+	}
+}
+
+func TestHijackedConnectionIsLeftAlone(t *testing.T) {
+	capture, logger := newCapture()
+	conns := make(chan net.Conn, 1)
+	done := make(chan struct{})
+	inner := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		conns <- c
+		_, _ = brw.WriteString("HELLO\n")
+		_ = brw.Flush()
+		panicNow("websocket handler")
+	}))
+	srv, errLog := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		inner.ServeHTTP(w, r)
+	}))
+
+	client, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer func() { _ = client.Close() }()
+	_, err = io.WriteString(client, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	require.NoError(t, err)
+	serverConn := <-conns
+	defer func() { _ = serverConn.Close() }()
+	<-done // the middleware has returned: anything it wrote has been written
+
+	_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	got, _ := io.ReadAll(bufio.NewReader(client))
+	assert.Equal(t, "HELLO\n", string(got), "only the handler's own bytes on the hijacked connection")
+	assert.Empty(t, errLog.String(), "no write may even be attempted on the hijacked response")
+	assert.Len(t, capture.withMsg(msgPanic), 1, "the panic is still reported")
+}
+
+func TestRouteAndRequestIDFromChi(t *testing.T) {
+	capture, logger := newCapture()
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID)
+	r.Use(recoverer.New(recoverer.WithLogger(logger)))
+	r.Route("/api", func(r chi.Router) {
+		r.Post("/orders/{orderID}", panicWith("chi boom"))
+	})
+	req := httptest.NewRequest(http.MethodPost, "/api/orders/99", nil)
+	req.Header.Set("X-Request-Id", "req-123")
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+
+	require.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+	records := capture.withMsg(msgPanic)
+	require.Len(t, records, 1, "panic records")
+	assert.Equal(t, "/api/orders/{orderID}", records[0].Attrs["http.route"], "chi route")
+	assert.Equal(t, "req-123", records[0].Attrs["http.request.id"], "chi request id")
+	assert.Equal(t, "POST", records[0].Attrs["http.request.method"], "method")
+}
+
+func TestNoPanicPassesThrough(t *testing.T) {
+	capture, logger := newCapture()
+	h := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Handler", "yes")
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = io.WriteString(w, "short and stout")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, http.StatusTeapot, rec.Code, "status")
+	assert.Equal(t, "short and stout", rec.Body.String(), "body")
+	assert.Equal(t, "yes", rec.Header().Get("X-Handler"), "header")
+	assert.Empty(t, capture.all(), "nothing logged without a panic")
+}
+
+func TestDefaultLoggerIsUsedWithoutWithLogger(t *testing.T) {
+	capture, logger := newCapture()
+	old := slog.Default()
+	slog.SetDefault(logger)
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	h := recoverer.New(recoverer.WithLogger(nil))(panicWith("to the default logger"))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+	assert.Len(t, capture.withMsg(msgPanic), 1, "the record goes to slog.Default()")
+}
+
+func TestWithResponse(t *testing.T) {
+	tests := []struct {
+		name       string
+		response   http.HandlerFunc
+		wantStatus int
+		wantBody   string
+		wantLogs   int
+	}{
+		{
+			name: "custom page",
+			response: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "<h1>sorry</h1>")
+			},
+			wantStatus: http.StatusServiceUnavailable,
+			wantBody:   "<h1>sorry</h1>",
+			wantLogs:   1,
+		},
+		{
+			name:       "writes nothing: default follows",
+			response:   func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Tried", "1") },
+			wantStatus: http.StatusInternalServerError,
+			wantBody:   "Internal Server Error\n",
+			wantLogs:   1,
+		},
+		{
+			name:       "panics: logged, default follows",
+			response:   func(w http.ResponseWriter, r *http.Request) { panic("response broke too") },
+			wantStatus: http.StatusInternalServerError,
+			wantBody:   "Internal Server Error\n",
+			wantLogs:   2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			capture, logger := newCapture()
+			h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithResponse(tt.response))(panicWith("boom"))
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set("Accept", "text/plain")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			assert.Equal(t, tt.wantStatus, rec.Code, "status")
+			assert.Equal(t, tt.wantBody, rec.Body.String(), "body")
+			assert.Len(t, capture.all(), tt.wantLogs, "log records: %v", capture.all())
+		})
+	}
+}

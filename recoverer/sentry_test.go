@@ -1,0 +1,303 @@
+package recoverer_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/internal/sentrytest"
+	"github.com/shipshape-go/shipshape/recoverer"
+)
+
+const flushTimeout = 10 * time.Second
+
+// newSentry returns a loopback Sentry server and a hub with a real client
+// reporting to it.
+func newSentry(t *testing.T, opts sentry.ClientOptions) (*sentrytest.Server, *sentry.Hub) {
+	t.Helper()
+	srv := sentrytest.NewServer(t)
+	client := sentrytest.NewClient(t, srv.DSN(), opts)
+	return srv, sentry.NewHub(client, sentry.NewScope())
+}
+
+// hasFrame reports whether a Sentry stack trace has the frame of fn in pkg.
+func hasFrame(st *sentry.Stacktrace, module, function string) bool {
+	if st == nil {
+		return false
+	}
+	for _, f := range st.Frames {
+		if f.Module == module && f.Function == function {
+			return true
+		}
+	}
+	return false
+}
+
+const testModule = "github.com/shipshape-go/shipshape/recoverer_test"
+
+func TestSentryEventPerPanic(t *testing.T) {
+	tests := []struct {
+		name      string
+		value     any
+		wantType  string
+		wantValue string
+	}{
+		{"error", errors.New("db: connection reset"), "*errors.errorString", "db: connection reset"},
+		{"string", "boom", "string", "boom"},
+		{"int", 42, "int", "42"},
+		{"nil", nil, "*runtime.PanicNilError", "panic called with nil argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+			capture, logger := newCapture()
+
+			r := chi.NewRouter()
+			r.Use(middleware.RequestID)
+			r.Use(accesslog.New(logger))
+			r.Use(recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub)))
+			r.Post("/items/{id}", panicWith(tt.value))
+			srv, _ := newServer(t, r)
+
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/items/7?q=shoes&token=tok-SECRET&Password=pw-SECRET&sessionId=sess-SECRET", strings.NewReader("body-SECRET"))
+			require.NoError(t, err)
+			req.Header.Set("Cookie", "sid=cookie-SECRET")
+			req.Header.Set("Authorization", "Bearer auth-SECRET")
+			req.Header.Set("Proxy-Authorization", "Basic proxy-SECRET")
+			req.Header.Set("X-Api-Key", "apikey-SECRET")
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			req.Header.Set("User-Agent", "recoverer-test")
+			res, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			require.Equal(t, http.StatusInternalServerError, res.StatusCode, "status")
+			require.True(t, hub.Flush(flushTimeout), "Sentry flush timed out")
+
+			events := sentrySrv.Events()
+			require.Len(t, events, 1, "one event per panic, got %d", len(events))
+			ev := events[0]
+			require.NotEmpty(t, ev.Exception, "exception")
+			exc := ev.Exception[len(ev.Exception)-1]
+			assert.Equal(t, tt.wantType, exc.Type, "exception type")
+			assert.Contains(t, exc.Value, tt.wantValue, "exception value")
+			assert.True(t, hasFrame(exc.Stacktrace, testModule, "panicNow"), "stack trace must hold the handler frame: %+v", exc.Stacktrace)
+			require.NotNil(t, exc.Mechanism, "mechanism")
+			require.NotNil(t, exc.Mechanism.Handled, "mechanism.handled")
+			assert.False(t, *exc.Mechanism.Handled, "a panic is unhandled")
+			assert.Equal(t, sentry.LevelFatal, ev.Level, "level")
+			assert.Equal(t, "POST /items/{id}", ev.Transaction, "transaction is the route")
+
+			require.NotNil(t, ev.Request, "request")
+			assert.Equal(t, http.MethodPost, ev.Request.Method, "request method")
+			assert.True(t, strings.HasSuffix(ev.Request.URL, "/items/7"), "request URL %q, want the path without query", ev.Request.URL)
+			assert.Contains(t, ev.Request.QueryString, "q=shoes", "harmless query kept")
+			assert.Equal(t, "recoverer-test", ev.Request.Headers["User-Agent"], "harmless header kept")
+			assert.Empty(t, ev.Request.Cookies, "cookies")
+			assert.Empty(t, ev.Request.Data, "body")
+			for _, h := range []string{"Cookie", "Authorization", "Proxy-Authorization"} {
+				assert.NotContains(t, ev.Request.Headers, h, "header %s must not be sent", h)
+			}
+			assert.Equal(t, "[Filtered]", ev.Request.Headers["X-Api-Key"], "secret-looking header value")
+			assert.Equal(t, "[Filtered]", ev.Request.Headers["X-Forwarded-For"], "client address header")
+			raw := sentrySrv.RawEvents()
+			require.Len(t, raw, 1, "raw events")
+			assert.NotContains(t, string(raw[0]), "SECRET", "no secret may reach Sentry: %s", raw[0])
+			assert.NotContains(t, string(raw[0]), "203.0.113.9", "no client address may reach Sentry")
+
+			panics := capture.withMsg(msgPanic)
+			require.Len(t, panics, 1, "panic records")
+			reqID := panics[0].Attrs["http.request.id"]
+			require.NotEmpty(t, reqID, "request id in the record")
+			assert.Equal(t, reqID, ev.Tags["request_id"], "request id tag")
+			assert.Equal(t, string(ev.EventID), panics[0].Attrs["sentry.event_id"], "event id in the panic record")
+
+			lines := capture.withMsg(accesslog.Message)
+			require.Len(t, lines, 1, "access lines")
+			assert.Equal(t, string(ev.EventID), lines[0].Attrs["sentry.event_id"], "event id on the access line")
+			assert.Contains(t, lines[0].Attrs["panic"], tt.wantValue, "panic on the access line")
+			assert.Equal(t, "500", lines[0].Attrs[accesslog.KeyStatus], "access line status")
+		})
+	}
+}
+
+func TestSentryMidStreamPanicIsReportedOnce(t *testing.T) {
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	capture, logger := newCapture()
+	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "partial")
+		http.NewResponseController(w).Flush()
+		panicNow("mid-stream")
+	}))
+	srv, _ := newServer(t, accesslog.New(logger)(h))
+	res, err := srv.Client().Get(srv.URL)
+	if err == nil {
+		_, err = io.ReadAll(res.Body)
+		_ = res.Body.Close()
+	}
+	require.Error(t, err, "the client must see the abort")
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "one event for the mid-stream panic, none for the abort")
+	assert.Equal(t, "mid-stream", events[0].Exception[0].Value, "exception value")
+
+	// accesslog sees the abort propagate and still writes the line, with
+	// what recoverer added before aborting.
+	lines := capture.withMsg(accesslog.Message)
+	require.Len(t, lines, 1, "access lines")
+	assert.Equal(t, string(events[0].EventID), lines[0].Attrs["sentry.event_id"], "event id on the access line")
+	assert.Equal(t, "200", lines[0].Attrs[accesslog.KeyStatus], "the status that was sent")
+	assert.Equal(t, accesslog.AbortedPanic, lines[0].Attrs[accesslog.KeyAborted], "the line says the response was aborted")
+}
+
+func TestSentryNotReportedForErrAbortHandler(t *testing.T) {
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	_, logger := newCapture()
+	srv, _ := newServer(t, recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(panicWith(http.ErrAbortHandler)))
+	res, err := srv.Client().Get(srv.URL)
+	if err == nil {
+		_ = res.Body.Close()
+	}
+	require.Error(t, err, "aborted")
+	hub.CaptureMessage("marker") // proves delivery works, and ends the wait
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "only the marker: %+v", events)
+	assert.Equal(t, "marker", events[0].Message, "the one event is the marker")
+}
+
+func TestWithRequestScrubberOptsIn(t *testing.T) {
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	_, logger := newCapture()
+	scrub := func(dst *sentry.Request, r *http.Request) {
+		dst.Cookies = r.Header.Get("Cookie")
+		delete(dst.Headers, "User-Agent")
+	}
+	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub), recoverer.WithRequestScrubber(scrub))(panicWith("boom"))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Cookie", "theme=dark")
+	req.Header.Set("User-Agent", "ua")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "events")
+	assert.Equal(t, "theme=dark", events[0].Request.Cookies, "cookies the scrubber opted in")
+	assert.NotContains(t, events[0].Request.Headers, "User-Agent", "header the scrubber removed")
+}
+
+func TestSentryHubSelection(t *testing.T) {
+	t.Run("hub in the request context", func(t *testing.T) {
+		sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+		_, logger := newCapture()
+		h := recoverer.New(recoverer.WithLogger(logger))(panicWith("ctx hub"))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req = req.WithContext(sentry.SetHubOnContext(req.Context(), hub))
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		require.True(t, hub.Flush(flushTimeout), "flush")
+		assert.Len(t, sentrySrv.Events(), 1, "event through the context's hub")
+	})
+	t.Run("current hub", func(t *testing.T) {
+		sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+		current := sentry.CurrentHub()
+		current.BindClient(hub.Client())
+		t.Cleanup(func() { current.BindClient(nil) })
+		capture, logger := newCapture()
+		h := recoverer.New(recoverer.WithLogger(logger))(panicWith("current hub"))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+		require.True(t, hub.Flush(flushTimeout), "flush")
+		events := sentrySrv.Events()
+		require.Len(t, events, 1, "event through sentry.CurrentHub()")
+		assert.Equal(t, string(events[0].EventID), capture.withMsg(msgPanic)[0].Attrs["sentry.event_id"], "event id logged")
+	})
+	t.Run("client without DSN", func(t *testing.T) {
+		client, err := sentry.NewClient(sentry.ClientOptions{Dsn: ""})
+		require.NoError(t, err)
+		t.Cleanup(client.Close)
+		capture, logger := newCapture()
+		h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(sentry.NewHub(client, sentry.NewScope())))(panicWith("no dsn"))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+		records := capture.withMsg(msgPanic)
+		require.Len(t, records, 1, "still logged")
+		assert.NotContains(t, records[0].Attrs, "sentry.event_id", "no event id for an event that goes nowhere")
+	})
+}
+
+func TestEventIDInCustomResponse(t *testing.T) {
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	_, logger := newCapture()
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "reference "+recoverer.EventID(r.Context()))
+	})
+	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub), recoverer.WithResponse(page))(panicWith("boom"))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "events")
+	assert.Equal(t, "reference "+string(events[0].EventID), rec.Body.String(), "the page shows the event id")
+	assert.Empty(t, recoverer.EventID(httptest.NewRequest(http.MethodGet, "/", nil).Context()), "no id outside a panic")
+}
+
+// TestSentryUnavailableDoesNotDelayResponses sends panicking requests while
+// Sentry refuses connections or takes 5s to answer each envelope: every
+// response must still come back at once (far below the 5s), and the SDK's
+// work must not grow with the number of panics (no goroutine per event).
+func TestSentryUnavailableDoesNotDelayResponses(t *testing.T) {
+	const requests = 50
+	const limit = time.Second
+	tests := []struct {
+		name string
+		// sentry returns the DSN and a func that stops the endpoint.
+		sentry func(t testing.TB) (string, func())
+	}{
+		{"down", func(t testing.TB) (string, func()) { return sentrytest.ClosedDSN(t), func() {} }},
+		{"slow", func(t testing.TB) (string, func()) {
+			srv := sentrytest.NewServer(t, sentrytest.WithDelay(5*time.Second))
+			return srv.DSN(), srv.Close
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn, stop := tt.sentry(t)
+			client := sentrytest.NewClient(t, dsn, sentry.ClientOptions{})
+			// Registered after the client, so it runs before the client's
+			// cleanup: closing the client drains the SDK's queue, which
+			// against a Sentry that takes 5s per envelope takes minutes.
+			t.Cleanup(stop)
+			hub := sentry.NewHub(client, sentry.NewScope())
+			capture, logger := newCapture()
+			srv, _ := newServer(t, recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(panicWith("sentry is unwell")))
+			httpClient := srv.Client()
+
+			before := runtime.NumGoroutine()
+			for i := range requests {
+				start := time.Now()
+				res, err := httpClient.Get(srv.URL)
+				require.NoError(t, err)
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				took := time.Since(start)
+				require.Less(t, took, limit, "request %d took %v: reporting must not wait for Sentry", i, took)
+				require.Equal(t, http.StatusInternalServerError, res.StatusCode, "status")
+			}
+			assert.Len(t, capture.withMsg(msgPanic), requests, "every panic logged")
+			for _, r := range capture.withMsg(msgPanic) {
+				assert.NotEmpty(t, r.Attrs["sentry.event_id"], "an event id even when delivery fails")
+			}
+			assert.Less(t, runtime.NumGoroutine()-before, 20, "goroutines grew with the number of panics")
+		})
+	}
+}
