@@ -64,7 +64,9 @@ type headerVals struct {
 	buf  [96]byte
 }
 
-// setHeaders writes the rate-limit headers for d, decided at now. Each
+// setHeaders writes the rate-limit headers for d, decided at now. The IETF
+// headers are lists: items already present (another policy's) are kept.
+// The X-RateLimit headers describe one policy and are replaced. Each
 // response gets its own value slices, so a handler that edits them in
 // place cannot change another response's headers.
 func (l *Limiter) setHeaders(h http.Header, d Decision, now time.Time) {
@@ -102,8 +104,8 @@ func (l *Limiter) setHeaders(h http.Header, d Decision, now time.Time) {
 	if l.headers != HeadersLegacy {
 		hv.vals[0] = s[ietf[0]:ietf[1]]
 		hv.vals[3] = l.policyHeader
-		h[hPolicy] = hv.vals[3:4:4]
-		h[hRateLimit] = hv.vals[0:1:1]
+		addValue(h, hPolicy, hv.vals[3:4:4])
+		addValue(h, hRateLimit, hv.vals[0:1:1])
 	}
 	if l.headers != HeadersIETF {
 		hv.vals[1] = s[rem[0]:rem[1]]
@@ -113,6 +115,18 @@ func (l *Limiter) setHeaders(h http.Header, d Decision, now time.Time) {
 		h[hRemaining] = hv.vals[1:2:2]
 		h[hReset] = hv.vals[2:3:3]
 	}
+}
+
+// addValue adds the one value in v to h[key]: as the whole slice when the
+// header is not set yet (no allocation), else appended, so that the items
+// of another policy (a slowdown.Delayer's) stay in the structured-field
+// list beside this one.
+func addValue(h http.Header, key string, v []string) {
+	if old := h[key]; len(old) > 0 {
+		h[key] = append(old, v[0])
+		return
+	}
+	h[key] = v
 }
 
 func boolInt(b bool) int64 {

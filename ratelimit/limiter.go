@@ -201,24 +201,10 @@ func errorDefault(w http.ResponseWriter, r *http.Request, err error) {
 // decide derives the Decision for a take of n from the window a store
 // returned.
 func decide(p Policy, w Window, n int) Decision {
-	W := float64(p.Window)
-	e := float64(w.Elapsed)
-	d := Decision{Allowed: w.Allowed, Limit: p.Limit}
-	est := w.Estimate(p.Window)
+	d := Decision{Allowed: w.Allowed, Limit: p.Limit, Reset: w.Reset(p.Window)}
 	if w.Allowed {
-		d.Remaining = int(math.Floor(float64(p.Limit) - est + 1e-9))
-		d.Remaining = max(0, min(d.Remaining, p.Limit))
-	}
-	// The estimate reaches zero when the current window's count has left
-	// the trailing window: at the end of the next fixed window, or of this
-	// one if only the previous window has counts.
-	switch {
-	case w.Current > 0:
-		d.Reset = ceilDuration(2*W - e)
-	case w.Previous > 0:
-		d.Reset = ceilDuration(W - e)
-	}
-	if !w.Allowed {
+		d.Remaining = max(0, p.Limit-w.Count(p.Window))
+	} else {
 		d.RetryAfter = retryAfter(p, w, n)
 	}
 	return d

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -64,6 +65,34 @@ type Window struct {
 // window of length window (see [Window]).
 func (w Window) Estimate(window time.Duration) float64 {
 	return float64(w.Previous)*float64(window-w.Elapsed)/float64(window) + float64(w.Current)
+}
+
+// Count is the number of requests in the trailing window: the estimate
+// rounded up (with a tolerance for floating-point error), so that the
+// request that was just counted is number Count. A Limiter's Remaining is
+// its limit minus Count; slowdown numbers requests with it too.
+func (w Window) Count(window time.Duration) int {
+	k := math.Ceil(w.Estimate(window) - 1e-9)
+	if k < 0 {
+		return 0
+	}
+	if k > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(k)
+}
+
+// Reset is the time from the take until the estimate is back to zero: the
+// current window's count leaves the trailing window at the end of the next
+// fixed window, the previous window's at the end of this one.
+func (w Window) Reset(window time.Duration) time.Duration {
+	switch {
+	case w.Current > 0:
+		return 2*window - w.Elapsed
+	case w.Previous > 0:
+		return window - w.Elapsed
+	}
+	return 0
 }
 
 // Fits reports whether n more requests fit under p for a key whose windows

@@ -90,3 +90,24 @@ func TestComposeWithLimiter(t *testing.T) {
 		}
 	})
 }
+
+// TestComposeHeaders: with headers on in both, a response carries one
+// RateLimit-Policy and one RateLimit item per policy.
+func TestComposeHeaders(t *testing.T) {
+	store := ratelimit.NewMemoryStore()
+	slow, err := slowdown.New(2, time.Minute, slowdown.WithStore(store),
+		slowdown.WithHeaders(ratelimit.HeadersIETF))
+	require.NoError(t, err)
+	lim, err := ratelimit.New(10, time.Minute, ratelimit.WithStore(store))
+	require.NoError(t, err)
+	h := slow.Handler(lim.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.ElementsMatch(t, []string{`"slowdown";q=2;w=60`, `"default";q=10;w=60`},
+		rec.Header().Values("RateLimit-Policy"), "RateLimit-Policy items")
+	items := rec.Header().Values("RateLimit")
+	assert.Len(t, items, 2, "RateLimit items: %q", items)
+	assert.Empty(t, rec.Header().Values("Retry-After"), "no Retry-After on a 200")
+}

@@ -167,24 +167,14 @@ func (d *Delayer) take(ctx context.Context, key string, now time.Time) (int, tim
 }
 
 // count is the request's number in the trailing window, the way
-// ratelimit.Limiter counts it (its Limit − Remaining): the sliding-window
-// estimate rounded up, with the same tolerance for floating-point error.
-// Rounding up rather than down makes the two agree also while the previous
-// window slides out and the estimate is fractional. A take the store
-// refused (it cannot happen with countLimit) counts as one more.
+// ratelimit.Limiter counts it (its Limit − Remaining): Window.Count. A take
+// the store refused (it cannot happen with countLimit) counts as one more.
 func count(w ratelimit.Window, window time.Duration) int {
-	est := w.Estimate(window)
+	k := w.Count(window)
 	if !w.Allowed {
-		est++
+		k++
 	}
-	k := math.Ceil(est - 1e-9)
-	switch {
-	case k < 0:
-		return 0
-	case k > countLimit:
-		return countLimit
-	}
-	return int(k)
+	return min(k, countLimit)
 }
 
 // delayFor is the delay of request number k.
@@ -336,23 +326,9 @@ func (d *Delayer) setHeaders(h http.Header, k int, w ratelimit.Window, delay tim
 	b = append(b, `";r=`...)
 	b = strconv.AppendInt(b, int64(max(0, d.after-k)), 10)
 	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, ceilSeconds(max(0, reset(w, d.policy.Window)-delay)), 10)
+	b = strconv.AppendInt(b, ceilSeconds(max(0, w.Reset(d.policy.Window)-delay)), 10)
 	h[hPolicy] = append(h[hPolicy], d.policyHeader)
 	h[hRateLimit] = append(h[hRateLimit], string(b))
-}
-
-// reset is the time until the count of w is back to zero, the way
-// ratelimit.Limiter computes its Reset: the current window's count leaves
-// the trailing window at the end of the next fixed window, the previous
-// window's at the end of this one.
-func reset(w ratelimit.Window, window time.Duration) time.Duration {
-	switch {
-	case w.Current > 0:
-		return 2*window - w.Elapsed
-	case w.Previous > 0:
-		return window - w.Elapsed
-	}
-	return 0
 }
 
 // ceilSeconds is d in whole seconds, rounded up.
