@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,11 +38,12 @@ import (
 //   - nginx with 1 worker and gzip_static on (reference).
 //
 // BenchmarkLoopback drives them with net/http clients (keep-alive,
-// b.SetParallelism workers); BenchmarkLoopbackWrk runs wrk once per server
-// (use -benchtime=1x). Both only run with -bench.
+// b.SetParallelism workers); BenchmarkLoopbackWrk runs wrk against each in
+// interleaved rounds (use -benchtime=1x). Both only run with -bench.
 var (
-	wrkDuration    = flag.Duration("static.wrk.duration", 5*time.Second, "duration of each wrk run in BenchmarkLoopbackWrk")
+	wrkDuration    = flag.Duration("static.wrk.duration", 3*time.Second, "duration of each wrk run in BenchmarkLoopbackWrk")
 	wrkConnections = flag.Int("static.wrk.connections", 32, "wrk connections (-c) in BenchmarkLoopbackWrk")
+	wrkRounds      = flag.Int("static.wrk.rounds", 3, "interleaved rounds of wrk runs in BenchmarkLoopbackWrk")
 )
 
 const benchAsset = "js/app.3f9a1c2b.js"
@@ -212,32 +214,50 @@ func BenchmarkLoopback(b *testing.B) {
 var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
 // BenchmarkLoopbackWrk runs wrk (2 threads, -static.wrk.connections
-// connections, -static.wrk.duration) once per server and reports its
-// requests per second. One iteration is one wrk run:
+// connections, -static.wrk.duration per run) against every server, in
+// -static.wrk.rounds interleaved rounds (the starting server rotates), so
+// that load from other processes hits all of them alike. It reports the
+// median requests per second of each server and static's ratio to the
+// others. One iteration is the whole set of runs:
 //
-//	go test -run '^$' -bench 'LoopbackWrk' -benchtime 1x ./static/
+//	go test -run '^$' -bench LoopbackWrk -benchtime 1x ./static
 func BenchmarkLoopbackWrk(b *testing.B) {
 	wrk := testenv.LookPath(b, "wrk", "wrk")
-	for _, t := range benchTargets(b) {
-		b.Run(t.name, func(b *testing.B) {
-			var total float64
-			for range b.N {
+	targets := benchTargets(b)
+	b.ResetTimer()
+	for range b.N {
+		rps := map[string][]float64{}
+		for round := range *wrkRounds {
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
 				out, err := exec.Command(wrk, "-t2", "-c"+strconv.Itoa(*wrkConnections), "-d"+wrkDuration.String(),
 					"-H", "Accept-Encoding: gzip", t.url).CombinedOutput()
 				if err != nil {
 					b.Fatalf("wrk: %v\n%s", err, out)
 				}
-				if strings.Contains(string(out), "Non-2xx") {
-					b.Fatalf("wrk saw errors:\n%s", out)
+				if strings.Contains(string(out), "Non-2xx") || strings.Contains(string(out), "Socket errors") {
+					b.Fatalf("wrk saw errors against %s:\n%s", t.name, out)
 				}
 				m := wrkRPS.FindSubmatch(out)
 				if m == nil {
 					b.Fatal(errors.New("no Requests/sec in wrk output:\n" + string(out)))
 				}
-				rps, _ := strconv.ParseFloat(string(m[1]), 64)
-				total += rps
+				v, _ := strconv.ParseFloat(string(m[1]), 64)
+				rps[t.name] = append(rps[t.name], v)
 			}
-			b.ReportMetric(total/float64(b.N), "req/s")
-		})
+		}
+		med := map[string]float64{}
+		for _, t := range targets {
+			v := rps[t.name]
+			slices.Sort(v)
+			med[t.name] = v[len(v)/2]
+			b.ReportMetric(med[t.name], t.name+"_req/s")
+			b.Logf("%-10s median %8.0f req/s  runs %v", t.name, med[t.name], v)
+		}
+		for _, other := range []string{"fileserver", "bare", "bare-min", "nginx"} {
+			if med[other] > 0 {
+				b.ReportMetric(med["static"]/med[other], "static/"+other)
+			}
+		}
 	}
 }

@@ -540,3 +540,36 @@ func TestEmbedFSAsIs(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, do(s, http.MethodGet, hidden).Code, "GET %s", hidden)
 	}
 }
+
+func TestVaryKeepsOtherFields(t *testing.T) {
+	s := newServer(t, siteFS(t))
+	cors := func(vary ...string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, v := range vary {
+				w.Header().Add("Vary", v)
+			}
+			s.ServeHTTP(w, r)
+		})
+	}
+	tests := []struct {
+		name   string
+		target string
+		ae     string
+		before []string
+		want   []string
+	}{
+		{"variant after Origin", js, "br", []string{"Origin"}, []string{"Origin", "Accept-Encoding"}},
+		{"identity after Origin", js, "", []string{"Origin"}, []string{"Origin", "Accept-Encoding"}},
+		{"on the fly after Origin", "/style.css", "gzip", []string{"Origin"}, []string{"Origin", "Accept-Encoding"}},
+		{"already listed", js, "br", []string{"Origin, accept-encoding"}, []string{"Origin, accept-encoding"}},
+		{"star", js, "br", []string{"*"}, []string{"*"}},
+		{"nothing to negotiate", "/logo.png", "gzip", []string{"Origin"}, []string{"Origin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(cors(tt.before...), http.MethodGet, tt.target, "Accept-Encoding", tt.ae)
+			require.Equal(t, http.StatusOK, rec.Code)
+			assert.Equal(t, tt.want, rec.Header().Values("Vary"))
+		})
+	}
+}
