@@ -67,20 +67,21 @@
 // written, status 499, nginx's "client closed request". A request whose
 // context passed its deadline gets aborted="timeout" and the status that
 // was sent (200 when the handler wrote nothing, as net/http then sends).
-// A panic is logged at the 5xx level whatever the status. A hijacked connection (websocket) is logged
-// with status 101 when the request asked for an upgrade and the handler
-// wrote none itself.
+// A panic is logged at the 5xx level whatever the status. A hijacked
+// connection (websocket) is logged when the handler returns, with status
+// 101 when the request asked for an upgrade.
 //
 // # Secrets
 //
 // Query parameters whose names contain password, passwd, pwd, token,
 // secret, key, code, session, auth, signature or credential (ASCII
 // case-insensitive; add more with [WithRedactQuery]) have their value
-// replaced by REDACTED, in url.query and in the query of the Referer. Bodies are never logged. Authorization,
-// Proxy-Authorization and Cookie headers are never logged, even when listed
-// in [WithRequestHeaders]. The text handlers escape control characters and
-// non-ASCII bytes, so a client cannot forge log lines. The path is logged as
-// sent: an application that puts secrets in paths must redact them itself.
+// replaced by REDACTED, in url.query and in the query of the Referer.
+// Bodies are never logged. Authorization, Proxy-Authorization and Cookie
+// headers are never logged, even when listed in [WithRequestHeaders]. The
+// text handlers escape control characters and non-ASCII bytes, so a client
+// cannot forge log lines. The path is logged as sent: an application that
+// puts secrets in paths must redact them itself.
 package accesslog
 
 import (

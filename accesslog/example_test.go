@@ -175,8 +175,8 @@ func ExampleOpenFile() {
 
 func ExampleNewBufferedWriter() {
 	bw := accesslog.NewBufferedWriter(os.Stdout,
-		accesslog.WithBufferSize(64<<10),
-		accesslog.WithFlushInterval(time.Second),
+		accesslog.WithBufferSize(64<<10),         // write in batches of up to 64 KiB
+		accesslog.WithFlushInterval(time.Minute), // or every minute (default: second)
 	)
 	logger := slog.New(accesslog.NewDevHandler(bw, &slog.HandlerOptions{ReplaceAttr: fixedDuration}))
 	accesslog.New(logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope", nil))
