@@ -197,10 +197,12 @@ func TestBufferedWriterWriteErrors(t *testing.T) {
 		assert.Equal(t, int64(5), bw.Dropped(), "the lines of failed batches are counted")
 		assert.Equal(t, 1, strings.Count(reports.String(), "buffered write failed"), "one report per interval: %s", reports.String())
 		time.Sleep(11 * time.Second)
+		synctest.Wait() // the flusher has handled the ticks of those 11s
 		_, _ = bw.Write([]byte("again\n"))
 		_ = bw.Flush()
 		assert.Equal(t, 2, strings.Count(reports.String(), "buffered write failed"))
 		assert.Contains(t, reports.String(), "suppressed=")
+		synctest.Wait()
 		_, _ = bw.Write([]byte("last\n"))
 		assert.Error(t, bw.Close(), "Close returns the error of its final write")
 	})
