@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/felixge/httpsnoop"
+	"github.com/getsentry/sentry-go"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/shipshape-go/shipshape/internal/sentrytest"
 	"github.com/shipshape-go/shipshape/recoverer"
 )
 
@@ -116,6 +118,25 @@ func BenchmarkPanic(b *testing.B) {
 		panic("bench")
 	}))
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(&benchWriter{h: http.Header{}}, req)
+	}
+}
+
+// BenchmarkPanicWithSentry adds the Sentry report: the event built and
+// handed to a real client's asynchronous transport (pointed at a closed
+// port, so delivery fails fast and nothing accumulates). This is what a
+// panic costs the request's goroutine.
+func BenchmarkPanicWithSentry(b *testing.B) {
+	client := sentrytest.NewClient(b, sentrytest.ClosedDSN(b), sentry.ClientOptions{})
+	hub := sentry.NewHub(client, sentry.NewScope())
+	logger := slog.New(slog.DiscardHandler)
+	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("bench")
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/items/1?q=x&token=y", nil)
+	req.Header.Set("User-Agent", "bench")
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(&benchWriter{h: http.Header{}}, req)

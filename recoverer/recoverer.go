@@ -131,6 +131,14 @@ func WithRequestScrubber(fn func(dst *sentry.Request, r *http.Request)) Option {
 // New returns the middleware. It is safe for concurrent use, and so is the
 // handler it returns. See the package documentation for what happens on a
 // panic.
+//
+// The handler downstream gets a ResponseWriter that records whether the
+// status line was written and whether the connection was hijacked. It has
+// exactly the optional interfaces of the writer it wraps among
+// http.Flusher, http.Hijacker, io.ReaderFrom and http.Pusher (plus
+// io.StringWriter), and Unwrap for http.ResponseController. It is recycled
+// when the handler returns, so, as net/http already requires, it must not be
+// used after that.
 func New(opts ...Option) func(http.Handler) http.Handler {
 	c := newConfig(opts)
 	return func(next http.Handler) http.Handler {
