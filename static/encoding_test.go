@@ -88,3 +88,49 @@ func TestNegotiate(t *testing.T) {
 		})
 	}
 }
+
+// FuzzNegotiate checks the negotiation invariants on arbitrary
+// Accept-Encoding values: never a coding the client refused or the file
+// lacks, never identity when refused, 406 only when nothing is left.
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"", "gzip", "br;q=0.5, gzip;q=0.5, zstd;q=0", "identity;q=0", "*;q=0", "*", "x-gzip;q=1.000",
+		"gzip;q=0.0001", "br;q=1e-3", "gzip;q=NaN", ";;,,", "GZIP;Q=0.9"} {
+		f.Add(s, uint8(0xff))
+	}
+	f.Fuzz(func(t *testing.T, header string, bits uint8) {
+		o := offer{
+			precompressed: [numCodings]bool{false, bits&1 != 0, bits&2 != 0, bits&4 != 0},
+			onTheFly:      bits&8 != 0,
+			small:         bits&16 != 0,
+		}
+		a := parseAcceptEncoding([]string{header})
+		ch := negotiate(&a, &o)
+		idQ, _ := a.identityQ()
+		switch {
+		case !ch.acceptable:
+			if idQ > 0 {
+				t.Fatalf("%q: 406 although identity is acceptable", header)
+			}
+			for c := brotli; c < numCodings; c++ {
+				possible := o.precompressed[c] || o.onTheFly && c != brotli
+				if possible && a.codingQ(c) > 0 {
+					t.Fatalf("%q: 406 although %s is acceptable and possible", header, codingName[c])
+				}
+			}
+		case ch.coding == identity:
+			if ch.onTheFly || idQ == 0 {
+				t.Fatalf("%q: identity chosen although refused (q=%d)", header, idQ)
+			}
+		default:
+			if a.codingQ(ch.coding) <= 0 {
+				t.Fatalf("%q: %s chosen although refused", header, codingName[ch.coding])
+			}
+			if ch.onTheFly && (!o.onTheFly || ch.coding == brotli || o.precompressed[ch.coding]) {
+				t.Fatalf("%q: on-the-fly %s not possible for %+v", header, codingName[ch.coding], o)
+			}
+			if !ch.onTheFly && !o.precompressed[ch.coding] {
+				t.Fatalf("%q: no %s variant in %+v", header, codingName[ch.coding], o)
+			}
+		}
+	})
+}
