@@ -1,0 +1,233 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Environment variables the supervisor sets for its workers.
+const (
+	// EnvWorkerID holds the worker's id (0 to workers-1); [WorkerID] reads
+	// it. Set it yourself for processes started by systemd templates or a
+	// shell that use [Listen] directly, to get the same log attribute.
+	EnvWorkerID = "SHIPSHAPE_WORKER_ID"
+
+	// envFDs lists the inherited descriptors: listener, ready pipe,
+	// lifeline ("3,4,5"). Its presence is what makes a process a worker; a
+	// worker removes it from its environment at start so that its own
+	// child processes do not mistake themselves for workers.
+	envFDs = "SHIPSHAPE_CLUSTER_FDS"
+	// envAddr is the supervisor's listening address ("tcp 127.0.0.1:8080").
+	envAddr = "SHIPSHAPE_CLUSTER_ADDR"
+)
+
+// ErrCrashLoop is wrapped by the error [Run] and [Serve] return when a
+// worker crashed more often than [WithCrashLoop] allows.
+var ErrCrashLoop = errors.New("cluster: crash loop")
+
+// WorkerID returns the id of this worker process (0 to workers-1) and true
+// when the process runs as a worker of a [Run] or [Serve] supervisor (or
+// when [EnvWorkerID] was set by hand). A replacement worker (crash restart,
+// SIGHUP, memory cap) gets the id of the worker it replaces, so for a
+// moment two processes may share an id.
+func WorkerID() (int, bool) {
+	v, ok := os.LookupEnv(EnvWorkerID)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.Atoi(v)
+	if err != nil || id < 0 {
+		return 0, false
+	}
+	return id, true
+}
+
+// serveFunc is what a worker runs: [Run]'s serve argument, or the adapter
+// that [Serve] builds around an *http.Server.
+type serveFunc func(ctx context.Context, ln net.Listener) error
+
+// Run runs a supervised cluster of worker processes that share one
+// listening socket. Call it from main; the same call behaves differently
+// in the two kinds of process:
+//
+//   - In the process started by you, systemd or a container runtime, Run is
+//     the supervisor. It opens the listening socket given by [WithAddr]
+//     (required), starts [WithWorkers] copies of the program's executable
+//     with the same arguments, and hands each one the socket. It restarts
+//     workers that crash, replaces workers over [WithMemoryLimit], drains
+//     and stops every worker on SIGTERM or SIGINT (or when ctx is
+//     cancelled) and restarts them one at a time on SIGHUP. It returns nil
+//     after a requested stop, or an error (wrapping [ErrCrashLoop] when
+//     workers kept crashing); main should then exit non-zero. The
+//     supervisor never calls serve.
+//
+//   - In a worker, Run calls serve with a context that is cancelled on
+//     SIGTERM or SIGINT (sent by the supervisor to drain it) and a listener
+//     on the inherited socket, which Run closes when that context is done.
+//     The worker counts as ready at the first Accept on ln. serve must
+//     return when ctx is done, after finishing in-flight work; Run returns
+//     what serve returned and main should then return (or exit non-zero on
+//     an error). A worker whose serve returns before being asked to stop is
+//     treated as crashed and restarted.
+//
+// Because the supervisor re-executes the program, everything main does
+// before Run happens in every process; open resources (database pools, for
+// example) inside serve, or after Run has told you that you are a worker
+// ([WorkerID]). Options that shape the supervisor (workers, address,
+// backoff, crash loop, memory limit, ready timeout) are read from the
+// supervisor's own call; a SIGHUP upgrade changes the workers' code but
+// not the supervisor's settings.
+//
+// Run needs a Unix system; elsewhere it returns an error wrapping
+// [errors.ErrUnsupported]. Workers die with the supervisor: on Linux and
+// FreeBSD through the parent-death signal (SIGKILL), and on every Unix
+// through a pipe whose end of file makes the worker drain and stop.
+func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) error, opts ...Option) error {
+	if serve == nil {
+		return errors.New("cluster: Run: nil serve function")
+	}
+	c, err := newConfig(opts)
+	if err != nil {
+		return err
+	}
+	if !c.addrSet {
+		return errors.New("cluster: Run: no address; use WithAddr")
+	}
+	return run(ctx, c, serve, true)
+}
+
+// Serve runs srv in a supervised cluster: [Run] with a serve function that
+// calls srv.Serve on the worker's listener and, when the worker is asked to
+// stop, srv.Shutdown bounded by [WithShutdownTimeout], then srv.Close for
+// the connections still open. The address is [WithAddr] or else srv.Addr
+// (":http" when empty). srv must not be started by the caller; in the
+// supervisor process it is never used.
+func Serve(ctx context.Context, srv *http.Server, opts ...Option) error {
+	if srv == nil {
+		return errors.New("cluster: Serve: nil *http.Server")
+	}
+	c, err := newConfig(opts)
+	if err != nil {
+		return err
+	}
+	if !c.addrSet {
+		c.network, c.addr = "tcp", srv.Addr
+		if c.addr == "" {
+			c.addr = ":http"
+		}
+	}
+	return run(ctx, c, httpServe(srv, c), false)
+}
+
+func run(ctx context.Context, c *config, serve serveFunc, closeOnDone bool) error {
+	inh, err := inherited()
+	if err != nil {
+		return err
+	}
+	if inh != nil {
+		return runWorker(ctx, inh, c, serve, closeOnDone)
+	}
+	return supervise(ctx, c)
+}
+
+// httpServe adapts srv to a serveFunc with a graceful, bounded drain.
+//
+// http.Server.Shutdown alone loses requests: a connection accepted just
+// before it, whose first request is read after it began, is closed without
+// an answer (net/http drops requests read while shutting down), and a
+// client cannot retry on a connection it has just opened. So the drain
+// first stops accepting (the connections still queued go to the other
+// workers), turns keep-alives off (idle connections are closed, busy ones
+// close after their response), waits until no connection is new or
+// active, and only then calls Shutdown, which by then has nothing left to
+// drop.
+func httpServe(srv *http.Server, c *config) serveFunc {
+	return func(ctx context.Context, ln net.Listener) error {
+		conns := &connTracker{state: map[net.Conn]http.ConnState{}, next: srv.ConnState}
+		srv.ConnState = conns.hook
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil // the program shut srv down itself
+			}
+			return fmt.Errorf("cluster: serve: %w", err)
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+		defer cancel()
+		_ = ln.Close()
+		<-errc // Serve has returned: every accepted connection is tracked
+		srv.SetKeepAlivesEnabled(false)
+		conns.waitQuiet(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			c.logger.Warn("cluster: worker shutdown timed out; closing open connections",
+				"timeout", c.shutdownTimeout, "error", err)
+			_ = srv.Close()
+		}
+		return nil
+	}
+}
+
+// connTracker counts an http.Server's connections that are new (no request
+// read yet) or active, through the ConnState hook; next is the hook the
+// program had set, still called.
+type connTracker struct {
+	mu    sync.Mutex
+	state map[net.Conn]http.ConnState
+	busy  int
+	next  func(net.Conn, http.ConnState)
+}
+
+func (t *connTracker) hook(c net.Conn, st http.ConnState) {
+	busy := func(s http.ConnState) bool { return s == http.StateNew || s == http.StateActive }
+	t.mu.Lock()
+	old, known := t.state[c]
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(t.state, c)
+	} else {
+		t.state[c] = st
+	}
+	switch was, is := known && busy(old), busy(st); {
+	case was && !is:
+		t.busy--
+	case !was && is:
+		t.busy++
+	}
+	t.mu.Unlock()
+	if t.next != nil {
+		t.next(c, st)
+	}
+}
+
+// waitQuiet returns when no connection is new or active, or when ctx is
+// done.
+func (t *connTracker) waitQuiet(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t.mu.Lock()
+		busy := t.busy
+		t.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// killGrace is how long past the shutdown timeout the supervisor waits
+// before it kills a worker that is still draining.
+const killGrace = time.Second

@@ -1,0 +1,65 @@
+// Package cluster runs a Go HTTP service as several processes on one port:
+// independent processes that share the port through SO_REUSEPORT
+// ([Listen]), or a supervisor embedded in the binary that starts one worker
+// process per core, restarts the ones that crash, replaces the ones that
+// grow too big and upgrades them one at a time on SIGHUP without dropping a
+// connection ([Serve] and [Run]).
+//
+// Go already uses every core inside one process, so the point of several
+// processes is not throughput: it is that a fatal error, an out-of-memory
+// kill or a runaway heap takes down one worker and not the service, and
+// that a new release can replace the workers while the port keeps
+// answering.
+//
+// Supervised, in main:
+//
+//	func main() {
+//		srv := &http.Server{Handler: routes(), ReadHeaderTimeout: 10 * time.Second}
+//		err := cluster.Serve(context.Background(), srv,
+//			cluster.WithAddr("tcp", ":8080"),
+//			cluster.WithWorkers(4),                 // default: GOMAXPROCS
+//			cluster.WithMemoryLimit(512<<20),       // replace a worker above 512 MiB
+//			cluster.WithShutdownTimeout(20*time.Second),
+//		)
+//		if err != nil {
+//			log.Fatal(err) // a crash loop: exit non-zero, let systemd take over
+//		}
+//	}
+//
+// The process you start becomes the supervisor: it opens the socket and
+// re-executes its own binary once per worker; in those workers the same
+// Serve call serves srv on the socket it was handed. Signals go to the
+// supervisor:
+//
+//   - SIGTERM or SIGINT: every worker stops taking connections, finishes
+//     its requests (within the shutdown timeout) and exits; then the
+//     supervisor exits 0. A second signal kills the workers at once.
+//   - SIGHUP: rolling restart. One worker at a time, a new worker is started
+//     from the binary now on disk at the same path, and the old one is
+//     drained once the new one is ready. If the new one does not become
+//     ready, the old one stays and the restart stops there. Deploy by
+//     renaming the new binary over the old path (or switching a symlink),
+//     then send SIGHUP.
+//
+// # Why no connection is dropped
+//
+// The supervisor owns the only listening socket and gives every worker a
+// duplicate of it, so all workers take connections from one accept queue.
+// A worker that stops leaves the connections still queued to the others;
+// with one SO_REUSEPORT socket per worker the kernel would reset them
+// (unless net.ipv4.tcp_migrate_req=1). And a draining worker stops
+// accepting first, turns keep-alives off and waits until its connections
+// are idle before it calls http.Server.Shutdown, because Shutdown closes,
+// without an answer, a connection whose first request arrives after it
+// began.
+//
+// # Platforms
+//
+// The supervisor needs a Unix system; it has been tested on Linux. Workers
+// die with it through the parent-death signal on Linux and FreeBSD and
+// through a pipe everywhere. RSS sampling for [WithMemoryLimit] reads
+// /proc and is Linux only. [Listen] balances connections on Linux
+// (SO_REUSEPORT) and FreeBSD (SO_REUSEPORT_LB); on macOS, Windows and the
+// other systems it returns an error wrapping [errors.ErrUnsupported], and
+// on Windows so do [Run] and [Serve].
+package cluster

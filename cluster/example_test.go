@@ -1,0 +1,75 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/shipshape-go/shipshape/cluster"
+)
+
+// Serve in main: the process becomes the supervisor of four workers that
+// each serve srv on the shared port.
+func ExampleServe() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := cluster.WorkerID()
+		fmt.Fprintf(w, "hello from worker %d\n", id)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	err := cluster.Serve(context.Background(), srv,
+		cluster.WithAddr("tcp", ":8080"),
+		cluster.WithWorkers(4),
+		cluster.WithRestartBackoff(100*time.Millisecond, 15*time.Second),
+		cluster.WithCrashLoop(10, time.Minute),
+		cluster.WithMemoryLimit(512<<20),
+		cluster.WithLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil))),
+	)
+	if err != nil {
+		log.Fatal(err) // non-zero exit: systemd or the orchestrator takes over
+	}
+}
+
+// Run with a serve function of your own; it must return when ctx is done.
+// Run closes ln then, which ends a plain accept loop such as http.Serve's.
+func ExampleRun() {
+	err := cluster.Run(context.Background(), func(ctx context.Context, ln net.Listener) error {
+		return http.Serve(ln, http.NotFoundHandler())
+	}, cluster.WithAddr("tcp", ":8080"))
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Listen lets independent processes (systemd instances, containers with the
+// host network) share one port; here two listeners in one process.
+func ExampleListen() {
+	ctx := context.Background()
+	a, err := cluster.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	b, err := cluster.Listen(ctx, "tcp", a.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	fmt.Println("same port:", a.Addr().String() == b.Addr().String())
+	// Output: same port: true
+}
+
+// WorkerID tells a worker apart, for logs or per-worker resources.
+func ExampleWorkerID() {
+	if id, ok := cluster.WorkerID(); ok {
+		fmt.Println("worker", id)
+	} else {
+		fmt.Println("not a worker")
+	}
+	// Output: not a worker
+}

@@ -1,0 +1,49 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+)
+
+// Listen announces on the local network address like net.Listen, with
+// SO_REUSEPORT set (SO_REUSEPORT_LB on FreeBSD) so that several independent
+// processes (copies started by systemd, a container runtime or a shell) can
+// listen on the same port and the kernel spreads new connections between
+// them. network must be "tcp", "tcp4" or "tcp6".
+//
+// On Linux only processes with the same effective user id can join a port's
+// group, so another user's process cannot steal the traffic. Every process
+// must set the option: a plain net.Listen on the port fails with "address
+// already in use", and so does Listen while a plain listener holds it.
+//
+// In a worker started by [Run] or [Serve], Listen for the supervisor's port
+// (or socket path) returns a new listener on the socket the supervisor
+// handed down instead of opening another one; other addresses are opened as
+// above.
+//
+// macOS, Windows and other systems cannot balance connections between
+// listeners this way; there Listen returns an error wrapping
+// [errors.ErrUnsupported] (use [Run], which shares one socket instead, or
+// a single process).
+func Listen(ctx context.Context, network, addr string) (net.Listener, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("cluster: Listen: network %q, want tcp, tcp4 or tcp6", network)
+	}
+	if ln, ok, err := inheritedListener(network, addr); ok || err != nil {
+		return ln, err
+	}
+	if !reuseportSupported {
+		return nil, fmt.Errorf("cluster: Listen: no load-balancing SO_REUSEPORT on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+	}
+	lc := net.ListenConfig{Control: reuseport}
+	ln, err := lc.Listen(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// The tests run real processes: the test binary re-executes itself as the
+// program under test when envProgram is set, and TestMain then runs
+// programMain instead of the tests. The supervisor started by a test
+// re-executes the same binary (with the same environment) for its workers.
+const envProgram = "CLUSTER_TEST_PROGRAM"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(envProgram); mode != "" {
+		os.Exit(programMain(mode))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// programMain is the main function of the test program. Its settings come
+// from CLUSTER_TEST_* environment variables so that every test can shape
+// it.
+func programMain(mode string) int {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	switch mode {
+	case "serve", "run":
+		if _, worker := WorkerID(); worker {
+			switch os.Getenv("CLUSTER_TEST_BROKEN") {
+			case "exit": // a release that fails at start (bad config, say)
+				fmt.Fprintln(os.Stderr, "test program: broken on purpose")
+				return 3
+			case "hang": // a release that never becomes ready
+				time.Sleep(time.Hour)
+			}
+		}
+		opts := []Option{WithLogger(logger), WithAddr("tcp", envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))}
+		if v := os.Getenv("CLUSTER_TEST_WORKERS"); v != "" {
+			n, _ := strconv.Atoi(v)
+			opts = append(opts, WithWorkers(n))
+		}
+		if v := os.Getenv("CLUSTER_TEST_BACKOFF"); v != "" {
+			opts = append(opts, WithRestartBackoff(envDuration("CLUSTER_TEST_BACKOFF"), 8*envDuration("CLUSTER_TEST_BACKOFF")))
+		}
+		if v := os.Getenv("CLUSTER_TEST_CRASHLOOP"); v != "" {
+			n, _ := strconv.Atoi(v)
+			opts = append(opts, WithCrashLoop(n, time.Minute))
+		}
+		if v := os.Getenv("CLUSTER_TEST_SHUTDOWN"); v != "" {
+			opts = append(opts, WithShutdownTimeout(envDuration("CLUSTER_TEST_SHUTDOWN")))
+		}
+		if v := os.Getenv("CLUSTER_TEST_READY"); v != "" {
+			opts = append(opts, WithReadyTimeout(envDuration("CLUSTER_TEST_READY")))
+		}
+		if v := os.Getenv("CLUSTER_TEST_MEMORY"); v != "" {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			opts = append(opts, WithMemoryLimit(n))
+		}
+		var err error
+		if mode == "serve" {
+			err = Serve(ctx, &http.Server{Handler: testHandler(), ReadHeaderTimeout: 5 * time.Second}, opts...)
+		} else {
+			err = Run(ctx, func(ctx context.Context, ln net.Listener) error {
+				return http.Serve(ln, testHandler())
+			}, opts...)
+		}
+		if err != nil {
+			logger.Error("test program: exiting", "error", err.Error())
+			return 1
+		}
+		return 0
+
+	case "listen": // an independent process on a shared port
+		ln, err := Listen(ctx, "tcp", os.Getenv("CLUSTER_TEST_ADDR"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test program:", err)
+			return 1
+		}
+		fmt.Println("listening")
+		// Drain on SIGTERM the way Serve does, so that a comparison with
+		// the supervisor differs only in how the socket is shared.
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+		defer stop()
+		c, _ := newConfig(nil)
+		if err := httpServe(&http.Server{Handler: testHandler()}, c)(ctx, ln); err != nil {
+			fmt.Fprintln(os.Stderr, "test program:", err)
+			return 1
+		}
+		return 0
+
+	case "single": // one plain process, for the throughput comparison
+		ln, err := net.Listen("tcp", envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test program:", err)
+			return 1
+		}
+		logger.Info("cluster: supervisor started", "addr", ln.Addr().String(), "gomaxprocs", runtime.GOMAXPROCS(0))
+		_ = http.Serve(ln, testHandler())
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "test program: unknown mode", mode)
+	return 2
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(k string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(k))
+	return d
+}
+
+// memoryHeld keeps what /alloc allocated alive.
+var memoryHeld [][]byte
+
+// testHandler answers "/" with "<pid> <worker id>", "/slow?d=2s" with the
+// headers at once and the body after d, "/alloc?mb=N" by allocating and
+// touching N MiB that stay allocated, and "/hello" with a short text.
+func testHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := WorkerID()
+		fmt.Fprintf(w, "%d %d\n", os.Getpid(), id)
+	})
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("Hello, World!\n"))
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		fmt.Fprintf(w, "%d started\n", os.Getpid())
+		http.NewResponseController(w).Flush()
+		time.Sleep(d)
+		fmt.Fprintln(w, "done")
+	})
+	mux.HandleFunc("/alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		b := make([]byte, mb<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1 // touch every page so that it counts in the resident set
+		}
+		memoryHeld = append(memoryHeld, b)
+		fmt.Fprintf(w, "%d\n", os.Getpid())
+	})
+	return mux
+}

@@ -1,0 +1,170 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Defaults of the options; each WithX documents its own.
+const (
+	defaultBackoffMin      = 100 * time.Millisecond
+	defaultBackoffMax      = 15 * time.Second
+	defaultCrashRestarts   = 10
+	defaultCrashWithin     = time.Minute
+	defaultShutdownTimeout = 20 * time.Second
+	defaultReadyTimeout    = 20 * time.Second
+)
+
+// Option configures [Run] and [Serve].
+type Option func(*config)
+
+type config struct {
+	workers         int
+	network, addr   string
+	addrSet         bool
+	backoffMin      time.Duration
+	backoffMax      time.Duration
+	crashRestarts   int
+	crashWithin     time.Duration
+	shutdownTimeout time.Duration
+	memoryLimit     int64
+	readyTimeout    time.Duration
+	logger          *slog.Logger
+	loggerSet       bool
+
+	// memoryEvery is how often the supervisor samples worker RSS; tests
+	// shorten it.
+	memoryEvery time.Duration
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{
+		workers:         runtime.GOMAXPROCS(0),
+		backoffMin:      defaultBackoffMin,
+		backoffMax:      defaultBackoffMax,
+		crashRestarts:   defaultCrashRestarts,
+		crashWithin:     defaultCrashWithin,
+		shutdownTimeout: defaultShutdownTimeout,
+		readyTimeout:    defaultReadyTimeout,
+		memoryEvery:     time.Second,
+	}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("cluster: nil Option")
+		}
+		o(c)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return c, nil
+}
+
+// validate reports the first bad setting; Run and Serve return it.
+func (c *config) validate() error {
+	switch {
+	case c.workers < 1:
+		return fmt.Errorf("cluster: WithWorkers: %d workers, want >= 1", c.workers)
+	case c.addrSet && !supervisedNetwork(c.network):
+		return fmt.Errorf("cluster: WithAddr: network %q, want tcp, tcp4, tcp6 or unix", c.network)
+	case c.addrSet && c.addr == "":
+		return errors.New("cluster: WithAddr: empty address")
+	case c.backoffMin <= 0 || c.backoffMax < c.backoffMin:
+		return fmt.Errorf("cluster: WithRestartBackoff: min %v, max %v, want 0 < min <= max", c.backoffMin, c.backoffMax)
+	case c.crashRestarts < 1 || c.crashWithin <= 0:
+		return fmt.Errorf("cluster: WithCrashLoop: %d restarts within %v, want restarts >= 1 and within > 0", c.crashRestarts, c.crashWithin)
+	case c.shutdownTimeout <= 0:
+		return fmt.Errorf("cluster: WithShutdownTimeout: %v, want > 0", c.shutdownTimeout)
+	case c.readyTimeout <= 0:
+		return fmt.Errorf("cluster: WithReadyTimeout: %v, want > 0", c.readyTimeout)
+	case c.memoryLimit < 0:
+		return fmt.Errorf("cluster: WithMemoryLimit: %d bytes, want >= 0", c.memoryLimit)
+	case c.loggerSet && c.logger == nil:
+		return errors.New("cluster: WithLogger: nil logger")
+	}
+	return nil
+}
+
+func supervisedNetwork(network string) bool {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+		return true
+	}
+	return false
+}
+
+// WithWorkers sets the number of worker processes (default
+// runtime.GOMAXPROCS(0), which follows the CPU limit of the container's
+// cgroup). It must be at least 1.
+func WithWorkers(n int) Option {
+	return func(c *config) { c.workers = n }
+}
+
+// WithAddr sets the address the supervisor listens on and hands to every
+// worker: network is "tcp", "tcp4", "tcp6" or "unix". [Run] requires it;
+// [Serve] defaults to the server's Addr (":http" when empty, like
+// net/http).
+func WithAddr(network, addr string) Option {
+	return func(c *config) { c.network, c.addr, c.addrSet = network, addr, true }
+}
+
+// WithRestartBackoff sets the delay before a crashed worker is restarted
+// (default 100ms to 15s). The delay doubles with each consecutive crash of
+// the same worker, from min up to max, and is jittered down by up to 25% so
+// that workers that crashed together do not restart together. A worker
+// that stayed up longer than max before it crashed starts again from min.
+func WithRestartBackoff(min, max time.Duration) Option {
+	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
+}
+
+// WithCrashLoop sets when the supervisor gives up (default 10 restarts
+// within 1 minute): when one worker has been restarted more than restarts
+// times within the window, the supervisor stops every worker and [Run]
+// returns an error wrapping [ErrCrashLoop], so that main exits non-zero and
+// systemd, Docker or Kubernetes take over. A worker that fails readiness at
+// start counts as a crash.
+func WithCrashLoop(restarts int, within time.Duration) Option {
+	return func(c *config) { c.crashRestarts, c.crashWithin = restarts, within }
+}
+
+// WithShutdownTimeout bounds a worker's graceful drain (default 20s): on
+// SIGTERM, SIGINT, a rolling restart or a memory replacement, [Serve] calls
+// http.Server.Shutdown with this timeout and then closes the remaining
+// connections; the supervisor kills a worker that is still running one
+// second after the timeout.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *config) { c.shutdownTimeout = d }
+}
+
+// WithMemoryLimit caps each worker's memory (default 0, no cap). Workers
+// get GOMEMLIMIT at 90% of the cap (unless GOMEMLIMIT is already set in the
+// environment), so the garbage collector works harder before the cap is
+// reached; on Linux the supervisor also samples each worker's resident set
+// size every second and gracefully replaces a worker above the cap: the
+// replacement is started and ready first, then the old worker drains. On
+// other systems only GOMEMLIMIT applies.
+func WithMemoryLimit(bytes int64) Option {
+	return func(c *config) { c.memoryLimit = bytes }
+}
+
+// WithReadyTimeout bounds how long the supervisor waits for a new worker to
+// become ready (default 20s). A worker is ready when its serve function
+// first calls Accept on the listener it was given, which http.Server.Serve
+// does at once. A worker that misses the deadline is killed: at start or
+// after a crash it counts as a crash; as a replacement (SIGHUP, memory cap)
+// the old worker keeps serving.
+func WithReadyTimeout(d time.Duration) Option {
+	return func(c *config) { c.readyTimeout = d }
+}
+
+// WithLogger sets where the supervisor logs worker start, exit and restart
+// (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger, c.loggerSet = l, true }
+}

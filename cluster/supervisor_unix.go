@@ -1,0 +1,526 @@
+//go:build unix
+
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The supervisor owns the one listening socket and hands a copy to every
+// worker. Workers then take connections from a single accept queue, so a
+// worker that stops (drain, crash, kill -9) leaves the connections still
+// queued to the others: nothing is lost when a worker is replaced. With one
+// SO_REUSEPORT socket per worker, by contrast, the connections queued on a
+// closing socket are reset (unless net.ipv4.tcp_migrate_req is enabled on
+// the host).
+type supervisor struct {
+	c       *config
+	log     *slog.Logger
+	exe     string   // the program on disk, re-executed for every worker
+	argv    []string // os.Args, passed on unchanged
+	env     []string // the workers' environment, without the per-worker part
+	lnFile  *os.File // a duplicate of the listening socket, for ExtraFiles
+	lnAddr  string   // envAddr value
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	force   chan struct{} // closed by a second SIGTERM/SIGINT: kill, do not drain
+	drains  sync.WaitGroup
+	slots   []*slot
+	mu      sync.Mutex
+	serving map[int]*proc // id → the worker that currently serves it
+}
+
+// slot is one worker id and the requests to replace its worker.
+type slot struct {
+	id      int
+	replace chan replaceReq
+}
+
+// replaceReq asks a slot to start a new worker, wait until it is ready and
+// then drain the old one.
+type replaceReq struct {
+	reason string
+	pid    int       // replace only this worker (0: whichever serves)
+	since  time.Time // a worker started after this already satisfies the request
+	done   chan error
+}
+
+// proc is one worker process.
+type proc struct {
+	id    int
+	pid   int
+	cmd   *exec.Cmd
+	start time.Time
+	life  *os.File // the supervisor's end of the lifeline, closed on exit
+	done  chan struct{}
+	end   time.Time // set before done is closed
+}
+
+func supervise(ctx context.Context, c *config) error {
+	exe, err := executable()
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, c.network, c.addr)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer ln.Close()
+	lnFile, err := dupListener(ln)
+	if err != nil {
+		return err
+	}
+	defer lnFile.Close()
+
+	s := &supervisor{
+		c:       c,
+		log:     c.logger,
+		exe:     exe,
+		argv:    os.Args,
+		env:     workerEnv(c),
+		lnFile:  lnFile,
+		lnAddr:  c.network + " " + ln.Addr().String(),
+		force:   make(chan struct{}),
+		serving: make(map[int]*proc),
+	}
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	defer s.cancel(nil)
+
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigc)
+
+	s.log.Info("cluster: supervisor started", "pid", os.Getpid(), "addr", ln.Addr().String(),
+		"workers", c.workers, "executable", exe)
+
+	var wg sync.WaitGroup
+	for id := range c.workers {
+		sl := &slot{id: id, replace: make(chan replaceReq, 1)}
+		s.slots = append(s.slots, sl)
+		wg.Go(func() { s.runSlot(sl) })
+	}
+	hup := make(chan struct{}, 1)
+	wg.Go(func() { s.rollingRestarts(hup) })
+	if c.memoryLimit > 0 && rssSupported {
+		wg.Go(s.watchMemory)
+	}
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		s.drains.Wait()
+		close(finished)
+	}()
+
+	stopping := false
+	for done := false; !done; {
+		select {
+		case sig := <-sigc:
+			switch {
+			case sig == syscall.SIGHUP:
+				s.log.Info("cluster: SIGHUP: rolling restart requested")
+				select {
+				case hup <- struct{}{}:
+				default: // one is queued already; it will start the binary on disk then
+				}
+			case !stopping:
+				stopping = true
+				s.log.Info("cluster: stopping; draining workers", "signal", sig.String(),
+					"timeout", c.shutdownTimeout)
+				s.cancel(nil)
+			default:
+				s.log.Warn("cluster: second stop signal; killing workers", "signal", sig.String())
+				close(s.force)
+				signal.Stop(sigc)
+			}
+		case <-finished:
+			done = true
+		}
+	}
+	if err := context.Cause(s.ctx); errors.Is(err, ErrCrashLoop) {
+		return err
+	}
+	s.log.Info("cluster: supervisor stopped")
+	return nil
+}
+
+// executable is the program to re-execute: os.Args[0] made absolute when it
+// names the running executable (so a deploy that switches a symlink such as
+// current -> releases/v2 is followed on SIGHUP), else the resolved
+// os.Executable. Either path is read again from disk at every start, which
+// makes SIGHUP the upgrade path.
+func executable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("cluster: executable: %w", err)
+	}
+	if a := os.Args[0]; strings.ContainsRune(a, os.PathSeparator) {
+		if abs, err := filepath.Abs(a); err == nil {
+			st1, err1 := os.Stat(abs)
+			st2, err2 := os.Stat(exe)
+			if err1 == nil && err2 == nil && os.SameFile(st1, st2) {
+				return abs, nil
+			}
+		}
+	}
+	return exe, nil
+}
+
+// dupListener returns a duplicate of ln's descriptor as an *os.File for
+// ExtraFiles. ln.(*net.TCPListener).File would do, except that passing
+// such a File to a child process switches the shared socket to blocking
+// mode, under the feet of the workers already accepting on it; a
+// descriptor wrapped by os.NewFile keeps its non-blocking mode.
+func dupListener(ln net.Listener) (*os.File, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("cluster: listener %T has no descriptor", ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listener descriptor: %w", err)
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		nfd, derr = syscall.Dup(int(fd))
+		if derr == nil {
+			syscall.CloseOnExec(nfd)
+		}
+	}); err != nil {
+		return nil, fmt.Errorf("cluster: listener descriptor: %w", err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("cluster: dup listener: %w", derr)
+	}
+	return os.NewFile(uintptr(nfd), "cluster-listener"), nil
+}
+
+// workerEnv is the environment shared by every worker: the supervisor's,
+// without variables of an outer supervisor, plus GOMEMLIMIT for the memory
+// cap.
+func workerEnv(c *config) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == EnvWorkerID || k == envFDs || k == envAddr {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); c.memoryLimit > 0 && !set {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(c.memoryLimit/10*9, 10))
+	}
+	return env
+}
+
+// runSlot keeps one worker id served until the supervisor stops.
+func (s *supervisor) runSlot(sl *slot) {
+	tracker := newCrashTracker(s.c)
+	var cur *proc
+	var delay time.Duration
+	reason := "start"
+	for {
+		if cur == nil {
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				select {
+				case <-s.ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
+			p, err := s.spawn(sl.id, reason)
+			if err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				var loop bool
+				delay, loop = tracker.crash(time.Now(), 0)
+				if loop {
+					s.crashLoop(sl.id, err)
+					return
+				}
+				s.log.Error("cluster: worker failed to start", "worker", sl.id, "error", err,
+					"backoff", delay)
+				reason = "restart"
+				continue
+			}
+			cur = p
+			s.setServing(sl.id, cur)
+		}
+
+		select {
+		case <-s.ctx.Done():
+			s.setServing(sl.id, nil)
+			s.stop(cur)
+			return
+
+		case <-cur.done:
+			s.setServing(sl.id, nil)
+			uptime := cur.end.Sub(cur.start)
+			var loop bool
+			delay, loop = tracker.crash(time.Now(), uptime)
+			s.log.Warn("cluster: worker exited", s.exitAttrs(cur)...)
+			if loop {
+				s.crashLoop(sl.id, fmt.Errorf("worker %d: %s", sl.id, exitStatus(cur)))
+				return
+			}
+			s.log.Info("cluster: worker restart scheduled", "worker", sl.id, "backoff", delay)
+			cur, reason = nil, "restart"
+
+		case req := <-sl.replace:
+			if (req.pid != 0 && req.pid != cur.pid) || cur.start.After(req.since) {
+				req.done <- nil // already replaced
+				continue
+			}
+			np, err := s.spawn(sl.id, req.reason)
+			if err != nil {
+				s.log.Error("cluster: replacement failed; the old worker keeps serving",
+					"worker", sl.id, "pid", cur.pid, "reason", req.reason, "error", err)
+				req.done <- err
+				continue
+			}
+			old := cur
+			cur = np
+			s.setServing(sl.id, cur)
+			s.drains.Add(1)
+			go func() {
+				defer s.drains.Done()
+				s.stop(old)
+				req.done <- nil
+			}()
+		}
+	}
+}
+
+func (s *supervisor) setServing(id int, p *proc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p == nil {
+		delete(s.serving, id)
+	} else {
+		s.serving[id] = p
+	}
+}
+
+// crashLoop stops the supervisor with an error wrapping ErrCrashLoop.
+func (s *supervisor) crashLoop(id int, last error) {
+	err := fmt.Errorf("%w: worker %d restarted more than %d times within %v; last failure: %v",
+		ErrCrashLoop, id, s.c.crashRestarts, s.c.crashWithin, last)
+	s.log.Error("cluster: crash loop; stopping all workers", "worker", id,
+		"restarts", s.c.crashRestarts, "within", s.c.crashWithin, "error", last)
+	s.cancel(err)
+}
+
+// spawn starts a worker and waits until it is ready; a worker that is not
+// ready in time, or exits first, is killed and reported as an error.
+func (s *supervisor) spawn(id int, reason string) (*proc, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("ready pipe: %w", err)
+	}
+	defer readyR.Close()
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return nil, fmt.Errorf("lifeline pipe: %w", err)
+	}
+
+	cmd := &exec.Cmd{
+		Path:        s.exe,
+		Args:        s.argv,
+		Env:         append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id), envFDs+"=3,4,5", envAddr+"="+s.lnAddr),
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		ExtraFiles:  []*os.File{s.lnFile, readyW, lifeR},
+		SysProcAttr: sysProcAttr(),
+	}
+	err = cmd.Start()
+	readyW.Close()
+	lifeR.Close()
+	if err != nil {
+		lifeW.Close()
+		return nil, fmt.Errorf("start %s: %w", s.exe, err)
+	}
+	p := &proc{id: id, pid: cmd.Process.Pid, cmd: cmd, start: time.Now(), life: lifeW, done: make(chan struct{})}
+	go p.wait()
+
+	readyc := make(chan bool, 1)
+	go func() {
+		var b [1]byte
+		n, _ := readyR.Read(b[:])
+		readyc <- n == 1
+	}()
+	t := time.NewTimer(s.c.readyTimeout)
+	defer t.Stop()
+	var fail error
+	select {
+	case ok := <-readyc:
+		if ok {
+			s.log.Info("cluster: worker ready", "worker", id, "pid", p.pid, "reason", reason,
+				"startup", time.Since(p.start))
+			return p, nil
+		}
+		// End of file without the byte: the worker exited (or closed the
+		// pipe, which only a foreign program would do).
+		select {
+		case <-p.done:
+		case <-t.C:
+		}
+		fail = errors.New("exited before it was ready")
+	case <-t.C:
+		fail = fmt.Errorf("not ready within %v", s.c.readyTimeout)
+	case <-s.ctx.Done():
+		fail = errors.New("supervisor stopping")
+	}
+	p.kill()
+	<-p.done
+	readyR.Close() // ends the reading goroutine if the worker never wrote
+	return nil, fmt.Errorf("worker %d (pid %d): %w (%s)", id, p.pid, fail, exitStatus(p))
+}
+
+// wait reaps the process; done is closed afterwards.
+func (p *proc) wait() {
+	_ = p.cmd.Wait()
+	p.end = time.Now()
+	p.life.Close()
+	close(p.done)
+}
+
+func (p *proc) kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
+
+// stop drains p: SIGTERM, then SIGKILL once the shutdown timeout (plus a
+// grace period for the worker's own hard close) has passed.
+func (s *supervisor) stop(p *proc) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(s.c.shutdownTimeout + killGrace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		s.log.Warn("cluster: worker still running after the shutdown timeout; killing it",
+			"worker", p.id, "pid", p.pid, "timeout", s.c.shutdownTimeout)
+		p.kill()
+		<-p.done
+	case <-s.force:
+		p.kill()
+		<-p.done
+	}
+	s.log.Info("cluster: worker stopped", s.exitAttrs(p)...)
+}
+
+func (s *supervisor) exitAttrs(p *proc) []any {
+	return []any{"worker", p.id, "pid", p.pid, "status", exitStatus(p),
+		"uptime", p.end.Sub(p.start).Round(time.Millisecond)}
+}
+
+// exitStatus describes how p ended ("exit status 1", "signal: killed").
+func exitStatus(p *proc) string {
+	select {
+	case <-p.done:
+	default:
+		return "running"
+	}
+	if st := p.cmd.ProcessState; st != nil {
+		return st.String()
+	}
+	return "unknown"
+}
+
+// rollingRestarts replaces the workers one at a time for every SIGHUP.
+func (s *supervisor) rollingRestarts(hup <-chan struct{}) {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-hup:
+		}
+		start := time.Now()
+		s.log.Info("cluster: rolling restart started", "workers", len(s.slots), "executable", s.exe)
+		ok := true
+		for _, sl := range s.slots {
+			req := replaceReq{reason: "rolling restart", since: start, done: make(chan error, 1)}
+			select {
+			case sl.replace <- req:
+			case <-s.ctx.Done():
+				return
+			}
+			var err error
+			select {
+			case err = <-req.done:
+			case <-s.ctx.Done():
+				return
+			}
+			if err != nil {
+				s.log.Error("cluster: rolling restart abandoned; the remaining workers keep the old version",
+					"worker", sl.id, "error", err)
+				ok = false
+				break
+			}
+		}
+		if ok {
+			s.log.Info("cluster: rolling restart done", "duration", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+// watchMemory samples each serving worker's resident set size and asks
+// for the replacement of those over the limit.
+func (s *supervisor) watchMemory() {
+	tick := time.NewTicker(s.c.memoryEvery)
+	defer tick.Stop()
+	asked := map[int]time.Time{} // pid → when its replacement was requested
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		procs := make([]*proc, 0, len(s.serving))
+		for _, p := range s.serving {
+			procs = append(procs, p)
+		}
+		s.mu.Unlock()
+		now := time.Now()
+		for pid, at := range asked {
+			if now.Sub(at) > s.c.readyTimeout+s.c.shutdownTimeout+killGrace {
+				delete(asked, pid) // retry a replacement that did not happen
+			}
+		}
+		for _, p := range procs {
+			if _, ok := asked[p.pid]; ok {
+				continue
+			}
+			rss, err := rss(p.pid)
+			if err != nil || rss <= s.c.memoryLimit {
+				continue
+			}
+			req := replaceReq{reason: "memory limit", pid: p.pid, since: now, done: make(chan error, 1)}
+			select {
+			case s.slots[p.id].replace <- req:
+				asked[p.pid] = now
+				s.log.Warn("cluster: worker over the memory limit; replacing it", "worker", p.id,
+					"pid", p.pid, "rss", rss, "limit", s.c.memoryLimit)
+			default: // a replacement is queued for this slot already
+			}
+		}
+	}
+}

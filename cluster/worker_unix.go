@@ -1,0 +1,159 @@
+//go:build unix
+
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// inheritance is what a worker received from its supervisor.
+type inheritance struct {
+	ln       *os.File // the shared listening socket
+	network  string   // the supervisor's network…
+	addr     string   // …and the socket's address (host:port or path)
+	ready    *os.File // write one byte when ready, then close
+	lifeline *os.File // end of file: the supervisor is gone
+	started  atomic.Bool
+}
+
+// inherited returns the worker's inheritance, nil in a process that was not
+// started by a supervisor. The descriptors are taken over once: marked
+// close-on-exec (so the worker's own child processes do not inherit the
+// listening socket) and the variables that name them removed from the
+// environment.
+var inherited = sync.OnceValues(func() (*inheritance, error) {
+	v, ok := os.LookupEnv(envFDs)
+	if !ok {
+		return nil, nil
+	}
+	addr := os.Getenv(envAddr)
+	os.Unsetenv(envFDs)
+	os.Unsetenv(envAddr)
+	parts := strings.Split(v, ",")
+	network, addr, _ := strings.Cut(addr, " ")
+	if len(parts) != 3 || network == "" || addr == "" {
+		return nil, fmt.Errorf("cluster: worker: malformed %s=%q or %s", envFDs, v, envAddr)
+	}
+	var fds [3]int
+	for i, p := range parts {
+		fd, err := strconv.Atoi(p)
+		if err != nil || fd < 3 {
+			return nil, fmt.Errorf("cluster: worker: malformed %s=%q", envFDs, v)
+		}
+		syscall.CloseOnExec(fd)
+		fds[i] = fd
+	}
+	// The lifeline pipe is this worker's alone: make it pollable so that
+	// Close interrupts the goroutine reading it.
+	_ = syscall.SetNonblock(fds[2], true)
+	return &inheritance{
+		ln:       os.NewFile(uintptr(fds[0]), "cluster-listener"),
+		network:  network,
+		addr:     addr,
+		ready:    os.NewFile(uintptr(fds[1]), "cluster-ready"),
+		lifeline: os.NewFile(uintptr(fds[2]), "cluster-lifeline"),
+	}, nil
+})
+
+// inheritedListener returns a listener on the inherited socket when this
+// process is a worker and network/addr name the supervisor's port.
+func inheritedListener(network, addr string) (net.Listener, bool, error) {
+	inh, err := inherited()
+	if err != nil || inh == nil {
+		return nil, false, err
+	}
+	if !inh.matches(network, addr) {
+		return nil, false, nil
+	}
+	ln, err := net.FileListener(inh.ln)
+	if err != nil {
+		return nil, true, fmt.Errorf("cluster: inherited listener: %w", err)
+	}
+	return ln, true, nil
+}
+
+// matches reports whether network/addr asks for the inherited socket: the
+// same port for TCP (whatever the host part), the same path for unix.
+func (inh *inheritance) matches(network, addr string) bool {
+	if inh.network == "unix" || network == "unix" {
+		return network == inh.network && addr == inh.addr
+	}
+	_, want, err1 := net.SplitHostPort(addr)
+	_, have, err2 := net.SplitHostPort(inh.addr)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	wp, err1 := net.LookupPort(network, want)
+	hp, err2 := net.LookupPort(network, have)
+	return err1 == nil && err2 == nil && wp == hp && wp != 0
+}
+
+// runWorker is Run in a worker process.
+func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc, closeOnDone bool) error {
+	if !inh.started.CompareAndSwap(false, true) {
+		return errors.New("cluster: Run or Serve called twice in a worker")
+	}
+	defer inh.lifeline.Close()
+	defer inh.ready.Close()
+
+	// A SIGHUP sent to every process of the program (pkill -HUP name) is
+	// meant for the supervisor; by default it would kill a worker.
+	signal.Ignore(syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The lifeline reaches end of file when the supervisor exits, even when
+	// it was killed (and on systems without a parent-death signal).
+	go func() {
+		var b [1]byte
+		_, _ = inh.lifeline.Read(b[:])
+		cancel()
+	}()
+
+	ln, err := net.FileListener(inh.ln)
+	if err != nil {
+		return fmt.Errorf("cluster: inherited listener: %w", err)
+	}
+	defer ln.Close()
+	if closeOnDone {
+		go func() {
+			<-ctx.Done()
+			ln.Close()
+		}()
+	}
+	err = serve(ctx, &readyListener{Listener: ln, ready: inh.ready})
+	if closeOnDone && ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
+		return nil // the accept loop ended because Run closed ln: a clean drain
+	}
+	return err
+}
+
+// readyListener tells the supervisor that the worker is ready at the first
+// Accept: the program has done its set-up and is about to take
+// connections.
+type readyListener struct {
+	net.Listener
+	once  sync.Once
+	ready *os.File
+}
+
+// Accept signals readiness once, then accepts from the shared socket.
+func (l *readyListener) Accept() (net.Conn, error) {
+	l.once.Do(func() {
+		_, _ = l.ready.Write([]byte{1})
+		_ = l.ready.Close()
+	})
+	return l.Listener.Accept()
+}
