@@ -239,6 +239,7 @@ func New(logger *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
 			o(&c)
 		}
 	}
+	c.redact.prepare()
 	if c.errLogger == nil {
 		c.errLogger = stderrLogger()
 	}

@@ -41,6 +41,19 @@ func splitTarget(r *http.Request) (path, query string, hasQuery bool) {
 // of its (lower-case ASCII) names.
 type redactor struct {
 	names []string
+	first [256]bool // first bytes of names, both cases: where a match can start
+}
+
+// prepare computes first; call it after the last change to names.
+func (rd *redactor) prepare() {
+	rd.first = [256]bool{}
+	for _, n := range rd.names {
+		c := n[0]
+		rd.first[c] = true
+		if 'a' <= c && c <= 'z' {
+			rd.first[c-('a'-'A')] = true
+		}
+	}
 }
 
 // redact returns q with the sensitive values replaced by [Redacted]. It
@@ -125,45 +138,35 @@ func (rd *redactor) sensitive(param string) bool {
 			break
 		}
 	}
-	for _, s := range rd.names {
-		if containsFold(name, s) {
-			return true
+	for i := 0; i < len(name); i++ {
+		if !rd.first[name[i]] {
+			continue
+		}
+		for _, n := range rd.names {
+			if hasPrefixFold(name[i:], n) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// containsFold reports whether s contains sub (lower-case ASCII), ignoring
-// ASCII case.
-func containsFold(s, sub string) bool {
-	n := len(sub)
-	if n == 0 {
+// hasPrefixFold reports whether s starts with prefix (lower-case ASCII),
+// ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
 		return false
 	}
-	first := sub[0]
-	for i := 0; i+n <= len(s); i++ {
-		c := s[i]
+	for j := 0; j < len(prefix); j++ {
+		c := s[j]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		if c != first {
-			continue
-		}
-		j := 1
-		for ; j < n; j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
+		if c != prefix[j] {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // protoVersion returns network.protocol.version ("1.1", "2") without
