@@ -118,6 +118,10 @@ func WithFileErrorLogger(l *slog.Logger) FileOption {
 // Close waits for the background compression and pruning to finish.
 // Backups left uncompressed by a crash are compressed when the file is next
 // opened.
+//
+// Use one File per path per process: rotation renames the file under the
+// writers of this process only. Worker processes (cluster) each need their
+// own path.
 type File struct {
 	path   string
 	prefix string // path without extension, for backup names
