@@ -1,0 +1,373 @@
+package ratelimit
+
+import (
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// RejectReason says why [LimitListener] refused a connection.
+type RejectReason int
+
+// The reasons, in the order the listener checks them.
+const (
+	// RejectMaxConns: the listener already holds [WithMaxConns] connections.
+	RejectMaxConns RejectReason = iota + 1
+	// RejectMaxConnsPerIP: the client already holds [WithMaxConnsPerIP]
+	// connections.
+	RejectMaxConnsPerIP
+	// RejectAcceptRate: the client opens connections faster than
+	// [WithAcceptRate] allows.
+	RejectAcceptRate
+)
+
+// String returns the reason as a short snake_case word, for logs and
+// metric labels.
+func (r RejectReason) String() string {
+	switch r {
+	case RejectMaxConns:
+		return "max_conns"
+	case RejectMaxConnsPerIP:
+		return "max_conns_per_ip"
+	case RejectAcceptRate:
+		return "accept_rate"
+	}
+	return "unknown"
+}
+
+// ListenerOption configures [LimitListener].
+type ListenerOption func(*listenerConfig)
+
+type listenerConfig struct {
+	maxConns   int
+	maxPerIP   int
+	interval   time.Duration // GCRA emission interval, 1/rate; 0 = no rate limit
+	tolerance  time.Duration // GCRA burst tolerance, (burst−1)·interval
+	onReject   func(remote net.Addr, reason RejectReason)
+	now        func() time.Time // the clock; tests replace it
+	sweepEvery time.Duration
+}
+
+// WithMaxConns caps the connections open at once through the listener, all
+// clients together. A connection over the cap is refused (closed at once),
+// not queued. n ≤ 0 means no cap (the default).
+func WithMaxConns(n int) ListenerOption {
+	return func(c *listenerConfig) { c.maxConns = max(n, 0) }
+}
+
+// WithMaxConnsPerIP caps the connections one client holds open at once. The
+// client is the TCP peer address, IPv4-mapped IPv6 folded to IPv4 and IPv6
+// grouped by /64 as [KeyByIP] does. n ≤ 0 means no cap (the default).
+func WithMaxConnsPerIP(n int) ListenerOption {
+	return func(c *listenerConfig) { c.maxPerIP = max(n, 0) }
+}
+
+// WithAcceptRate limits how fast one client (grouped as for
+// [WithMaxConnsPerIP]) may open connections: burst at once, then perSecond
+// on average (a token bucket: one token back every 1/perSecond, at most
+// burst kept). Refused connections use no token. perSecond ≤ 0, NaN or
+// +Inf means no rate limit (the default); burst < 1 means
+// max(1, ⌈perSecond⌉).
+func WithAcceptRate(perSecond float64, burst int) ListenerOption {
+	return func(c *listenerConfig) {
+		if !(perSecond > 0) || math.IsInf(perSecond, 1) {
+			c.interval, c.tolerance = 0, 0
+			return
+		}
+		b := float64(burst)
+		if burst < 1 {
+			b = max(1, math.Ceil(perSecond))
+		}
+		// Bounded so that tat arithmetic cannot overflow: at most ~36
+		// years between connections, ~73 years of burst.
+		iv := min(float64(time.Second)/perSecond, 1<<60)
+		c.interval = max(time.Duration(iv), 1)
+		c.tolerance = time.Duration(min((b-1)*float64(c.interval), 1<<61))
+	}
+}
+
+// WithOnReject calls fn for every refused connection, after it was closed,
+// with the peer address and the reason: count them in a metric, or log a
+// sample (one line per connection would let a flood fill the log). fn runs
+// on the accepting goroutine, so it must be quick; it may be nil.
+func WithOnReject(fn func(remote net.Addr, reason RejectReason)) ListenerOption {
+	return func(c *listenerConfig) { c.onReject = fn }
+}
+
+// errNilListener is what Accept returns on a LimitListener over nil.
+var errNilListener = errors.New("ratelimit: LimitListener: nil listener")
+
+// LimitListener wraps ln so that connections over the limits set by the
+// options are refused at layer 4, before a byte of them is read: per client
+// IP, at most [WithMaxConnsPerIP] open at once and at most
+// [WithAcceptRate] new ones per second; and at most [WithMaxConns] open in
+// total. Without options nothing is limited.
+//
+// A refused connection is closed at once, with SO_LINGER 0 so the client
+// gets a reset rather than a half-open socket and the server keeps no
+// TIME_WAIT entry for it. Accept then goes on to the next connection: it
+// never returns an error for a refused one (http.Server would back off)
+// and never blocks on a client. It returns ln's own errors unchanged.
+//
+// The client is the TCP peer address, never a header: behind a proxy every
+// connection comes from the proxy, so set per-IP limits only where clients
+// connect directly, and limit at the proxy otherwise (see examples/deploy).
+// Peers that are not IP addresses (Unix sockets) count toward
+// [WithMaxConns] only.
+//
+// Each accepted connection releases its share exactly once, on its first
+// Close. Bookkeeping for a client is dropped when it has no connection
+// left and its rate budget is full again, so memory follows the clients
+// active in the last burst/rate seconds.
+//
+// The returned listener is safe for concurrent use. Its connections keep
+// sendfile (io.ReaderFrom), splice (io.WriterTo) and CloseWrite of a
+// *net.TCPConn, and NetConn returns the connection underneath. Option
+// values never make LimitListener fail or panic: out-of-range values mean
+// "no limit" as each option documents. A nil ln gives a listener whose
+// Accept returns an error.
+func LimitListener(ln net.Listener, opts ...ListenerOption) net.Listener {
+	cfg := listenerConfig{now: time.Now, sweepEvery: time.Minute}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if ln == nil {
+		return nilListener{}
+	}
+	l := &limitListener{Listener: ln, cfg: cfg, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep}
+	l.base = cfg.now()
+	return l
+}
+
+// minSweep is the number of client entries below which the listener does
+// not sweep on size.
+const minSweep = 1024
+
+type limitListener struct {
+	net.Listener
+	cfg  listenerConfig
+	base time.Time // clock origin: durations from it are monotonic
+
+	mu        sync.Mutex
+	open      int // accepted connections not yet closed
+	peers     map[netip.Addr]*peerConns
+	sweepAt   int           // sweep when peers grows to this size
+	lastSweep time.Duration // on the base clock
+}
+
+// peerConns is the bookkeeping of one client.
+type peerConns struct {
+	open int
+	// tat is the GCRA theoretical arrival time on the base clock: the
+	// client's rate budget is full when tat ≤ now.
+	tat time.Duration
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if lc := l.wrap(c); lc != nil {
+			return lc, nil
+		}
+	}
+}
+
+// wrap admits c and returns it wrapped, or refuses it: closes it, reports
+// it and returns nil.
+func (l *limitListener) wrap(c net.Conn) net.Conn {
+	key, keyed := peerKey(c.RemoteAddr())
+	reason := l.admit(key, keyed)
+	if reason == 0 {
+		return &limitConn{Conn: c, l: l, key: key, keyed: keyed}
+	}
+	refuse(c)
+	if l.cfg.onReject != nil {
+		l.cfg.onReject(c.RemoteAddr(), reason)
+	}
+	return nil
+}
+
+// admit counts a new connection from key, or says why it cannot.
+func (l *limitListener) admit(key netip.Addr, keyed bool) RejectReason {
+	var now time.Duration
+	if l.cfg.interval > 0 {
+		now = l.cfg.now().Sub(l.base)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.maxConns > 0 && l.open >= l.cfg.maxConns {
+		return RejectMaxConns
+	}
+	if keyed {
+		p := l.peers[key]
+		if l.cfg.maxPerIP > 0 && p != nil && p.open >= l.cfg.maxPerIP {
+			return RejectMaxConnsPerIP
+		}
+		var tat time.Duration
+		if l.cfg.interval > 0 {
+			// GCRA: a connection fits when the budget is not more than
+			// burst−1 intervals in debt.
+			tat = now
+			if p != nil && p.tat > now {
+				tat = p.tat
+			}
+			if tat-now > l.cfg.tolerance {
+				return RejectAcceptRate
+			}
+			tat += l.cfg.interval
+		}
+		if p == nil {
+			p = &peerConns{}
+			l.peers[key] = p
+		}
+		p.open++
+		p.tat = tat
+		l.maybeSweep(now)
+	}
+	l.open++
+	return 0
+}
+
+// maybeSweep drops clients with no connection and a full budget when the
+// map doubled since the last sweep or a sweep interval passed. Only
+// needed with a rate limit: without one, release drops entries itself.
+func (l *limitListener) maybeSweep(now time.Duration) {
+	if l.cfg.interval == 0 || (len(l.peers) < l.sweepAt && now-l.lastSweep < l.cfg.sweepEvery) {
+		return
+	}
+	for k, p := range l.peers {
+		if p.open == 0 && p.tat <= now {
+			delete(l.peers, k)
+		}
+	}
+	l.lastSweep = now
+	l.sweepAt = max(minSweep, 2*len(l.peers))
+}
+
+// release gives back what admit counted for one connection.
+func (l *limitListener) release(key netip.Addr, keyed bool) {
+	var now time.Duration
+	if l.cfg.interval > 0 {
+		now = l.cfg.now().Sub(l.base)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if !keyed {
+		return
+	}
+	p := l.peers[key]
+	if p == nil { // cannot happen: admit created it and only release drops it while open
+		return
+	}
+	p.open--
+	if p.open == 0 && p.tat <= now {
+		delete(l.peers, key)
+	}
+}
+
+// refuse closes c at once with a reset (SO_LINGER 0), so neither side keeps
+// the socket around.
+func refuse(c net.Conn) {
+	if lc, ok := c.(interface{ SetLinger(sec int) error }); ok {
+		_ = lc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// peerKey is the client a remote address belongs to: the IP, IPv4-mapped
+// IPv6 folded to IPv4, IPv6 reduced to its /64. ok is false for addresses
+// that are not IP (Unix sockets).
+func peerKey(a net.Addr) (key netip.Addr, ok bool) {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, ok = netip.AddrFromSlice(a.IP)
+	case nil:
+		return netip.Addr{}, false
+	default:
+		var ap netip.AddrPort
+		ap, err := netip.ParseAddrPort(a.String())
+		ip, ok = ap.Addr(), err == nil
+	}
+	if !ok || !ip.IsValid() {
+		return netip.Addr{}, false
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		ip = p.Addr()
+	}
+	return ip, true
+}
+
+// limitConn is an accepted connection that releases its share of the
+// limits on its first Close.
+type limitConn struct {
+	net.Conn
+	l     *limitListener
+	key   netip.Addr
+	keyed bool
+	once  sync.Once
+}
+
+// Close closes the connection and, the first time, releases its share of
+// the listener's limits.
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.key, c.keyed) })
+	return err
+}
+
+// NetConn returns the connection underneath, as tls.Conn.NetConn does.
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
+
+// ReadFrom keeps sendfile: http.Server uses it for files when the
+// connection is an io.ReaderFrom, as *net.TCPConn is.
+func (c *limitConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// WriteTo keeps splice for proxies that copy from the connection.
+func (c *limitConn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.Conn})
+}
+
+// CloseWrite shuts down the writing side, as http.Server does before it
+// closes a connection to let the client read the last response.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// CloseRead shuts down the reading side.
+func (c *limitConn) CloseRead() error {
+	if cr, ok := c.Conn.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
+	}
+	return errors.ErrUnsupported
+}
+
+// nilListener is LimitListener(nil): it fails instead of panicking.
+type nilListener struct{}
+
+func (nilListener) Accept() (net.Conn, error) { return nil, errNilListener }
+func (nilListener) Close() error              { return nil }
+func (nilListener) Addr() net.Addr            { return &net.TCPAddr{} }
