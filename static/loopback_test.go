@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,6 +91,45 @@ func must(tb testing.TB, err error) {
 type benchTarget struct {
 	name string
 	url  string
+	// cpu returns the CPU time used so far by the processes serving
+	// the target: the test process for the Go servers, nginx's master
+	// and worker for nginx.
+	cpu func() time.Duration
+}
+
+// selfCPU is the user and system CPU time of this process.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// groupCPU is the CPU time of the processes in process group pgid, from
+// /proc (Linux), in clock ticks of 10 ms.
+func groupCPU(pgid int) time.Duration {
+	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var ticks int64
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid pgrp ... utime(14) stime(15).
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // benchTargets starts the four servers on loopback ports.
@@ -125,14 +165,15 @@ func benchTargets(b *testing.B) []benchTarget {
 		_, _ = w.Write(gz)
 	})
 	targets := []benchTarget{
-		{"static", serveLoopback(b, srv)},
-		{"fileserver", serveLoopback(b, http.FileServer(http.Dir(dir)))},
-		{"bare", serveLoopback(b, bare)},
-		{"bare-min", serveLoopback(b, bareMin)},
+		{"static", serveLoopback(b, srv), selfCPU},
+		{"fileserver", serveLoopback(b, http.FileServer(http.Dir(dir))), selfCPU},
+		{"bare", serveLoopback(b, bare), selfCPU},
+		{"bare-min", serveLoopback(b, bareMin), selfCPU},
 	}
 	if _, err := exec.LookPath("nginx"); err == nil || testenv.InCI() || fileExists("/usr/sbin/nginx") {
 		ng := testenv.StartNginx(b, "listen {{ADDR}};\nroot "+dir+";\naccess_log off;\ngzip_static on;\netag on;\n")
-		targets = append(targets, benchTarget{"nginx", "http://" + ng.Addr})
+		pgid := ng.Process().Pid()
+		targets = append(targets, benchTarget{"nginx", "http://" + ng.Addr, func() time.Duration { return groupCPU(pgid) }})
 	}
 	for i := range targets {
 		targets[i].url += "/" + benchAsset
@@ -211,14 +252,19 @@ func BenchmarkLoopback(b *testing.B) {
 	}
 }
 
-var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var (
+	wrkRPS      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+)
 
 // BenchmarkLoopbackWrk runs wrk (2 threads, -static.wrk.connections
 // connections, -static.wrk.duration per run) against every server, in
 // -static.wrk.rounds interleaved rounds (the starting server rotates), so
 // that load from other processes hits all of them alike. It reports the
 // median requests per second of each server and static's ratio to the
-// others. One iteration is the whole set of runs:
+// others, and the server's CPU time per request (wrk excluded), which
+// other load on the machine disturbs much less than throughput. One
+// iteration is the whole set of runs:
 //
 //	go test -run '^$' -bench LoopbackWrk -benchtime 1x ./static
 func BenchmarkLoopbackWrk(b *testing.B) {
@@ -226,10 +272,11 @@ func BenchmarkLoopbackWrk(b *testing.B) {
 	targets := benchTargets(b)
 	b.ResetTimer()
 	for range b.N {
-		rps := map[string][]float64{}
+		rps, cpu := map[string][]float64{}, map[string][]float64{}
 		for round := range *wrkRounds {
 			for i := range targets {
 				t := targets[(i+round)%len(targets)]
+				cpu0 := t.cpu()
 				out, err := exec.Command(wrk, "-t2", "-c"+strconv.Itoa(*wrkConnections), "-d"+wrkDuration.String(),
 					"-H", "Accept-Encoding: gzip", t.url).CombinedOutput()
 				if err != nil {
@@ -242,21 +289,36 @@ func BenchmarkLoopbackWrk(b *testing.B) {
 				if m == nil {
 					b.Fatal(errors.New("no Requests/sec in wrk output:\n" + string(out)))
 				}
+				used := t.cpu() - cpu0
 				v, _ := strconv.ParseFloat(string(m[1]), 64)
 				rps[t.name] = append(rps[t.name], v)
+				if n := wrkRequests.FindSubmatch(out); n != nil {
+					reqs, _ := strconv.ParseFloat(string(n[1]), 64)
+					cpu[t.name] = append(cpu[t.name], float64(used.Microseconds())/reqs)
+				}
 			}
 		}
-		med := map[string]float64{}
-		for _, t := range targets {
-			v := rps[t.name]
+		median := func(v []float64) float64 {
+			if len(v) == 0 {
+				return 0
+			}
 			slices.Sort(v)
-			med[t.name] = v[len(v)/2]
+			return v[len(v)/2]
+		}
+		med, medCPU := map[string]float64{}, map[string]float64{}
+		for _, t := range targets {
+			med[t.name], medCPU[t.name] = median(rps[t.name]), median(cpu[t.name])
 			b.ReportMetric(med[t.name], t.name+"_req/s")
-			b.Logf("%-10s median %8.0f req/s  runs %v", t.name, med[t.name], v)
+			b.ReportMetric(medCPU[t.name], t.name+"_cpu-µs/req")
+			b.Logf("%-10s median %8.0f req/s %6.2f CPU µs/req   runs %.0f   CPU %.2f", t.name, med[t.name], medCPU[t.name], rps[t.name], cpu[t.name])
 		}
 		for _, other := range []string{"fileserver", "bare", "bare-min", "nginx"} {
 			if med[other] > 0 {
 				b.ReportMetric(med["static"]/med[other], "static/"+other)
+			}
+			if medCPU["static"] > 0 {
+				// > 1: static spends less CPU per request than other.
+				b.ReportMetric(medCPU[other]/medCPU["static"], "cpu:"+other+"/static")
 			}
 		}
 	}
