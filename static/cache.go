@@ -19,7 +19,7 @@ const (
 	defaultMaxEntries  = 16384
 	defaultMaxMemFile  = 64 << 10
 	defaultMaxMemTotal = 32 << 20
-	// DefaultRevalidate is the default of WithRevalidate.
+	// defaultRevalidate is the default of WithRevalidate.
 	defaultRevalidate = time.Second
 )
 
