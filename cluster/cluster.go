@@ -69,18 +69,21 @@ type serveFunc func(ctx context.Context, ln net.Listener) error
 //     supervisor never calls serve.
 //
 //   - In a worker, Run calls serve with a context that is cancelled on
-//     SIGTERM or SIGINT (sent by the supervisor to drain it) and a listener
-//     on the inherited socket, which Run closes when that context is done.
-//     The worker counts as ready at the first Accept on ln. serve must
-//     return when ctx is done, after finishing in-flight work; Run returns
-//     what serve returned and main should then return (or exit non-zero on
-//     an error). A worker whose serve returns before being asked to stop is
-//     treated as crashed and restarted.
+//     SIGTERM or SIGINT (sent by the supervisor to drain it) or when the
+//     supervisor is gone, and a listener on the inherited socket, which Run
+//     closes when that context is done. The worker counts as ready at the
+//     first Accept on ln. serve must return when ctx is done, after
+//     finishing the work in progress (the supervisor kills a worker still
+//     running one second after [WithShutdownTimeout]); Run returns what
+//     serve returned, except that an error wrapping net.ErrClosed after ctx
+//     is done (the accept loop ending) is reported as nil. main should then
+//     return, or exit non-zero on an error. A worker whose serve returns
+//     before being asked to stop is treated as crashed and restarted.
 //
-// Because the supervisor re-executes the program, everything main does
-// before Run happens in every process; open resources (database pools, for
-// example) inside serve, or after Run has told you that you are a worker
-// ([WorkerID]). Options that shape the supervisor (workers, address,
+// Because the supervisor re-executes the program (same arguments, same
+// environment, same stdout and stderr), everything main does before Run
+// happens in every process: open what only workers need (database pools,
+// for example) inside serve, or only when [WorkerID] reports a worker. Options that shape the supervisor (workers, address,
 // backoff, crash loop, memory limit, ready timeout) are read from the
 // supervisor's own call; a SIGHUP upgrade changes the workers' code but
 // not the supervisor's settings.
@@ -104,11 +107,18 @@ func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) e
 }
 
 // Serve runs srv in a supervised cluster: [Run] with a serve function that
-// calls srv.Serve on the worker's listener and, when the worker is asked to
-// stop, srv.Shutdown bounded by [WithShutdownTimeout], then srv.Close for
-// the connections still open. The address is [WithAddr] or else srv.Addr
-// (":http" when empty). srv must not be started by the caller; in the
-// supervisor process it is never used.
+// calls srv.Serve on the worker's listener and drains it when the worker
+// is asked to stop: it stops accepting (the connections still queued go to
+// the other workers), turns keep-alives off (idle connections are closed,
+// the others close after their current response), waits until no
+// connection is new or active and then calls srv.Shutdown; whatever is
+// still open when [WithShutdownTimeout] runs out is closed by srv.Close.
+// Serve sets srv.ConnState to a hook of its own that still calls the one
+// srv had.
+//
+// The address is [WithAddr], else srv.Addr (":http" when empty). srv must
+// not be started by the caller; in the supervisor process it is never
+// used.
 func Serve(ctx context.Context, srv *http.Server, opts ...Option) error {
 	if srv == nil {
 		return errors.New("cluster: Serve: nil *http.Server")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -297,4 +298,66 @@ func (l *runningLoad) wait() loadgen.Result {
 	<-l.done
 	require.NoError(l.t, l.err)
 	return l.res
+}
+
+// TestUnixSocket: the supervisor can share a unix socket too; it survives
+// a rolling restart (a worker's drain does not remove the path) and is
+// removed when the supervisor stops.
+func TestUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	c := startProgram(t, "", "serve", 2, "CLUSTER_TEST_WORKERS=2", "CLUSTER_TEST_NETWORK=unix", "CLUSTER_TEST_ADDR="+sock)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	_, err := getPID(client, "http://app/")
+	require.NoError(t, err, "request over the unix socket")
+
+	from := c.mark()
+	c.signal(syscall.SIGHUP)
+	c.waitEvent(from, 20*time.Second, func(e event) bool { return e.Msg == "cluster: rolling restart done" })
+	renewed := c.waitReady(from, 2, time.Second)
+	pid, err := getPID(client, "http://app/")
+	require.NoError(t, err, "request after the rolling restart")
+	assert.Contains(t, pidsOf(renewed), pid, "pid answering after the rolling restart")
+
+	c.signal(syscall.SIGTERM)
+	assert.Equal(t, 0, c.waitExit(10*time.Second), "supervisor exit code")
+	assert.NoFileExists(t, sock, "socket path after the supervisor stopped")
+}
+
+// TestSecondSignalKills: a second SIGTERM during the drain kills the
+// workers instead of waiting for their requests.
+func TestSecondSignalKills(t *testing.T) {
+	c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_SHUTDOWN=30s")
+	resp, err := fresh().Get(c.url + "/slow?d=30s")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	from := c.mark()
+	c.signal(syscall.SIGTERM)
+	c.waitEvent(from, 5*time.Second, func(e event) bool { return e.Msg == "cluster: stopping; draining workers" })
+	c.signal(syscall.SIGTERM)
+	assert.Equal(t, 0, c.waitExit(10*time.Second), "supervisor exit code")
+	_, err = io.ReadAll(resp.Body)
+	assert.Error(t, err, "the slow request is cut off")
+	stopped := c.waitEvent(from, time.Second, func(e event) bool { return e.Msg == "cluster: worker stopped" })
+	assert.Equal(t, "signal: killed", stopped.Status, "worker exit status")
+}
+
+// TestWorkerSurvivesSIGHUP: a SIGHUP sent to every process of the program
+// (pkill -HUP) does not kill the workers.
+func TestWorkerSurvivesSIGHUP(t *testing.T) {
+	c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1")
+	worker := c.waitReady(0, 1, time.Second)[0].PID
+	require.NoError(t, syscall.Kill(worker, syscall.SIGHUP))
+	_, err := whoServes(c.url, 20, 2)
+	require.NoError(t, err)
+	c.signal(syscall.SIGTERM)
+	assert.Equal(t, 0, c.waitExit(10*time.Second), "supervisor exit code")
+	stopped := c.waitEvent(0, time.Second, func(e event) bool { return e.Msg == "cluster: worker stopped" })
+	assert.Equal(t, worker, stopped.PID, "worker drained at the stop (not killed by SIGHUP before)")
+	assert.Equal(t, "exit status 0", stopped.Status, "worker exit status")
 }

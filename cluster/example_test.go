@@ -3,11 +3,13 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/shipshape-go/shipshape/cluster"
@@ -35,12 +37,26 @@ func ExampleServe() {
 	}
 }
 
-// Run with a serve function of your own; it must return when ctx is done.
-// Run closes ln then, which ends a plain accept loop such as http.Serve's.
+// Run with a serve function of your own, here a TCP echo service. serve
+// must return when ctx is done, after the work in progress: Run closes ln
+// then, which ends the accept loop (for HTTP, use Serve, which drains
+// for you).
 func ExampleRun() {
 	err := cluster.Run(context.Background(), func(ctx context.Context, ln net.Listener) error {
-		return http.Serve(ln, http.NotFoundHandler())
-	}, cluster.WithAddr("tcp", ":8080"))
+		var wg sync.WaitGroup
+		defer wg.Wait() // let the connections in progress finish
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return err // ln closed by Run: reported as a clean stop
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(time.Minute))
+				_, _ = io.Copy(conn, conn)
+			})
+		}
+	}, cluster.WithAddr("tcp", ":7000"))
 	if err != nil {
 		log.Fatal(err)
 	}

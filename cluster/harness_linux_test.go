@@ -69,6 +69,9 @@ func startProgram(t testing.TB, exe, mode string, want int, env ...string) *test
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envProgram+"="+mode)
+	// A race-enabled program sleeps 1s at exit by default; workers exit
+	// often here.
+	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = w
 	require.NoError(t, cmd.Start())
@@ -99,6 +102,14 @@ func startProgram(t testing.TB, exe, mode string, want int, env ...string) *test
 		case <-time.After(10 * time.Second):
 			t.Error("a worker kept stderr open 10s after the supervisor exited")
 		}
+		c.mu.Lock()
+		for _, l := range c.lines {
+			if strings.Contains(l, "WARNING: DATA RACE") {
+				t.Error("the race detector found a data race in the program (output below)")
+				break
+			}
+		}
+		c.mu.Unlock()
 		if t.Failed() {
 			c.mu.Lock()
 			t.Logf("program output:\n%s", strings.Join(c.lines, "\n"))

@@ -47,7 +47,7 @@ func programMain(mode string) int {
 				time.Sleep(time.Hour)
 			}
 		}
-		opts := []Option{WithLogger(logger), WithAddr("tcp", envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))}
+		opts := []Option{WithLogger(logger), WithAddr(envOr("CLUSTER_TEST_NETWORK", "tcp"), envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))}
 		if v := os.Getenv("CLUSTER_TEST_WORKERS"); v != "" {
 			n, _ := strconv.Atoi(v)
 			opts = append(opts, WithWorkers(n))

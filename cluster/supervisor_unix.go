@@ -291,6 +291,10 @@ func (s *supervisor) runSlot(sl *slot) {
 				continue
 			}
 			np, err := s.spawn(sl.id, req.reason)
+			if err != nil && s.ctx.Err() != nil {
+				req.done <- err // stopping: the old worker is drained next
+				continue
+			}
 			if err != nil {
 				s.log.Error("cluster: replacement failed; the old worker keeps serving",
 					"worker", sl.id, "pid", cur.pid, "reason", req.reason, "error", err)

@@ -107,8 +107,11 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 	defer inh.ready.Close()
 
 	// A SIGHUP sent to every process of the program (pkill -HUP name) is
-	// meant for the supervisor; by default it would kill a worker.
-	signal.Ignore(syscall.SIGHUP)
+	// meant for the supervisor; by default it would kill a worker. Catch
+	// and drop it rather than ignore it: an ignored signal stays ignored
+	// in the worker's own child processes, a caught one does not. The
+	// program may still watch SIGHUP with signal.Notify.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
