@@ -55,6 +55,13 @@ func WithPrefix(prefix string) Option {
 // Take that has no answer by then is answered by the fallback store, and
 // the Store switches to the fallback until a probe finds Redis healthy.
 // Values ≤ 0 keep the default.
+//
+// The timeout holds whatever the client's options. A *redis.Client,
+// *redis.ClusterClient or *redis.Ring with ContextTimeoutEnabled stops at
+// the context deadline, and the Store calls it directly; any other client
+// may block in a socket read until its own ReadTimeout (seconds), so the
+// Store runs each call on a goroutine of its own and stops waiting at the
+// timeout, which costs a little per Take. Set ContextTimeoutEnabled.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
@@ -189,8 +196,8 @@ func honoursContext(client redis.UniversalClient) bool {
 // on the Redis server's clock, and Elapsed is reported on it. While the
 // Store is on its fallback (see [Store.Degraded]) or closed, the fallback
 // answers with now. Take returns an error only for an invalid policy, a
-// negative n, a nil client, or when ctx itself is done before Redis
-// answers.
+// negative n, a nil client, when ctx itself is done before Redis answers,
+// or when the fallback store fails.
 func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now time.Time, n int) (ratelimit.Window, error) {
 	if err := p.Valid(); err != nil {
 		return ratelimit.Window{}, err
@@ -221,8 +228,10 @@ func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now ti
 func (s *Store) Degraded() bool { return s.degraded.Load() }
 
 // Close stops the background probe and waits for calls to Redis still in
-// flight; afterwards every Take is answered by the fallback store. It does
-// not close the Redis client. Close is idempotent and always returns nil.
+// flight (with a client that ignores context deadlines, a call stuck on a
+// hung Redis ends at the client's own read timeout); afterwards every Take
+// is answered by the fallback store. It does not close the Redis client.
+// Close is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.life.Lock()
 	if !s.closed {
