@@ -68,3 +68,22 @@ func TestAccessLog(t *testing.T) {
 		assert.EqualValues(t, slowdown.StatusClientClosedRequest, line["http.response.status_code"])
 	})
 }
+
+// TestAccessLogKeepsRoute: a delayed request is passed on with a new
+// context; the route the ServeMux matched on it must still reach the line.
+func TestAccessLogKeepsRoute(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		slow, err := slowdown.New(0, time.Minute, slowdown.WithStep(time.Millisecond))
+		require.NoError(t, err)
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
+		h := accesslog.New(slog.New(slog.NewJSONHandler(&buf, nil)))(slow.Handler(mux))
+
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/items/42", nil))
+		var line map[string]any
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line))
+		require.Contains(t, line, "slowdown", "the request was delayed")
+		assert.Equal(t, "/items/{id}", line["http.route"])
+	})
+}

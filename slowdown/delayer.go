@@ -273,7 +273,12 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	}
 	ctx = context.WithValue(ctx, delayKey{}, delay)
 	d.logDecision(ctx, "delayed", delay)
-	next.ServeHTTP(w, r.WithContext(ctx))
+	r2 := r.WithContext(ctx)
+	next.ServeHTTP(w, r2)
+	// A ServeMux below records the matched pattern on the request it got,
+	// the copy; hand it back so that the access log line of a delayed
+	// request still has its http.route.
+	r.Pattern = r2.Pattern
 }
 
 // admit takes one of the maxWaiting places, if one is free. The count
