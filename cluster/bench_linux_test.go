@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,20 +45,48 @@ func BenchmarkHelloWorld(b *testing.B) {
 				want = 2
 			}
 			c := startProgram(b, "", bc.mode, want, bc.env...)
+			pids := []int{c.cmd.Process.Pid}
+			if want > 0 {
+				pids = append(pids, pidsOf(c.waitReady(0, want, time.Second))...)
+			}
+			cpu0 := cpuTime(b, pids)
 			var res loadgen.Result
 			for b.Loop() {
 				var err error
 				res, err = loadgen.Run(context.Background(), loadgen.Config{URL: c.url + "/hello", Concurrency: 64, Duration: 5 * time.Second})
 				require.NoError(b, err)
 			}
+			cpu := cpuTime(b, pids) - cpu0
 			require.Zero(b, res.Failed(), "failed requests")
 			b.ReportMetric(res.Throughput, "req/s")
 			b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
 			b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(res.Requests), "server-cpu-µs/req")
 			b.ReportMetric(0, "ns/op")
-			b.Logf("%s: %v", bc.name, res)
+			b.Logf("%s: %v; server CPU %v", bc.name, res, cpu)
 		})
 	}
+}
+
+// cpuTime is the user and system CPU time used so far by the processes,
+// from /proc/<pid>/stat (in clock ticks of 10ms, Linux's USER_HZ).
+func cpuTime(tb testing.TB, pids []int) time.Duration {
+	tb.Helper()
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		require.NoError(tb, err)
+		s := string(b)
+		// Fields after the command name: state is field 3; utime and
+		// stime are fields 14 and 15.
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		for _, v := range f[11:13] {
+			n, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(tb, err)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // stress reports whether the long load experiments should run

@@ -19,6 +19,12 @@ import (
 // must set the option: a plain net.Listen on the port fails with "address
 // already in use", and so does Listen while a plain listener holds it.
 //
+// Each process has its own accept queue: when one of them closes its
+// listener (a restart, say), the connections already queued on it are
+// reset, unless net.ipv4.tcp_migrate_req=1 (Linux 5.14+) lets the kernel
+// move them to another listener of the group. The supervisor of [Serve]
+// and [Run] avoids this by sharing one socket instead.
+//
 // In a worker started by [Run] or [Serve], Listen for the supervisor's port
 // (or socket path) returns a new listener on the socket the supervisor
 // handed down instead of opening another one; other addresses are opened as

@@ -138,4 +138,13 @@ func TestListenSharesPort(t *testing.T) {
 		plain.Close()
 	}
 	assert.Error(t, err, "plain net.Listen on a SO_REUSEPORT port")
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	ln3, err := Listen(ctx, "tcp", held.Addr().String())
+	if err == nil {
+		ln3.Close()
+	}
+	assert.Error(t, err, "Listen on a port held by a plain listener (the supervisor's kind)")
 }
