@@ -17,8 +17,8 @@
 //		srv := &http.Server{Handler: routes(), ReadHeaderTimeout: 10 * time.Second}
 //		err := cluster.Serve(context.Background(), srv,
 //			cluster.WithAddr("tcp", ":8080"),
-//			cluster.WithWorkers(4),                 // default: GOMAXPROCS
-//			cluster.WithMemoryLimit(512<<20),       // replace a worker above 512 MiB
+//			cluster.WithWorkers(4),           // default: GOMAXPROCS
+//			cluster.WithMemoryLimit(512<<20), // replace a worker above 512 MiB
 //			cluster.WithShutdownTimeout(20*time.Second),
 //		)
 //		if err != nil {
