@@ -361,3 +361,25 @@ func TestWorkerSurvivesSIGHUP(t *testing.T) {
 	assert.Equal(t, worker, stopped.PID, "worker drained at the stop (not killed by SIGHUP before)")
 	assert.Equal(t, "exit status 0", stopped.Status, "worker exit status")
 }
+
+// TestWithListener: the wrapper (here ratelimit.LimitListener, one
+// connection per IP) sits between the shared socket and http.Server in
+// each worker: a second connection from the same address is refused while
+// the first is open, and accepted again once it is closed.
+func TestWithListener(t *testing.T) {
+	c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_ONE_CONN_PER_IP=1")
+	keepAlive := &http.Transport{}
+	first := &http.Client{Timeout: 10 * time.Second, Transport: keepAlive}
+	_, err := getPID(first, c.url)
+	require.NoError(t, err, "the first connection is served, and stays open")
+
+	second := fresh()
+	_, err = getPID(second, c.url)
+	require.Error(t, err, "a second connection from 127.0.0.1 while the first is open")
+
+	keepAlive.CloseIdleConnections()
+	require.Eventually(t, func() bool {
+		_, err := getPID(fresh(), c.url)
+		return err == nil
+	}, 5*time.Second, 50*time.Millisecond, "served again once the first connection closed")
+}

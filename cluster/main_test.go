@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/shipshape-go/shipshape/ratelimit"
 )
 
 // The tests run real processes: the test binary re-executes itself as the
@@ -68,6 +70,11 @@ func programMain(mode string) int {
 		if v := os.Getenv("CLUSTER_TEST_MEMORY"); v != "" {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			opts = append(opts, WithMemoryLimit(n))
+		}
+		if os.Getenv("CLUSTER_TEST_ONE_CONN_PER_IP") != "" {
+			opts = append(opts, WithListener(func(ln net.Listener) net.Listener {
+				return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(1))
+			}))
 		}
 		var err error
 		if mode == "serve" {

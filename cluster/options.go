@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"time"
 )
@@ -34,6 +35,8 @@ type config struct {
 	readyTimeout    time.Duration
 	logger          *slog.Logger
 	loggerSet       bool
+	wrapListener    func(net.Listener) net.Listener
+	wrapSet         bool
 
 	// memoryEvery is how often the supervisor samples worker RSS; tests
 	// shorten it.
@@ -87,6 +90,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("cluster: WithMemoryLimit: %d bytes, want >= 0", c.memoryLimit)
 	case c.loggerSet && c.logger == nil:
 		return errors.New("cluster: WithLogger: nil logger")
+	case c.wrapSet && c.wrapListener == nil:
+		return errors.New("cluster: WithListener: nil function")
 	}
 	return nil
 }
@@ -167,4 +172,13 @@ func WithReadyTimeout(d time.Duration) Option {
 // (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger, c.loggerSet = l, true }
+}
+
+// WithListener wraps the listener each worker serves on, for example with
+// ratelimit.LimitListener to cap connections per client IP (per worker:
+// every worker applies the caps to the connections it accepts). The
+// worker counts as ready at its first Accept through the wrapper. fn runs
+// in every worker; it must not return nil.
+func WithListener(fn func(net.Listener) net.Listener) Option {
+	return func(c *config) { c.wrapListener, c.wrapSet = fn, true }
 }

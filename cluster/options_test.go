@@ -35,6 +35,7 @@ func TestOptions(t *testing.T) {
 		{"ready timeout", []Option{WithReadyTimeout(-time.Second)}, "WithReadyTimeout"},
 		{"memory limit", []Option{WithMemoryLimit(-1)}, "WithMemoryLimit"},
 		{"nil logger", []Option{WithLogger(nil)}, "WithLogger: nil logger"},
+		{"nil listener wrapper", []Option{WithListener(nil)}, "WithListener: nil function"},
 		{"nil option", []Option{nil}, "nil Option"},
 	}
 	for _, tt := range tests {

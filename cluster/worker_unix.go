@@ -136,7 +136,13 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 			ln.Close()
 		}()
 	}
-	err = serve(ctx, &readyListener{Listener: ln, ready: inh.ready})
+	var l net.Listener = &readyListener{Listener: ln, ready: inh.ready}
+	if c.wrapListener != nil {
+		if l = c.wrapListener(l); l == nil {
+			return errors.New("cluster: WithListener function returned nil")
+		}
+	}
+	err = serve(ctx, l)
 	if closeOnDone && ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
 		return nil // the accept loop ended because Run closed ln: a clean drain
 	}
