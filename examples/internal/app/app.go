@@ -1,4 +1,8 @@
-package main
+// Package app is the service the shipshape examples run: configuration,
+// the middleware stack in the recommended order, routes, logs and graceful
+// shutdown. examples/server serves it in one process; examples/cluster runs
+// it in supervised worker processes.
+package app
 
 import (
 	"embed"
@@ -31,18 +35,34 @@ import (
 //go:embed static
 var embedded embed.FS
 
-// app is the wired service: its handler and what must be closed, in order,
-// when it stops.
-type app struct {
-	handler   http.Handler
-	logger    *slog.Logger // application records (start, stop, panics)
-	serverLog *log.Logger  // net/http's own errors, through logger
-	listener  func(net.Listener) net.Listener
-	closers   []func() error
+// App is the wired service: its handler and what must be closed when it
+// stops.
+type App struct {
+	// Handler is the middleware stack around the routes.
+	Handler http.Handler
+	// Logger gets the application records (start, stop, panics).
+	Logger *slog.Logger
+	// ServerLog is for http.Server.ErrorLog: net/http's own errors, through
+	// Logger.
+	ServerLog *log.Logger
+
+	closers []func() error
 }
 
-// Close flushes and closes what newApp opened, last opened first.
-func (a *app) Close() error {
+// ConnLimit returns the listener wrapper that applies cfg.MaxConnsPerIP
+// (layer 4: connections beyond it are reset before any HTTP is read).
+func ConnLimit(cfg Config) func(net.Listener) net.Listener {
+	return func(ln net.Listener) net.Listener {
+		if cfg.MaxConnsPerIP <= 0 {
+			return ln
+		}
+		return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP))
+	}
+}
+
+// Close flushes and closes what New opened (log files, Redis, Sentry),
+// last opened first.
+func (a *App) Close() error {
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		errs = append(errs, a.closers[i]())
@@ -50,8 +70,10 @@ func (a *app) Close() error {
 	return errors.Join(errs...)
 }
 
-func newApp(cfg config, stdout io.Writer) (_ *app, err error) {
-	a := &app{}
+// New builds the service for cfg; request lines and application records
+// go to stdout (and the access log file under cfg.LogDir).
+func New(cfg Config, stdout io.Writer) (_ *App, err error) {
+	a := &App{}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -73,7 +95,7 @@ func newApp(cfg config, stdout io.Writer) (_ *app, err error) {
 	health := func(r *http.Request) bool { return r.URL.Path == "/healthz" }
 	limiter, err := ratelimit.New(cfg.Limit, cfg.Window,
 		ratelimit.WithStore(store), ratelimit.WithName("api"),
-		ratelimit.WithSkip(health), ratelimit.WithLogger(a.logger))
+		ratelimit.WithSkip(health), ratelimit.WithLogger(a.Logger))
 	if err != nil {
 		return nil, err
 	}
@@ -92,13 +114,13 @@ func newApp(cfg config, stdout io.Writer) (_ *app, err error) {
 	if cfg.SlowAfter > 0 {
 		slow, err := slowdown.New(cfg.SlowAfter, cfg.Window,
 			slowdown.WithStore(store), slowdown.WithStep(cfg.SlowStep), slowdown.WithMaxDelay(cfg.SlowMax),
-			slowdown.WithSkip(health), slowdown.WithLogger(a.logger))
+			slowdown.WithSkip(health), slowdown.WithLogger(a.Logger))
 		if err != nil {
 			return nil, err
 		}
 		h = slow.Handler(h)
 	}
-	recOpts := []recoverer.Option{recoverer.WithLogger(a.logger)}
+	recOpts := []recoverer.Option{recoverer.WithLogger(a.Logger)}
 	if hub != nil {
 		recOpts = append(recOpts, recoverer.WithSentry(hub))
 	}
@@ -108,21 +130,14 @@ func newApp(cfg config, stdout io.Writer) (_ *app, err error) {
 	if len(cfg.TrustedProxies) > 0 {
 		h = middleware.ClientIPFromXFF(cfg.TrustedProxies...)(h)
 	}
-	a.handler = h
-
-	a.listener = func(ln net.Listener) net.Listener {
-		if cfg.MaxConnsPerIP <= 0 {
-			return ln
-		}
-		return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP))
-	}
+	a.Handler = h
 	return a, nil
 }
 
 // openLogs sets up the access log (combined format into a rotating gzip'd
 // file, plus stdout) and the application logger (stdout), and returns the
 // access logger.
-func (a *app) openLogs(cfg config, stdout io.Writer) (*slog.Logger, error) {
+func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 	var out slog.Handler
 	switch cfg.LogFormat {
 	case "json":
@@ -138,15 +153,15 @@ func (a *app) openLogs(cfg config, stdout io.Writer) (*slog.Logger, error) {
 	}
 	// The dev handler writes other records as text lines, so the
 	// application logger can share it.
-	a.logger = slog.New(out)
-	a.serverLog = slog.NewLogLogger(out, slog.LevelWarn)
+	a.Logger = slog.New(out)
+	a.ServerLog = slog.NewLogLogger(out, slog.LevelWarn)
 	if cfg.LogDir == "" {
-		return a.logger, nil
+		return a.Logger, nil
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, err
 	}
-	f, err := accesslog.OpenFile(filepath.Join(cfg.LogDir, "access.log"),
+	f, err := accesslog.OpenFile(filepath.Join(cfg.LogDir, cfg.LogName),
 		accesslog.WithMaxSize(100<<20), accesslog.WithRotateEvery(24*time.Hour),
 		accesslog.WithMaxBackups(14), accesslog.WithCompress(true))
 	if err != nil {
@@ -160,28 +175,28 @@ func (a *app) openLogs(cfg config, stdout io.Writer) (*slog.Logger, error) {
 
 // openStore returns the rate-limit store: Redis when REDIS_URL is set
 // (falling back to memory while Redis is down), else memory.
-func (a *app) openStore(cfg config) (ratelimit.Store, error) {
+func (a *App) openStore(cfg Config) (ratelimit.Store, error) {
 	if cfg.RedisURL == "" {
 		return ratelimit.NewMemoryStore(), nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("server: REDIS_URL: %w", err)
+		return nil, fmt.Errorf("app: REDIS_URL: %w", err)
 	}
 	client := redis.NewClient(opts)
-	store := redisstore.New(client, redisstore.WithLogger(a.logger))
+	store := redisstore.New(client, redisstore.WithLogger(a.Logger))
 	a.closers = append(a.closers, client.Close, store.Close)
 	return store, nil
 }
 
 // openSentry returns a hub bound to a client for cfg.SentryDSN, or nil.
-func (a *app) openSentry(cfg config) (*sentry.Hub, error) {
+func (a *App) openSentry(cfg Config) (*sentry.Hub, error) {
 	if cfg.SentryDSN == "" {
 		return nil, nil
 	}
 	client, err := sentry.NewClient(sentry.ClientOptions{Dsn: cfg.SentryDSN})
 	if err != nil {
-		return nil, fmt.Errorf("server: SENTRY_DSN: %w", err)
+		return nil, fmt.Errorf("app: SENTRY_DSN: %w", err)
 	}
 	a.closers = append(a.closers, func() error {
 		client.Flush(2 * time.Second) // what is queued, after the last request
@@ -191,7 +206,7 @@ func (a *app) openSentry(cfg config) (*sentry.Hub, error) {
 	return sentry.NewHub(client, sentry.NewScope()), nil
 }
 
-func (a *app) routes(cfg config, files http.Handler) http.Handler {
+func (a *App) routes(cfg Config, files http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static", files))
 	mux.Handle("GET /{$}", files) // the embedded index.html

@@ -1,0 +1,94 @@
+// Command cluster serves the example service (see examples/server) from
+// several supervised worker processes on one port, with rate limits shared
+// through Redis so that a client gets the limit once, not once per worker:
+//
+//	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/cluster -workers 4
+//
+// It takes every flag of examples/server plus -workers and -memory-limit.
+// Signals to the supervisor: SIGTERM/SIGINT drain every worker and exit;
+// SIGHUP replaces the workers one at a time from the binary on disk (the
+// upgrade path). Each worker writes its own access log file,
+// access-<worker id>.log, because a log file has one writer.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+
+	"github.com/shipshape-go/shipshape/cluster"
+	"github.com/shipshape-go/shipshape/examples/internal/app"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv))
+}
+
+// run is main with an exit code: 0 after a requested stop, 1 on a runtime
+// error or a crash loop, 2 on a bad command line.
+func run(args []string, getenv func(string) string) int {
+	var workers int
+	var memLimit int64
+	cfg, err := app.ParseConfig("cluster", args, getenv, os.Stderr, func(fs *flag.FlagSet) {
+		n, _ := strconv.Atoi(getenv("WORKERS"))
+		if n == 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		fs.IntVar(&workers, "workers", n, "worker processes; default GOMAXPROCS (env WORKERS)")
+		m, _ := strconv.ParseInt(getenv("MEMORY_LIMIT"), 10, 64)
+		fs.Int64Var(&memLimit, "memory-limit", m, "replace a worker whose RSS passes this many bytes; 0 = off (env MEMORY_LIMIT)")
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if cfg.HealthCheck != "" {
+		return app.HealthCheck(cfg.HealthCheck)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if cfg.RedisURL == "" {
+		logger.Warn("REDIS_URL is not set: each worker counts rate limits on its own, so a client gets the limit once per worker")
+	}
+
+	// Everything before cluster.Serve runs in the supervisor too: build the
+	// service (log files, Redis pool) only in a worker.
+	srv := &http.Server{}
+	var a *app.App
+	if id, ok := cluster.WorkerID(); ok {
+		cfg.LogName = fmt.Sprintf("access-%d.log", id)
+		a, err = app.New(cfg, os.Stdout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: worker:", err)
+			return 1
+		}
+		srv = app.NewServer(a.Handler, cfg)
+		srv.ErrorLog = a.ServerLog
+	}
+	opts := []cluster.Option{
+		cluster.WithAddr("tcp", cfg.Addr),
+		cluster.WithWorkers(workers),
+		cluster.WithMemoryLimit(memLimit),
+		cluster.WithLogger(logger),
+		cluster.WithListener(app.ConnLimit(cfg)),
+	}
+	err = cluster.Serve(context.Background(), srv, opts...)
+	if a != nil {
+		if cerr := a.Close(); cerr != nil {
+			logger.Error("closing logs", "error", cerr)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,114 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the example service can be told; [ParseConfig]
+// fills it from flags and environment variables.
+type Config struct {
+	Addr              string
+	TrustedProxies    []string
+	Limit             int
+	Window            time.Duration
+	SlowAfter         int
+	SlowStep          time.Duration
+	SlowMax           time.Duration
+	MaxConnsPerIP     int
+	RedisURL          string
+	LogDir            string
+	LogName           string // file name of the access log in LogDir
+	LogFormat         string
+	SentryDSN         string
+	DebugPanic        bool
+	ReadHeaderTimeout time.Duration
+	MaxBodyBytes      int64
+	HealthCheck       string
+}
+
+// ParseConfig parses the command line args of the program name, with
+// defaults from the environment (getenv, normally os.Getenv). Usage and
+// errors are written to usage. It returns flag.ErrHelp for -h. extra
+// functions define a program's own flags on the same set.
+func ParseConfig(name string, args []string, getenv func(string) string, usage io.Writer, extra ...func(*flag.FlagSet)) (Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	for _, fn := range extra {
+		fn(fs)
+	}
+	var cfg Config
+	var proxies string
+	var errs []error
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	envInt := func(name string, def int) int {
+		v, err := strconv.Atoi(env(name, strconv.Itoa(def)))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return v
+	}
+	envDur := func(name string, def time.Duration) time.Duration {
+		v, err := time.ParseDuration(env(name, def.String()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return v
+	}
+	fs.StringVar(&cfg.Addr, "addr", env("ADDR", ":8080"), "listen address (env ADDR)")
+	fs.StringVar(&proxies, "trusted-proxies", env("TRUSTED_PROXIES", "127.0.0.1/32,::1/128"),
+		"comma-separated CIDRs of the proxies whose X-Forwarded-For is trusted (env TRUSTED_PROXIES)")
+	fs.IntVar(&cfg.Limit, "rate-limit", envInt("RATE_LIMIT", 100), "requests per client per window; past it 429 (env RATE_LIMIT)")
+	fs.DurationVar(&cfg.Window, "rate-window", envDur("RATE_WINDOW", time.Minute), "rate-limit and slow-down window (env RATE_WINDOW)")
+	fs.IntVar(&cfg.SlowAfter, "slow-after", envInt("SLOW_AFTER", -1), "requests per window before delays start; 0 disables; -1 is half of -rate-limit (env SLOW_AFTER)")
+	fs.DurationVar(&cfg.SlowStep, "slow-step", envDur("SLOW_STEP", 100*time.Millisecond), "added delay per request past -slow-after (env SLOW_STEP)")
+	fs.DurationVar(&cfg.SlowMax, "slow-max", envDur("SLOW_MAX", 2*time.Second), "longest delay (env SLOW_MAX)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", envInt("MAX_CONNS_PER_IP", 256), "concurrent connections per client IP at the listener; 0 = unlimited (env MAX_CONNS_PER_IP)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://host:port/db to share rate limits between processes (env REDIS_URL)")
+	fs.StringVar(&cfg.LogDir, "log-dir", env("LOG_DIR", "./logs"), "directory of the rotating access log; empty disables the file (env LOG_DIR)")
+	cfg.LogName = "access.log"
+	fs.StringVar(&cfg.LogFormat, "log-format", env("LOG_FORMAT", "dev"), "stdout format: dev, json or none (env LOG_FORMAT)")
+	fs.StringVar(&cfg.SentryDSN, "sentry-dsn", env("SENTRY_DSN", ""), "report panics to this Sentry DSN (env SENTRY_DSN)")
+	debug, _ := strconv.ParseBool(env("DEBUG_PANIC", "false"))
+	fs.BoolVar(&cfg.DebugPanic, "debug-panic", debug, "serve GET /debug/panic, which panics on purpose (env DEBUG_PANIC)")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", envDur("READ_HEADER_TIMEOUT", 5*time.Second), "time allowed to send the request headers (env READ_HEADER_TIMEOUT)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (env MAX_BODY)")
+	fs.StringVar(&cfg.HealthCheck, "healthcheck", "", "GET this URL, exit 0 on 2xx, else 1 (for container health checks)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("app: unexpected arguments %q", fs.Args())
+	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+		}
+	}
+	switch cfg.LogFormat {
+	case "dev", "json", "none":
+	default:
+		return cfg, fmt.Errorf("app: -log-format must be dev, json or none, not %q", cfg.LogFormat)
+	}
+	if cfg.SlowAfter == -1 {
+		cfg.SlowAfter = max(0, cfg.Limit/2)
+	}
+	// Slow-down starts before the limit refuses, or it never acts.
+	if cfg.SlowAfter < 0 || (cfg.SlowAfter > 0 && cfg.Limit > 0 && cfg.SlowAfter >= cfg.Limit) {
+		return cfg, fmt.Errorf("app: -slow-after must be 0 (off) or between 1 and -rate-limit−1, not %d", cfg.SlowAfter)
+	}
+	return cfg, nil
+}

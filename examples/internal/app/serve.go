@@ -1,0 +1,74 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Serve serves on ln until ctx is done, then drains in-flight requests and
+// flushes logs and Sentry. Request lines and application records go to
+// stdout and the access log file.
+func Serve(ctx context.Context, ln net.Listener, cfg Config, stdout io.Writer) error {
+	a, err := New(cfg, stdout)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.Close()
+	srv := NewServer(a.Handler, cfg)
+	srv.ErrorLog = a.ServerLog
+	ln = ConnLimit(cfg)(ln)
+	a.Logger.Info("listening", "addr", ln.Addr().String(), "redis", cfg.RedisURL != "", "sentry", cfg.SentryDSN != "")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	return err
+}
+
+// NewServer returns an http.Server hardened with timeouts and limits: a
+// client has ReadHeaderTimeout to send its headers (slowloris), 30s for the
+// whole request, 30s for the response (streaming routes extend their own
+// deadline), and idle keep-alive connections are closed after 2 minutes.
+func NewServer(h http.Handler, cfg Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// HealthCheck GETs url and returns the exit code: 0 for a 2xx answer.
+func HealthCheck(url string) int {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		fmt.Fprintln(os.Stderr, "healthcheck:", resp.Status)
+		return 1
+	}
+	return 0
+}
