@@ -35,16 +35,26 @@ import (
 //go:embed static
 var embedded embed.FS
 
-// App is the wired service: its handler and what must be closed when it
+// App is the wired service: what it depends on (logs, rate-limit store,
+// Sentry, embedded files), its handler, and what must be closed when it
 // stops.
 type App struct {
-	// Handler is the middleware stack around the routes.
+	// Handler is the middleware stack around the routes (set by New).
 	Handler http.Handler
 	// Logger gets the application records (start, stop, panics).
 	Logger *slog.Logger
 	// ServerLog is for http.Server.ErrorLog: net/http's own errors, through
 	// Logger.
 	ServerLog *log.Logger
+	// AccessLog gets one record per request (accesslog).
+	AccessLog *slog.Logger
+	// Store counts requests for the rate limits and the slow-down: memory,
+	// or Redis when Config.RedisURL is set.
+	Store ratelimit.Store
+	// Sentry is the hub panics are reported to; nil without a DSN.
+	Sentry *sentry.Hub
+	// Files serves the embedded static files.
+	Files http.Handler
 
 	closers []func() error
 }
@@ -60,7 +70,7 @@ func ConnLimit(cfg Config) func(net.Listener) net.Listener {
 	}
 }
 
-// Close flushes and closes what New opened (log files, Redis, Sentry),
+// Close flushes and closes what Open opened (log files, Redis, Sentry),
 // last opened first.
 func (a *App) Close() error {
 	var errs []error
@@ -70,68 +80,93 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
-// New builds the service for cfg; request lines and application records
-// go to stdout (and the access log file under cfg.LogDir).
-func New(cfg Config, stdout io.Writer) (_ *App, err error) {
+// New opens the service for cfg and builds its handler: the middleware
+// stack around a ServeMux with the routes. Request lines and application
+// records go to stdout (and the access log file under cfg.LogDir).
+func New(cfg Config, stdout io.Writer) (*App, error) {
+	a, err := Open(cfg, stdout)
+	if err != nil {
+		return nil, err
+	}
+	mws, err := a.Middleware(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	h := a.Routes(cfg)
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	a.Handler = h
+	return a, nil
+}
+
+// Open opens what the service depends on: logs, the rate-limit store,
+// Sentry and the embedded files. Close releases them.
+func Open(cfg Config, stdout io.Writer) (_ *App, err error) {
 	a := &App{}
 	defer func() {
 		if err != nil {
 			a.Close()
 		}
 	}()
-	accessLog, err := a.openLogs(cfg, stdout)
-	if err != nil {
+	if a.AccessLog, err = a.openLogs(cfg, stdout); err != nil {
 		return nil, err
 	}
-	store, err := a.openStore(cfg)
-	if err != nil {
+	if a.Store, err = a.openStore(cfg); err != nil {
 		return nil, err
 	}
-	hub, err := a.openSentry(cfg)
-	if err != nil {
-		return nil, err
-	}
-
-	health := func(r *http.Request) bool { return r.URL.Path == "/healthz" }
-	limiter, err := ratelimit.New(cfg.Limit, cfg.Window,
-		ratelimit.WithStore(store), ratelimit.WithName("api"),
-		ratelimit.WithSkip(health), ratelimit.WithLogger(a.Logger))
-	if err != nil {
+	if a.Sentry, err = a.openSentry(cfg); err != nil {
 		return nil, err
 	}
 	assets, err := fs.Sub(embedded, "static")
 	if err != nil {
 		return nil, err
 	}
-	files, err := static.New(assets)
-	if err != nil {
+	if a.Files, err = static.New(assets); err != nil {
 		return nil, err
 	}
+	return a, nil
+}
 
-	var h http.Handler = a.routes(cfg, files)
-	h = http.MaxBytesHandler(h, cfg.MaxBodyBytes)
-	h = limiter.Handler(h)
+// isHealthCheck exempts the health check from limits and the access log.
+func isHealthCheck(r *http.Request) bool { return r.URL.Path == "/healthz" }
+
+// Middleware returns the stack in the recommended order, outermost first:
+// chi ClientIPFromXFF (trusting cfg.TrustedProxies) → chi RequestID →
+// accesslog → recoverer → slowdown (when cfg.SlowAfter > 0) → ratelimit →
+// request body limit. Use it with chi's r.Use(mws...) or wrap a handler in
+// reverse order.
+func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) {
+	var mws []func(http.Handler) http.Handler
+	if len(cfg.TrustedProxies) > 0 {
+		mws = append(mws, middleware.ClientIPFromXFF(cfg.TrustedProxies...))
+	}
+	recOpts := []recoverer.Option{recoverer.WithLogger(a.Logger)}
+	if a.Sentry != nil {
+		recOpts = append(recOpts, recoverer.WithSentry(a.Sentry))
+	}
+	mws = append(mws,
+		middleware.RequestID,
+		accesslog.New(a.AccessLog, accesslog.WithSkip(isHealthCheck)),
+		recoverer.New(recOpts...))
 	if cfg.SlowAfter > 0 {
 		slow, err := slowdown.New(cfg.SlowAfter, cfg.Window,
-			slowdown.WithStore(store), slowdown.WithStep(cfg.SlowStep), slowdown.WithMaxDelay(cfg.SlowMax),
-			slowdown.WithSkip(health), slowdown.WithLogger(a.Logger))
+			slowdown.WithStore(a.Store), slowdown.WithStep(cfg.SlowStep), slowdown.WithMaxDelay(cfg.SlowMax),
+			slowdown.WithSkip(isHealthCheck), slowdown.WithLogger(a.Logger))
 		if err != nil {
 			return nil, err
 		}
-		h = slow.Handler(h)
+		mws = append(mws, slow.Handler)
 	}
-	recOpts := []recoverer.Option{recoverer.WithLogger(a.Logger)}
-	if hub != nil {
-		recOpts = append(recOpts, recoverer.WithSentry(hub))
+	limiter, err := ratelimit.New(cfg.Limit, cfg.Window,
+		ratelimit.WithStore(a.Store), ratelimit.WithName("api"),
+		ratelimit.WithSkip(isHealthCheck), ratelimit.WithLogger(a.Logger))
+	if err != nil {
+		return nil, err
 	}
-	h = recoverer.New(recOpts...)(h)
-	h = accesslog.New(accessLog, accesslog.WithSkip(health))(h)
-	h = middleware.RequestID(h)
-	if len(cfg.TrustedProxies) > 0 {
-		h = middleware.ClientIPFromXFF(cfg.TrustedProxies...)(h)
-	}
-	a.Handler = h
-	return a, nil
+	maxBody := func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, cfg.MaxBodyBytes) }
+	return append(mws, limiter.Handler, maxBody), nil
 }
 
 // openLogs sets up the access log (combined format into a rotating gzip'd
@@ -206,55 +241,72 @@ func (a *App) openSentry(cfg Config) (*sentry.Hub, error) {
 	return sentry.NewHub(client, sentry.NewScope()), nil
 }
 
-func (a *App) routes(cfg Config, files http.Handler) http.Handler {
+// Routes is the ServeMux of the service: / and /static/ (embedded files),
+// /healthz, GET /api/hello, POST /api/echo, GET /api/stream, and GET
+// /debug/panic when cfg.DebugPanic is set.
+func (a *App) Routes(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /static/", http.StripPrefix("/static", files))
-	mux.Handle("GET /{$}", files) // the embedded index.html
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"hello": clientIP(r)})
-	})
-	mux.HandleFunc("POST /api/echo", func(w http.ResponseWriter, r *http.Request) {
-		var body any
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
-				return
-			}
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"echo": body})
-	})
-	mux.HandleFunc("GET /api/stream", func(w http.ResponseWriter, r *http.Request) {
-		// Streaming is exempt from the server's WriteTimeout: extend the
-		// deadline per event instead.
-		rc := http.NewResponseController(w)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-store")
-		for i := range 5 {
-			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			fmt.Fprintf(w, "id: %d\ndata: tick %d\n\n", i, i)
-			if err := rc.Flush(); err != nil {
-				return
-			}
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	})
+	mux.Handle("GET /static/", http.StripPrefix("/static", a.Files))
+	mux.Handle("GET /{$}", a.Files) // the embedded index.html
+	mux.HandleFunc("GET /healthz", Healthz)
+	mux.HandleFunc("GET /api/hello", Hello)
+	mux.HandleFunc("POST /api/echo", Echo)
+	mux.HandleFunc("GET /api/stream", Stream)
 	if cfg.DebugPanic {
-		mux.HandleFunc("GET /debug/panic", func(http.ResponseWriter, *http.Request) {
-			panic("debug: panic on purpose")
-		})
+		mux.HandleFunc("GET /debug/panic", Panic)
 	}
 	return mux
+}
+
+// Healthz answers the health check.
+func Healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, "ok\n")
+}
+
+// Hello answers with the client address the server saw.
+func Hello(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"hello": clientIP(r)})
+}
+
+// Echo answers with the JSON body it got (bounded by the body limit).
+func Echo(w http.ResponseWriter, r *http.Request) {
+	var body any
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"echo": body})
+}
+
+// Stream sends five server-sent events, 200ms apart. Streaming is exempt
+// from the server's WriteTimeout: it extends its deadline per event.
+func Stream(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	for i := range 5 {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(w, "id: %d\ndata: tick %d\n\n", i, i)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Panic panics on purpose, to show what recoverer does.
+func Panic(http.ResponseWriter, *http.Request) {
+	panic("debug: panic on purpose")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// lockedBuffer collects what the server writes to stdout.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startChi runs the example with args until the test ends (or stop is
+// called); stdout collects its request lines.
+func startChi(t *testing.T, args ...string) (base string, stdout *lockedBuffer, stop func()) {
+	t.Helper()
+	logDir := t.TempDir()
+	stdout = &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan int, 1)
+	args = append([]string{"-addr", "127.0.0.1:0", "-log-dir", logDir, "-log-format", "none"}, args...)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, func(a string) { addrc <- a }) }()
+	select {
+	case a := <-addrc:
+		base = "http://" + a
+	case code := <-done:
+		t.Fatalf("exited with %d before serving", code)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not serving")
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				assert.Zero(t, code, "exit code after shutdown")
+			case <-time.After(15 * time.Second):
+				t.Error("no shutdown")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return base, stdout, stop
+}
+
+func do(t *testing.T, method, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader("user=a&password=b"))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestLoginHasAStricterLimit: POST /login refuses after -login-limit
+// attempts while the rest of the API still answers, and the 429 names the
+// login policy.
+func TestLoginHasAStricterLimit(t *testing.T) {
+	base, _, _ := startChi(t, "-rate-limit", "100", "-slow-after", "0", "-login-limit", "3", "-login-window", "1m")
+	for i := range 3 {
+		resp := do(t, http.MethodPost, base+"/login")
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "attempt %d", i+1)
+	}
+	resp := do(t, http.MethodPost, base+"/login")
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Contains(t, resp.Header.Values("RateLimit-Policy"), `"login";q=3;w=60`)
+	assert.Contains(t, resp.Header.Values("RateLimit-Policy"), `"api";q=100;w=60`, "the service-wide policy applies too")
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/api/hello").StatusCode, "other routes are unaffected")
+}
+
+// TestChiRoutesInAccessLog: the access log line carries chi's route
+// pattern, and the stack's other layers work on chi as on ServeMux.
+func TestChiRoutesInAccessLog(t *testing.T) {
+	base, stdout, stop := startChi(t, "-debug-panic", "-log-format", "json")
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/users/42").StatusCode)
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/users/7").StatusCode)
+	assert.Equal(t, 500, do(t, http.MethodGet, base+"/debug/panic").StatusCode)
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/static/style.css").StatusCode)
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/").StatusCode)
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/api/hello").StatusCode, "still serving after the panic")
+	stop()
+
+	routes := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "line %q", line)
+		if rec["msg"] == "http request" {
+			route, _ := rec["http.route"].(string)
+			routes[route]++
+			if rec["url.path"] == "/debug/panic" {
+				assert.EqualValues(t, 500, rec["http.response.status_code"])
+				assert.NotEmpty(t, rec["panic"], "recoverer added the panic to the line")
+			}
+		}
+	}
+	assert.Equal(t, 2, routes["/users/{id}"], "chi's pattern, not the path: %v", routes)
+	assert.Equal(t, 1, routes["/api/hello"], "routes in a sub-router keep their full pattern: %v", routes)
+	assert.Equal(t, 1, routes["/static/*"], "%v", routes)
+}
+
+func TestExitCodes(t *testing.T) {
+	none := func(string) string { return "" }
+	assert.Equal(t, 0, run(context.Background(), []string{"-h"}, none, io.Discard, nil))
+	assert.Equal(t, 2, run(context.Background(), []string{"-login-window", "x"}, none, io.Discard, nil))
+	assert.Equal(t, 1, run(context.Background(), []string{"-login-limit", "0", "-log-dir", ""}, none, io.Discard, nil))
+}
