@@ -43,7 +43,9 @@ func startChi(t *testing.T, args ...string) (base string, stdout *lockedBuffer, 
 	addrc := make(chan string, 1)
 	done := make(chan int, 1)
 	args = append([]string{"-addr", "127.0.0.1:0", "-log-dir", logDir, "-log-format", "none"}, args...)
-	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, func(a string) { addrc <- a }) }()
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, stdout, func(a string) { addrc <- a })
+	}()
 	select {
 	case a := <-addrc:
 		base = "http://" + a
