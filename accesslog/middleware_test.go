@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/internal/testenv"
 )
 
 // serve runs one request through the middleware with a recorder and
@@ -956,7 +957,7 @@ func TestReadFromThroughWrapper(t *testing.T) {
 }
 
 func TestHTTP2(t *testing.T) {
-	var buf lockedBuffer
+	var buf testenv.Buffer
 	var ifaces []string
 	srv := httptest.NewUnstartedServer(accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,6 @@ import (
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/testenv"
 )
-
-// lockedBuffer is a bytes buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // nginxRequests are sent byte for byte to nginx and to the Go server.
 var nginxRequests = []struct {
@@ -143,7 +124,7 @@ func TestCombinedAndCommonMatchNginx(t *testing.T) {
 			location /missing { return 404 "nope"; }
 		}
 	`, port)
-	var goCombined, goCommon lockedBuffer
+	var goCombined, goCommon testenv.Buffer
 	logger := slog.New(slogmulti.Fanout(
 		accesslog.NewCombinedHandler(&goCombined, nil),
 		accesslog.NewCommonHandler(&goCommon, nil),

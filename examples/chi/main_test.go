@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,34 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipshape-go/shipshape/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// lockedBuffer collects what the server writes to stdout.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startChi runs the example with args until the test ends (or stop is
 // called); stdout collects its request lines.
-func startChi(t *testing.T, args ...string) (base string, stdout *lockedBuffer, stop func()) {
+func startChi(t *testing.T, args ...string) (base string, stdout *testenv.Buffer, stop func()) {
 	t.Helper()
 	logDir := t.TempDir()
-	stdout = &lockedBuffer{}
+	stdout = &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan int, 1)

@@ -50,7 +50,7 @@ func (r *Redis) start() error {
 		"--loglevel", "warning",
 	}, r.args...)
 	cmd := exec.Command(r.bin, argv...)
-	p := &Process{Name: "redis-server", cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{Name: "redis-server", cmd: cmd, out: &Buffer{max: processOutputMax}, done: make(chan struct{})}
 	// Start through the shared helper, but report a lost port race as an
 	// error so StartRedis can retry on another port.
 	cmd.Stdout, cmd.Stderr = p.out, p.out

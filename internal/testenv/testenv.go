@@ -86,7 +86,7 @@ type Process struct {
 	Name string // for messages
 
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *Buffer
 	done chan struct{}
 	err  error // set before done is closed
 	once sync.Once
@@ -97,7 +97,7 @@ type Process struct {
 // process output is kept and printed if the test fails.
 func Start(t testing.TB, name string, cmd *exec.Cmd, waitAddrs ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, out: &Buffer{max: processOutputMax}, done: make(chan struct{})}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.out
 	}
@@ -193,26 +193,34 @@ func (p *Process) Stop(timeout time.Duration) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// Buffer is a bytes buffer that is safe for concurrent use: for what a
+// server under test writes from its goroutines. The zero value is ready.
+type Buffer struct {
+	mu  sync.Mutex
+	b   bytes.Buffer
+	max int // 0: unbounded
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p (dropping it silently once a bound set by the package's
+// process helpers is reached).
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	const max = 1 << 20 // keep the output of a chatty server bounded
-	if s.b.Len() > max {
+	if s.max > 0 && s.b.Len() > s.max {
 		return len(p), nil
 	}
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// processOutputMax keeps the output of a chatty server bounded.
+const processOutputMax = 1 << 20
 
 // Addr joins 127.0.0.1 and port.
 func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -22,24 +21,6 @@ import (
 	"github.com/shipshape-go/shipshape/internal/testenv"
 )
 
-// lockedBuffer collects what the server writes to stdout.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testConfig is the default configuration with the test's overrides
 // (flags) and a log directory in t.TempDir().
 func testConfig(t *testing.T, args ...string) Config {
@@ -51,7 +32,7 @@ func testConfig(t *testing.T, args ...string) Config {
 
 type running struct {
 	base   string
-	stdout *lockedBuffer
+	stdout *testenv.Buffer
 	stop   func() // shuts the server down and waits; idempotent
 }
 
@@ -62,7 +43,7 @@ func start(t *testing.T, cfg Config) *running {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	go func() { done <- Serve(ctx, ln, cfg, out) }()
 	var once sync.Once
 	stop := func() {
