@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -60,15 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fs.DurationVar(&login.window, "login-window", w, "window of -login-limit (env LOGIN_WINDOW)")
 	})
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if cfg.HealthCheck != "" {
-		return app.HealthCheck(cfg.HealthCheck)
+	if code, exit := app.Preflight(cfg, err); exit {
+		return code
 	}
 	if err := serve(ctx, cfg, login, stdout, ready); err != nil {
 		fmt.Fprintln(os.Stderr, "chi:", err)

@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -44,15 +43,8 @@ func run(args []string, getenv func(string) string) int {
 		m, _ := strconv.ParseInt(getenv("MEMORY_LIMIT"), 10, 64)
 		fs.Int64Var(&memLimit, "memory-limit", m, "replace a worker whose RSS passes this many bytes; 0 = off (env MEMORY_LIMIT)")
 	})
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if cfg.HealthCheck != "" {
-		return app.HealthCheck(cfg.HealthCheck)
+	if code, exit := app.Preflight(cfg, err); exit {
+		return code
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if cfg.RedisURL == "" {

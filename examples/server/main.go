@@ -26,8 +26,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -45,15 +43,8 @@ func main() {
 // error, 2 on a bad command line.
 func run(args []string) int {
 	cfg, err := app.ParseConfig("server", args, os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if cfg.HealthCheck != "" {
-		return app.HealthCheck(cfg.HealthCheck)
+	if code, exit := app.Preflight(cfg, err); exit {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -55,6 +56,23 @@ func NewServer(h http.Handler, cfg Config) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// Preflight handles what a main does between ParseConfig and serving: -h
+// (exit 0), a bad command line (the error on stderr, exit 2) and
+// -healthcheck (exit with its result). It reports whether main should
+// exit now, and with which code.
+func Preflight(cfg Config, parseErr error) (code int, exit bool) {
+	switch {
+	case errors.Is(parseErr, flag.ErrHelp):
+		return 0, true
+	case parseErr != nil:
+		fmt.Fprintln(os.Stderr, parseErr)
+		return 2, true
+	case cfg.HealthCheck != "":
+		return HealthCheck(cfg.HealthCheck), true
+	}
+	return 0, false
 }
 
 // HealthCheck GETs url and returns the exit code: 0 for a 2xx answer.
