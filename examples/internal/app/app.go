@@ -218,6 +218,8 @@ func (a *App) openStore(cfg Config) (ratelimit.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: REDIS_URL: %w", err)
 	}
+	// Let the store's per-call timeout cut socket I/O (see redisstore).
+	opts.ContextTimeoutEnabled = true
 	client := redis.NewClient(opts)
 	store := redisstore.New(client, redisstore.WithLogger(a.Logger))
 	a.closers = append(a.closers, client.Close, store.Close)
