@@ -58,10 +58,16 @@ const (
 
 // headerVals holds the per-response header values in one allocation: the
 // value slices point into vals and the dynamic strings into buf, which is
-// written once, before any string refers to it, and never again.
+// written once, before any string refers to it, and never again. The IETF
+// style, the common case, uses the smaller ietfVals.
 type headerVals struct {
 	vals [5]string
 	buf  [96]byte
+}
+
+type ietfVals struct {
+	vals [2]string
+	buf  [80]byte
 }
 
 // setHeaders writes the rate-limit headers for d, decided at now. The IETF
@@ -70,20 +76,26 @@ type headerVals struct {
 // response gets its own value slices, so a handler that edits them in
 // place cannot change another response's headers.
 func (l *Limiter) setHeaders(h http.Header, d Decision, now time.Time) {
-	if l.headers == HeadersNone {
+	switch l.headers {
+	case HeadersNone:
 		return
+	case HeadersIETF:
+		if len(l.policy.Name) <= 40 { // the item fits in ietfVals.buf
+			hv := new(ietfVals)
+			b := l.appendIETF(hv.buf[:0], d)
+			hv.vals[0] = unsafe.String(&hv.buf[0], len(b))
+			hv.vals[1] = l.policyHeader
+			addValue(h, hPolicy, hv.vals[1:2:2])
+			addValue(h, hRateLimit, hv.vals[0:1:1])
+			return
+		}
 	}
 	hv := new(headerVals)
 	b := hv.buf[:0]
 	var ietf, rem, reset [2]int // start, end of each value in buf
 	if l.headers != HeadersLegacy {
 		ietf[0] = len(b)
-		b = append(b, '"')
-		b = append(b, l.policy.Name...)
-		b = append(b, `";r=`...)
-		b = strconv.AppendInt(b, int64(d.Remaining), 10)
-		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, ceilSeconds(d.Reset), 10)
+		b = l.appendIETF(b, d)
 		ietf[1] = len(b)
 	}
 	if l.headers != HeadersIETF {
@@ -96,7 +108,7 @@ func (l *Limiter) setHeaders(h http.Header, d Decision, now time.Time) {
 		reset[1] = len(b)
 	}
 	var s string
-	if len(b) <= len(hv.buf) && len(b) > 0 && &b[0] == &hv.buf[0] {
+	if len(b) > 0 && &b[0] == &hv.buf[0] {
 		s = unsafe.String(&hv.buf[0], len(b))
 	} else {
 		s = string(b) // a name long enough to outgrow buf
@@ -115,6 +127,16 @@ func (l *Limiter) setHeaders(h http.Header, d Decision, now time.Time) {
 		h[hRemaining] = hv.vals[1:2:2]
 		h[hReset] = hv.vals[2:3:3]
 	}
+}
+
+// appendIETF appends the RateLimit item for d: "name";r=42;t=17.
+func (l *Limiter) appendIETF(b []byte, d Decision) []byte {
+	b = append(b, '"')
+	b = append(b, l.policy.Name...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
+	return strconv.AppendInt(b, ceilSeconds(d.Reset), 10)
 }
 
 // addValue adds the one value in v to h[key]: as the whole slice when the

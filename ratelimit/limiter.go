@@ -82,11 +82,21 @@ func New(limit int, window time.Duration, opts ...Option) (*Limiter, error) {
 		failOpen: cfg.failOpen,
 		skip:     cfg.skip,
 		report:   errlog.New(cfg.logger, "ratelimit: store failed, serving without limit", 0),
-		now:      time.Now,
+		now:      monotonicNow(),
 	}
 	l.policyHeader = fmt.Sprintf(`"%s";q=%d;w=%d`, p.Name, p.Limit, ceilSeconds(p.Window))
 	l.limitHeader = strconv.Itoa(p.Limit)
 	return l, nil
+}
+
+// monotonicNow returns a clock that reads the wall time at its creation
+// plus the monotonic time since: one clock read instead of time.Now's two,
+// and immune to the wall clock being stepped (a window never runs
+// backwards). Windows stay aligned on the epoch as the wall clock saw it at
+// start; NTP slewing moves both clocks alike.
+func monotonicNow() func() time.Time {
+	base := time.Now()
+	return func() time.Time { return base.Add(time.Since(base)) }
 }
 
 // Policy returns the limiter's policy.

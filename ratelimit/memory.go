@@ -2,8 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,71 +14,101 @@ import (
 const DefaultMaxKeys = 1_000_000
 
 // inlineKey is the longest key a MemoryStore keeps verbatim, inside its
-// entry (an IPv6 address in text is at most 39 bytes). Longer keys are
-// replaced by a 128-bit seeded digest, so that every entry has the same
-// small size whatever clients send, and lookups never chase a pointer to
-// the key.
-const inlineKey = 40
+// slot (an IPv4 address, an IPv6 /64 prefix or a full IPv6 address in text
+// fit). Longer keys are replaced by a 128-bit seeded digest, so that every
+// slot has the same size whatever clients send, and a lookup never chases
+// a pointer to the key.
+const inlineKey = 36
 
 // minKeysPerShard keeps shards from becoming so small that the per-shard cap
 // evicts keys long before the store as a whole is full.
 const minKeysPerShard = 64
 
+// maxPolicies bounds the distinct (name, window) pairs one store serves.
+const maxPolicies = math.MaxUint16
+
+// errTooManyPolicies is returned by Take past maxPolicies policies: names
+// are meant to be a few constants, not built from requests.
+var errTooManyPolicies = errors.New("ratelimit: memory store: more than 65535 distinct policy names and windows")
+
 // MemoryStore is a [Store] in the memory of one process: right for a single
 // instance, and the fallback of redisstore. It is safe for concurrent use.
 //
 // Keys are spread over up to 256 shards by a seeded hash/maphash, each
-// shard with its own mutex, so requests for different keys rarely wait on
-// each other and never on a store-wide lock. Lookups compare the full key
-// (keys over 40 bytes are compared by a 128-bit digest under secret random
-// seeds), so two clients never share a counter through a hash collision.
-// A take on a key that already exists does not allocate; each tracked key
-// costs about 130 bytes.
+// shard an open-addressing table with its own mutex, so requests for
+// different keys rarely wait on each other and never on a store-wide lock.
+// Each key lives in one 64-byte slot that holds its hash, its counts and
+// the key itself (keys over 36 bytes as a 128-bit digest under secret
+// random seeds), so a lookup usually touches one cache line, compares the
+// full key — two clients never share a counter through a hash collision —
+// and does not allocate.
 //
 // There is no background goroutine and nothing to close: windows that have
 // expired are reset when their key is next seen, and removed when a shard
 // needs room. The number of tracked keys is capped (WithMaxKeys, default
-// 1,000,000). When a new key arrives at a full shard, the store first
-// removes every key whose windows have both ended (their count is zero
-// anyway); if none has, it evicts the least recently active of 8 keys
-// sampled at random from that shard. An evicted key starts again from
-// zero: size the cap above the number of clients active within two windows
-// so that only idle keys are ever evicted. A client that keeps sending is
-// recently active and is not the one evicted.
+// 1,000,000; about 64–128 bytes each). When a new key arrives at a full
+// shard, the store first removes every key whose windows have both ended
+// (their count is zero anyway); if none has, it evicts the least recently
+// active of 8 keys sampled from that shard. An evicted key starts again
+// from zero: size the cap above the number of clients active within two
+// windows so that only idle keys are ever evicted. A client that keeps
+// sending is recently active and is not the one evicted.
+//
+// Counts saturate at 2³²−1 per fixed window.
 type MemoryStore struct {
 	seed   maphash.Seed
 	seed2  maphash.Seed // second, independent hash for the digest of long keys
 	shards []memShard
 	mask   uint64
 	perCap int
+	maxLen int // largest slot table of a shard
+
+	pols  atomic.Pointer[polTable] // copy on write
+	polMu sync.Mutex               // serialises writers of pols
+	last  atomic.Pointer[polEntry] // the policy of the last take
+}
+
+// polTable numbers the (name, window) pairs the store has seen; a slot
+// stores the number instead of the name.
+type polTable struct {
+	ids     map[polKey]uint16
+	windows []int64 // by id
+}
+
+type polKey struct {
+	name   string
+	window time.Duration
+}
+
+type polEntry struct {
+	polKey
+	id uint16
 }
 
 type memShard struct {
-	mu sync.Mutex
-	m  map[uint64]memEntry
-	// over holds the rare entries whose 64-bit hash is already taken by
-	// another key, by name + "\x00" + key.
-	over map[string]*memEntry
+	mu    sync.Mutex
+	slots []slot // power-of-two length, or nil
+	n     int    // occupied slots
 	// nextSweep is the earliest time (Unix ns) at which any entry of the
 	// shard can have expired: sweeping earlier cannot free anything.
 	nextSweep int64
-	_         [32]byte // keep shards on separate cache lines
+	_         [24]byte // keep shards on separate cache lines
 }
 
-type memEntry struct {
-	name    string
-	kb      [inlineKey]byte // the key (or its digest)
-	kn      uint8           // key length in kb
-	hashed  bool            // kb holds a digest, not the key
-	window  int64           // window length in ns of the last take
-	index   int64           // fixed window the counts belong to
-	prev    int64
-	curr    int64
-	expires int64 // Unix ns when both windows have ended: count is zero
+// slot is one key's state, 64 bytes: one cache line.
+type slot struct {
+	hash   uint64 // 0: empty
+	index  int64  // fixed window that cur counts
+	prev   uint32 // count of window index-1
+	cur    uint32 // count of window index
+	pol    uint16
+	kn     uint8 // key length in key
+	hashed bool  // key holds a digest, not the key
+	key    [inlineKey]byte
 }
 
-func (e *memEntry) is(name, key string, hashed bool) bool {
-	return e.hashed == hashed && int(e.kn) == len(key) && string(e.kb[:e.kn]) == key && e.name == name
+func (s *slot) is(h uint64, pol uint16, key string, hashed bool) bool {
+	return s.hash == h && s.pol == pol && s.hashed == hashed && int(s.kn) == len(key) && string(s.key[:s.kn]) == key
 }
 
 // MemoryOption configures a [MemoryStore].
@@ -106,16 +139,20 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 	for shards > 1 && cfg.maxKeys/shards < minKeysPerShard {
 		shards /= 2
 	}
+	perCap := max(1, cfg.maxKeys/shards)
+	maxLen := 8
+	for maxLen*3/4 < perCap { // keep the load factor at most 3/4
+		maxLen *= 2
+	}
 	s := &MemoryStore{
 		seed:   maphash.MakeSeed(),
 		seed2:  maphash.MakeSeed(),
 		shards: make([]memShard, shards),
 		mask:   uint64(shards - 1),
-		perCap: max(1, cfg.maxKeys/shards),
+		perCap: perCap,
+		maxLen: maxLen,
 	}
-	for i := range s.shards {
-		s.shards[i].m = make(map[uint64]memEntry)
-	}
+	s.pols.Store(&polTable{ids: map[polKey]uint16{}})
 	return s
 }
 
@@ -124,87 +161,223 @@ func (s *MemoryStore) Take(ctx context.Context, p Policy, key string, now time.T
 	if err := p.Valid(); err != nil {
 		return Window{}, err
 	}
+	pol, err := s.policyID(p)
+	if err != nil {
+		return Window{}, err
+	}
 	hashed := len(key) > inlineKey
 	if hashed {
 		key = s.digest(key)
 	}
-	return s.take(p, key, hashed, s.hash(p.Name, key), now, n), nil
+	return s.take(p, pol, key, hashed, s.hash(pol, key), now, n), nil
+}
+
+// policyID returns the number of (p.Name, p.Window), assigning one the
+// first time. The common case — the same policy as the last take — costs
+// a string comparison of one pointer.
+func (s *MemoryStore) policyID(p Policy) (uint16, error) {
+	k := polKey{p.Name, p.Window}
+	if e := s.last.Load(); e != nil && e.polKey == k {
+		return e.id, nil
+	}
+	id, ok := s.pols.Load().ids[k]
+	if !ok {
+		s.polMu.Lock()
+		t := s.pols.Load()
+		if id, ok = t.ids[k]; !ok {
+			if len(t.windows) >= maxPolicies {
+				s.polMu.Unlock()
+				return 0, errTooManyPolicies
+			}
+			next := &polTable{ids: make(map[polKey]uint16, len(t.ids)+1), windows: append(t.windows[:len(t.windows):len(t.windows)], int64(p.Window))}
+			for k, v := range t.ids {
+				next.ids[k] = v
+			}
+			id = uint16(len(t.windows))
+			next.ids[k] = id
+			s.pols.Store(next)
+		}
+		s.polMu.Unlock()
+	}
+	s.last.Store(&polEntry{k, id})
+	return id, nil
 }
 
 // take is Take for a key whose hash is h (tests force collisions with it).
-func (s *MemoryStore) take(p Policy, key string, hashed bool, h uint64, now time.Time, n int) Window {
+func (s *MemoryStore) take(p Policy, pol uint16, key string, hashed bool, h uint64, now time.Time, n int) Window {
 	win := int64(p.Window)
 	index, elapsed := windowOf(now, p.Window)
 	nowNs := now.UnixNano()
 
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	var e memEntry
-	var ep *memEntry // the entry in over, when it lives there
-	v, found := sh.m[h]
-	switch {
-	case found && v.is(p.Name, key, hashed):
-		e = v
-	case len(sh.over) > 0 && sh.over[overKey(p.Name, key, hashed)] != nil:
-		ep = sh.over[overKey(p.Name, key, hashed)]
-		e = *ep
-	default:
-		// A new key. When its hash is taken by another key it goes to
-		// over; a slot in m may also be freed by the sweep, so look again.
-		sh.makeRoom(s.perCap, nowNs)
-		if _, taken := sh.m[h]; taken {
-			ep = new(memEntry)
-			if sh.over == nil {
-				sh.over = make(map[string]*memEntry)
-			}
-			sh.over[overKey(p.Name, key, hashed)] = ep
-		}
-		e = memEntry{name: p.Name, hashed: hashed}
-		e.kn = uint8(copy(e.kb[:], key))
+	i, found := sh.find(h, pol, key, hashed)
+	if !found {
+		i = s.insert(sh, h, pol, key, hashed, nowNs)
 	}
+	e := &sh.slots[i]
 	switch {
-	case e.window != win:
-		// A new entry, or the policy's window changed for this key: old
-		// counts are not comparable, start over.
-		e.window, e.index, e.prev, e.curr = win, index, 0, 0
+	case !found:
+		e.index = index
 	case index == e.index:
 	case index == e.index+1:
-		e.index, e.prev, e.curr = index, e.curr, 0
+		e.index, e.prev, e.cur = index, e.cur, 0
 	case index > e.index:
-		e.index, e.prev, e.curr = index, 0, 0
+		e.index, e.prev, e.cur = index, 0, 0
 	default:
 		// now is before the key's current window (a caller's clock went
 		// back, or AllowN with an older time): count it in the newest
 		// window, at its start, rather than rewriting history.
 		elapsed = 0
 	}
-	w := Window{Previous: e.prev, Current: e.curr, Elapsed: elapsed}
-	if p.Fits(e.prev, e.curr, elapsed, n) {
-		e.curr += int64(n)
-		w.Current = e.curr
+	prev, cur := int64(e.prev), int64(e.cur)
+	w := Window{Previous: prev, Current: cur, Elapsed: elapsed}
+	if p.Fits(prev, cur, elapsed, n) {
+		cur = min(cur+int64(n), math.MaxUint32)
+		e.cur = uint32(cur)
+		w.Current = cur
 		w.Allowed = true
 	}
-	if e.curr > 0 {
-		e.expires = (e.index + 2) * win
-	} else {
-		e.expires = (e.index + 1) * win
-	}
-	sh.nextSweep = min(sh.nextSweep, e.expires)
-	if ep != nil {
-		*ep = e
-	} else {
-		sh.m[h] = e
-	}
+	sh.nextSweep = min(sh.nextSweep, expires(e, win))
 	sh.mu.Unlock()
 	return w
 }
 
-func overKey(name, key string, hashed bool) string {
-	flag := "\x00"
-	if hashed {
-		flag = "\x01"
+// expires is when (Unix ns) both windows of the slot have ended and its
+// count is zero.
+func expires(e *slot, window int64) int64 {
+	if e.cur > 0 {
+		return (e.index + 2) * window
 	}
-	return name + flag + key
+	return (e.index + 1) * window
+}
+
+// find returns the slot of the key, or the empty slot where it would go.
+// The caller holds sh.mu.
+func (sh *memShard) find(h uint64, pol uint16, key string, hashed bool) (int, bool) {
+	if sh.slots == nil {
+		return -1, false
+	}
+	mask := len(sh.slots) - 1
+	for i := home(h, mask); ; i = (i + 1) & mask {
+		e := &sh.slots[i]
+		if e.hash == 0 {
+			return i, false
+		}
+		if e.is(h, pol, key, hashed) {
+			return i, true
+		}
+	}
+}
+
+// home is the preferred slot of hash h: the high bits, since the low ones
+// chose the shard.
+func home(h uint64, mask int) int { return int(h>>32) & mask }
+
+// insert makes room for a new key (growing the table, sweeping expired
+// keys, or evicting one) and returns the index of its slot, filled with the
+// key and zero counts. The caller holds sh.mu.
+func (s *MemoryStore) insert(sh *memShard, h uint64, pol uint16, key string, hashed bool, nowNs int64) int {
+	switch {
+	case sh.n >= s.perCap:
+		if nowNs >= sh.nextSweep {
+			s.sweep(sh, nowNs)
+		}
+		if sh.n >= s.perCap {
+			s.evictOne(sh, h)
+		}
+	case sh.slots == nil:
+		sh.slots = make([]slot, 8)
+	case (sh.n+1)*4 > len(sh.slots)*3 && len(sh.slots) < s.maxLen:
+		sh.rehash(len(sh.slots) * 2)
+	}
+	i, _ := sh.find(h, pol, key, hashed)
+	e := &sh.slots[i]
+	*e = slot{hash: h, pol: pol, hashed: hashed}
+	e.kn = uint8(copy(e.key[:], key))
+	sh.n++
+	return i
+}
+
+// rehash moves every occupied slot into a new table of length size.
+func (sh *memShard) rehash(size int) {
+	old := sh.slots
+	sh.slots = make([]slot, size)
+	mask := size - 1
+	for k := range old {
+		e := &old[k]
+		if e.hash == 0 {
+			continue
+		}
+		i := home(e.hash, mask)
+		for sh.slots[i].hash != 0 {
+			i = (i + 1) & mask
+		}
+		sh.slots[i] = *e
+	}
+}
+
+// sweep removes every key whose windows have both ended and records when
+// the next one can end. The caller holds sh.mu.
+func (s *MemoryStore) sweep(sh *memShard, nowNs int64) {
+	windows := s.pols.Load().windows
+	next := int64(math.MaxInt64)
+	live := 0
+	for k := range sh.slots {
+		e := &sh.slots[k]
+		if e.hash == 0 {
+			continue
+		}
+		if exp := expires(e, windows[e.pol]); exp <= nowNs {
+			e.hash = 0
+		} else {
+			next = min(next, exp)
+			live++
+		}
+	}
+	sh.n = live
+	sh.nextSweep = next
+	sh.rehash(len(sh.slots)) // close the gaps left in the probe sequences
+}
+
+// evictOne removes the least recently active of up to 8 keys found from a
+// pseudo-random position (from the new key's hash). The caller holds sh.mu
+// and the shard is full.
+func (s *MemoryStore) evictOne(sh *memShard, h uint64) {
+	windows := s.pols.Load().windows
+	mask := len(sh.slots) - 1
+	victim, oldest, seen := -1, int64(math.MaxInt64), 0
+	for i, steps := int(h>>40)&mask, 0; seen < 8 && steps <= mask; i, steps = (i+1)&mask, steps+1 {
+		e := &sh.slots[i]
+		if e.hash == 0 {
+			continue
+		}
+		seen++
+		if exp := expires(e, windows[e.pol]); exp < oldest {
+			victim, oldest = i, exp
+		}
+	}
+	if victim >= 0 {
+		sh.deleteAt(victim)
+	}
+}
+
+// deleteAt empties slot i and shifts the following slots of its probe run
+// back, so that every key stays reachable from its home slot without
+// tombstones. The caller holds sh.mu.
+func (sh *memShard) deleteAt(i int) {
+	mask := len(sh.slots) - 1
+	for j := (i + 1) & mask; sh.slots[j].hash != 0; j = (j + 1) & mask {
+		k := home(sh.slots[j].hash, mask)
+		// The key at j may move to i unless its home lies cyclically in
+		// (i, j]: then i is before its home.
+		if (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
+			sh.slots[i] = sh.slots[j]
+			i = j
+		}
+	}
+	sh.slots[i] = slot{}
+	sh.n--
 }
 
 // Len is the number of keys the store tracks now.
@@ -213,25 +386,26 @@ func (s *MemoryStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += sh.len()
+		n += sh.n
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-func (sh *memShard) len() int { return len(sh.m) + len(sh.over) }
-
-func (s *MemoryStore) hash(name, key string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	h.WriteString(name)
-	h.WriteByte(0)
-	h.WriteString(key)
-	return h.Sum64()
+// hash mixes the policy number into the key's seeded hash; never 0, which
+// marks an empty slot.
+func (s *MemoryStore) hash(pol uint16, key string) uint64 {
+	h := maphash.String(s.seed, key)
+	h ^= (uint64(pol) + 1) * 0x9e3779b97f4a7c15
+	h ^= h >> 29
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // digest replaces a long key by two independent seeded 64-bit hashes; the
-// entry is marked hashed, so a short key with the same 16 bytes is still a
+// slot is marked hashed, so a short key with the same 16 bytes is still a
 // different key.
 func (s *MemoryStore) digest(key string) string {
 	a := maphash.String(s.seed, key)
@@ -242,64 +416,4 @@ func (s *MemoryStore) digest(key string) string {
 		buf[8+i] = byte(b >> (8 * i))
 	}
 	return string(buf[:])
-}
-
-// makeRoom frees a place for a new entry when the shard is full: first by
-// sweeping expired entries (only when one can have expired), else by
-// evicting one. The caller holds sh.mu.
-func (sh *memShard) makeRoom(perCap int, nowNs int64) {
-	if sh.len() < perCap {
-		return
-	}
-	if nowNs >= sh.nextSweep {
-		sh.sweep(nowNs)
-	}
-	if sh.len() >= perCap {
-		sh.evictOne()
-	}
-}
-
-// sweep removes every entry whose windows have both ended and records when
-// the next one can end. The caller holds sh.mu.
-func (sh *memShard) sweep(nowNs int64) {
-	next := int64(1<<63 - 1)
-	for h, e := range sh.m {
-		if e.expires <= nowNs {
-			delete(sh.m, h)
-		} else {
-			next = min(next, e.expires)
-		}
-	}
-	for k, e := range sh.over {
-		if e.expires <= nowNs {
-			delete(sh.over, k)
-		} else {
-			next = min(next, e.expires)
-		}
-	}
-	sh.nextSweep = next
-}
-
-// evictOne removes the least recently active of up to 8 entries sampled
-// from the shard (map iteration starts at a random position). The caller
-// holds sh.mu.
-func (sh *memShard) evictOne() {
-	if len(sh.over) > 0 { // rare: evict from the overflow first, it is small
-		for k := range sh.over {
-			delete(sh.over, k)
-			return
-		}
-	}
-	var victim uint64
-	oldest := int64(1<<63 - 1)
-	seen := 0
-	for h, e := range sh.m {
-		if e.expires < oldest {
-			victim, oldest = h, e.expires
-		}
-		if seen++; seen == 8 {
-			break
-		}
-	}
-	delete(sh.m, victim)
 }

@@ -185,16 +185,28 @@ func TestMemoryStoreInvalidPolicy(t *testing.T) {
 func TestMemoryStoreHashCollision(t *testing.T) {
 	s := NewMemoryStore()
 	p := Policy{Name: "t", Limit: 1, Window: time.Minute}
-	const h = 42
-	assert.True(t, s.take(p, "alice", false, h, t0, 1).Allowed)
-	assert.True(t, s.take(p, "mallory", false, h, t0, 1).Allowed, "a colliding key must not share alice's count")
-	assert.True(t, s.take(p, "eve", false, h, t0, 1).Allowed)
-	assert.False(t, s.take(p, "alice", false, h, t0, 1).Allowed)
-	assert.False(t, s.take(p, "mallory", false, h, t0, 1).Allowed)
-	assert.False(t, s.take(p, "eve", false, h, t0, 1).Allowed)
+	const h = 42 << 32
+	pol, err := s.policyID(p)
+	require.NoError(t, err)
+	assert.True(t, s.take(p, pol, "alice", false, h, t0, 1).Allowed)
+	assert.True(t, s.take(p, pol, "mallory", false, h, t0, 1).Allowed, "a colliding key must not share alice's count")
+	assert.True(t, s.take(p, pol, "eve", false, h, t0, 1).Allowed)
+	assert.False(t, s.take(p, pol, "alice", false, h, t0, 1).Allowed)
+	assert.False(t, s.take(p, pol, "mallory", false, h, t0, 1).Allowed)
+	assert.False(t, s.take(p, pol, "eve", false, h, t0, 1).Allowed)
 	assert.Equal(t, 3, s.Len())
 	// A digest is never the same key as a verbatim key of the same bytes.
-	assert.True(t, s.take(p, "alice", true, h, t0, 1).Allowed)
+	assert.True(t, s.take(p, pol, "alice", true, h, t0, 1).Allowed)
+	// Deleting from the middle of a probe run keeps the others reachable.
+	sh := &s.shards[h&s.mask]
+	i, found := sh.find(h, pol, "mallory", false)
+	require.True(t, found)
+	sh.mu.Lock()
+	sh.deleteAt(i)
+	sh.mu.Unlock()
+	assert.False(t, s.take(p, pol, "alice", false, h, t0, 1).Allowed, "alice still counted")
+	assert.False(t, s.take(p, pol, "eve", false, h, t0, 1).Allowed, "eve still counted")
+	assert.True(t, s.take(p, pol, "mallory", false, h, t0, 1).Allowed, "mallory was removed")
 }
 
 func TestMemoryStoreLongKeys(t *testing.T) {
@@ -285,4 +297,61 @@ func TestMemoryStoreBoundedUnderKeyFlood(t *testing.T) {
 		s.Len(), total, growth>>20, growth/int64(s.Len()))
 	assert.Less(t, growth, int64(300<<20), "heap must stay bounded by the cap")
 	runtime.KeepAlive(s)
+}
+
+// TestMemoryStoreProbeRunsSurviveDeletes fills one shard's table, deletes
+// random keys the way eviction does, and checks that every remaining key is
+// still found from its home slot (the backward shift kept the probe runs
+// intact) and every deleted one is gone.
+func TestMemoryStoreProbeRunsSurviveDeletes(t *testing.T) {
+	s := NewMemoryStore(WithMaxKeys(4096)) // 64 shards of 64 keys
+	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
+	pol, err := s.policyID(p)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	sh := &s.shards[0]
+	var keys []string
+	hashes := map[string]uint64{}
+	for i := range 48 { // 3/4 of the largest table: long probe runs
+		k := "k" + strconv.Itoa(i)
+		// Few distinct home slots, so that runs overlap and wrap around.
+		h := uint64(rng.IntN(4)+60)<<32 | uint64(i+1)<<8
+		h &^= s.mask // shard 0
+		hashes[k] = h
+		keys = append(keys, k)
+		require.True(t, s.take(p, pol, k, false, h, t0, 1).Allowed)
+	}
+	require.Equal(t, 48, sh.n)
+	deleted := map[string]bool{}
+	for _, k := range keys {
+		if rng.IntN(2) == 0 {
+			i, found := sh.find(hashes[k], pol, k, false)
+			require.True(t, found, k)
+			sh.deleteAt(i)
+			deleted[k] = true
+		}
+	}
+	occupied := 0
+	for i := range sh.slots {
+		if sh.slots[i].hash != 0 {
+			occupied++
+		}
+	}
+	assert.Equal(t, 48-len(deleted), sh.n)
+	assert.Equal(t, sh.n, occupied)
+	for _, k := range keys {
+		_, found := sh.find(hashes[k], pol, k, false)
+		assert.Equal(t, !deleted[k], found, "key %s (deleted %v)", k, deleted[k])
+	}
+}
+
+func TestMemoryStoreTableGrowsToTheCap(t *testing.T) {
+	s := NewMemoryStore(WithMaxKeys(64))
+	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
+	for i := range 1000 {
+		take(t, s, p, "k"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Millisecond))
+		require.LessOrEqual(t, s.Len(), 64)
+	}
+	assert.Equal(t, 64, s.Len())
+	assert.Len(t, s.shards[0].slots, 128, "the table stops growing at the cap, load ≤ 3/4")
 }
