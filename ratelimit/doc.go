@@ -38,6 +38,15 @@
 // whose key cannot be computed is refused (400 by default), never passed
 // on uncounted.
 //
+// # Layer 4
+//
+// [LimitListener] wraps a net.Listener and refuses connections beyond a
+// per-IP and a global cap, or a per-IP rate of new connections, before a
+// byte is read: floods of idle or reconnecting clients never reach
+// http.Server. Behind a proxy every connection comes from the proxy, so
+// there the proxy's own limits (nginx limit_conn, HAProxy stick tables) do
+// this job.
+//
 // # Failure
 //
 // When the store fails the limiter fails open by default (the request is
