@@ -48,6 +48,7 @@ type listenerConfig struct {
 	interval   time.Duration // GCRA emission interval, 1/rate; 0 = no rate limit
 	tolerance  time.Duration // GCRA burst tolerance, (burst−1)·interval
 	onReject   func(remote net.Addr, reason RejectReason)
+	exempt     []netip.Prefix
 	now        func() time.Time // the clock; tests replace it
 	sweepEvery time.Duration
 }
@@ -96,6 +97,21 @@ func WithAcceptRate(perSecond float64, burst int) ListenerOption {
 // on the accepting goroutine, so it must be quick; it may be nil.
 func WithOnReject(fn func(remote net.Addr, reason RejectReason)) ListenerOption {
 	return func(c *listenerConfig) { c.onReject = fn }
+}
+
+// WithExempt exempts peers in the given networks from the per-IP limits
+// ([WithMaxConnsPerIP], [WithAcceptRate]); they still count toward
+// [WithMaxConns]. Use it for a local reverse proxy or load balancer, whose
+// connections carry every client's requests. IPv4-mapped IPv6 peers are
+// matched as IPv4; invalid prefixes are ignored.
+func WithExempt(prefixes ...netip.Prefix) ListenerOption {
+	return func(c *listenerConfig) {
+		for _, p := range prefixes {
+			if p.IsValid() {
+				c.exempt = append(c.exempt, p.Masked())
+			}
+		}
+	}
 }
 
 // errNilListener is what Accept returns on a LimitListener over nil.
@@ -185,6 +201,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // it and returns nil.
 func (l *limitListener) wrap(c net.Conn) net.Conn {
 	key, keyed := peerKey(c.RemoteAddr())
+	if keyed && len(l.cfg.exempt) > 0 && l.exempted(c.RemoteAddr()) {
+		keyed = false // counted toward the global cap only
+	}
 	reason := l.admit(key, keyed)
 	if reason == 0 {
 		return &limitConn{Conn: c, l: l, key: key, keyed: keyed}
@@ -282,6 +301,21 @@ func refuse(c net.Conn) {
 		_ = lc.SetLinger(0)
 	}
 	_ = c.Close()
+}
+
+// exempted reports whether the peer is in a WithExempt network.
+func (l *limitListener) exempted(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	for _, p := range l.cfg.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // peerKey is the client a remote address belongs to: the IP, IPv4-mapped

@@ -315,6 +315,14 @@ func TestLimitListenerAdmission(t *testing.T) {
 			{open: "192.0.2.1:1"},
 			{open: "[::ffff:192.0.2.1]:2", want: RejectMaxConnsPerIP},
 		}},
+		{"exempt proxy counts only globally", []ListenerOption{WithMaxConnsPerIP(1), WithMaxConns(4),
+			WithExempt(netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128"))}, []step{
+			{open: "127.0.0.1:1"}, {open: "127.0.0.1:2"}, {open: "[::ffff:127.0.0.1]:3"},
+			{open: "127.0.0.2:1"},
+			{open: "127.0.0.2:2", want: RejectMaxConns},
+			{close: 1},
+			{open: "127.0.0.2:3", want: RejectMaxConnsPerIP}, // not exempt
+		}},
 		{"unix peers count only globally", []ListenerOption{WithMaxConnsPerIP(1), WithAcceptRate(1, 1)}, []step{
 			{open: "/run/app.sock"}, {open: "/run/app.sock"}, {open: "/run/app.sock"},
 		}},

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -60,13 +61,21 @@ type App struct {
 }
 
 // ConnLimit returns the listener wrapper that applies cfg.MaxConnsPerIP
-// (layer 4: connections beyond it are reset before any HTTP is read).
+// (layer 4: connections beyond it are reset before any HTTP is read). The
+// trusted proxies are exempt: their connections carry every client's
+// requests.
 func ConnLimit(cfg Config) func(net.Listener) net.Listener {
+	var exempt []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			exempt = append(exempt, pfx)
+		}
+	}
 	return func(ln net.Listener) net.Listener {
 		if cfg.MaxConnsPerIP <= 0 {
 			return ln
 		}
-		return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP))
+		return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP), ratelimit.WithExempt(exempt...))
 	}
 }
 

@@ -245,7 +245,7 @@ func TestParseConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 9, cfg.Limit, "flags override the environment")
 
-	for _, bad := range [][]string{{"-rate-limit", "x"}, {"-log-format", "xml"}, {"extra"}} {
+	for _, bad := range [][]string{{"-rate-limit", "x"}, {"-log-format", "xml"}, {"extra"}, {"-trusted-proxies", "10.0.0.1"}, {"-trusted-proxies", "nginx"}} {
 		_, err = ParseConfig("test", bad, func(string) string { return "" }, io.Discard)
 		assert.Error(t, err, "%v", bad)
 	}
@@ -286,4 +286,48 @@ func ExampleParseConfig() {
 	// Output:
 	// 10 5 1m0s <nil>
 	// flag: help requested
+}
+
+// TestConnLimitExemptsTheProxy: the per-IP connection cap resets a client's
+// extra connections, but not the trusted proxy's, which carry everyone's
+// requests.
+func TestConnLimitExemptsTheProxy(t *testing.T) {
+	srv := start(t, testConfig(t, "-max-conns-per-ip", "2", "-trusted-proxies", "127.0.0.1/32", "-log-format", "none"))
+	addr := srv.base[len("http://"):]
+	// Four connections open at once from one address; a refused one may
+	// fail at dial (the reset arrives first) or at the request.
+	open := func(from string) []net.Conn {
+		var conns []net.Conn
+		for range 4 {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+			c, err := d.Dial("tcp", addr)
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+			}
+			conns = append(conns, c)
+		}
+		return conns
+	}
+	served := func(c net.Conn) bool {
+		if c == nil {
+			return false
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return false
+		}
+		buf := make([]byte, 12)
+		_, err := io.ReadFull(c, buf)
+		return err == nil && string(buf) == "HTTP/1.1 200"
+	}
+	for i, c := range open("127.0.0.1") {
+		assert.True(t, served(c), "proxy connection %d", i+1)
+	}
+	n := 0
+	for _, c := range open("127.0.0.2") {
+		if served(c) {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n, "a client gets its cap")
 }

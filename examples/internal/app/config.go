@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 	fs.IntVar(&cfg.SlowAfter, "slow-after", envInt("SLOW_AFTER", -1), "requests per window before delays start; 0 disables; -1 is half of -rate-limit (env SLOW_AFTER)")
 	fs.DurationVar(&cfg.SlowStep, "slow-step", envDur("SLOW_STEP", 100*time.Millisecond), "added delay per request past -slow-after (env SLOW_STEP)")
 	fs.DurationVar(&cfg.SlowMax, "slow-max", envDur("SLOW_MAX", 2*time.Second), "longest delay (env SLOW_MAX)")
-	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", envInt("MAX_CONNS_PER_IP", 256), "concurrent connections per client IP at the listener; 0 = unlimited (env MAX_CONNS_PER_IP)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", envInt("MAX_CONNS_PER_IP", 256), "concurrent connections per client IP at the listener (the trusted proxies are exempt); 0 = unlimited (env MAX_CONNS_PER_IP)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://host:port/db to share rate limits between processes (env REDIS_URL)")
 	fs.StringVar(&cfg.LogDir, "log-dir", env("LOG_DIR", "./logs"), "directory of the rotating access log; empty disables the file (env LOG_DIR)")
 	cfg.LogName = "access.log"
@@ -95,6 +96,10 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
+			// chi panics on a bad prefix: refuse it here, with its name.
+			if _, err := netip.ParsePrefix(p); err != nil {
+				return cfg, fmt.Errorf("app: -trusted-proxies: %q is not a CIDR prefix (e.g. 10.0.0.0/8, 127.0.0.1/32)", p)
+			}
 			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
 		}
 	}
