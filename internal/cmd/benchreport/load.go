@@ -1,0 +1,394 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shipshape-go/shipshape/internal/loadgen"
+)
+
+// loadOptions describe the loopback comparison.
+type loadOptions struct {
+	client      string        // "wrk" or "loadgen"
+	wrk         string        // path of wrk
+	threads     int           // wrk -t
+	connections int           // wrk -c, loadgen Concurrency
+	duration    time.Duration // of one measured run
+	warmup      time.Duration // of the unmeasured run before the rounds
+	rounds      int
+	logDir      string // where the servers write their access logs
+}
+
+// server is one configuration running in its own process.
+type server struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startServer re-executes this binary in serve mode for configuration name
+// and waits for it to listen.
+func startServer(exe, name, logDir, cpuProfile string) (*server, error) {
+	args := []string{"-serve", name, "-listen", "127.0.0.1:0", "-logdir", logDir}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", cpuProfile)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: name, cmd: cmd, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			addr <- strings.TrimPrefix(sc.Text(), "listening ")
+		}
+		close(addr)
+		_, _ = io.Copy(io.Discard, out)
+		s.done <- cmd.Wait()
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			return nil, fmt.Errorf("benchreport: %s server exited before listening: %v", name, <-s.done)
+		}
+		s.url = "http://" + a + "/hello"
+	case <-time.After(30 * time.Second):
+		_ = s.stop()
+		return nil, fmt.Errorf("benchreport: %s server did not listen within 30s", name)
+	}
+	if err := checkHello(s.url); err != nil {
+		_ = s.stop()
+		return nil, fmt.Errorf("benchreport: %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// checkHello makes sure a server answers 200 with the hello body before it
+// is measured.
+func checkHello(url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(b) != helloBody {
+		return fmt.Errorf("GET %s: %d %q, want 200 %q", url, resp.StatusCode, b, helloBody)
+	}
+	return nil
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits for the server to drain and exit (killing it
+// after 10s).
+func (s *server) stop() error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		return fmt.Errorf("benchreport: %s server did not stop within 10s: %v", s.name, <-s.done)
+	}
+}
+
+// run is one measured load run against one server.
+type run struct {
+	Round      int
+	Config     string
+	Requests   int64
+	RPS        float64
+	P50, P99   time.Duration
+	ServerCPU  time.Duration // CPU time the server process used during the run
+	ClientCPU  time.Duration // CPU time the load generator used
+	ServerUSPR float64       // server CPU µs per request
+	ClientUSPR float64       // client CPU µs per request
+	// OtherCores is the CPU time other processes used during the run (the
+	// kernel's interrupt and softirq time left out), in cores: how disturbed
+	// the run was.
+	OtherCores float64
+}
+
+// loadResult is the comparison: every run, and the medians per
+// configuration.
+type loadResult struct {
+	Runs    []run
+	Medians map[string]run
+}
+
+// ratio is median req/s of a over b.
+func (r loadResult) ratio(a, b string) float64 {
+	if r.Medians[b].RPS == 0 {
+		return 0
+	}
+	return r.Medians[a].RPS / r.Medians[b].RPS
+}
+
+// cpuRatio is b's server CPU per request over a's: above 1, a spends less
+// CPU per request than b.
+func (r loadResult) cpuRatio(a, b string) float64 {
+	if r.Medians[a].ServerUSPR == 0 {
+		return 0
+	}
+	return r.Medians[b].ServerUSPR / r.Medians[a].ServerUSPR
+}
+
+// runLoad starts the three servers and measures them in interleaved rounds:
+// round k starts with configuration k mod 3, so that load from other
+// processes on the machine falls on all of them alike.
+func runLoad(ctx context.Context, exe string, o loadOptions, logf func(string, ...any)) (loadResult, error) {
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			if err := s.stop(); err != nil {
+				logf("stop %s: %v", s.name, err)
+			}
+		}
+	}()
+	for _, name := range configs {
+		s, err := startServer(exe, name, o.logDir, "")
+		if err != nil {
+			return loadResult{}, err
+		}
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		logf("warm-up %s (%s)", s.name, o.warmup)
+		if _, err := measure(ctx, o, s, o.warmup); err != nil {
+			return loadResult{}, err
+		}
+	}
+	var res loadResult
+	for round := range o.rounds {
+		for i := range servers {
+			s := servers[(i+round)%len(servers)]
+			r, err := measure(ctx, o, s, o.duration)
+			if err != nil {
+				return loadResult{}, err
+			}
+			r.Round = round + 1
+			logf("round %d %-13s %8.0f req/s  p50 %-9s p99 %-9s server %5.1f µs/req  client %5.1f µs/req  other %.2f cores",
+				r.Round, r.Config, r.RPS, r.P50, r.P99, r.ServerUSPR, r.ClientUSPR, r.OtherCores)
+			res.Runs = append(res.Runs, r)
+		}
+	}
+	res.Medians = medians(res.Runs)
+	return res, nil
+}
+
+// medians returns, per configuration, the median of each figure over its
+// runs (each figure on its own).
+func medians(runs []run) map[string]run {
+	by := map[string][]run{}
+	for _, r := range runs {
+		by[r.Config] = append(by[r.Config], r)
+	}
+	out := map[string]run{}
+	for name, rs := range by {
+		pick := func(f func(run) float64) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = f(r)
+			}
+			return median(v)
+		}
+		out[name] = run{
+			Config:     name,
+			Requests:   int64(pick(func(r run) float64 { return float64(r.Requests) })),
+			RPS:        pick(func(r run) float64 { return r.RPS }),
+			P50:        time.Duration(pick(func(r run) float64 { return float64(r.P50) })),
+			P99:        time.Duration(pick(func(r run) float64 { return float64(r.P99) })),
+			ServerCPU:  time.Duration(pick(func(r run) float64 { return float64(r.ServerCPU) })),
+			ClientCPU:  time.Duration(pick(func(r run) float64 { return float64(r.ClientCPU) })),
+			ServerUSPR: pick(func(r run) float64 { return r.ServerUSPR }),
+			ClientUSPR: pick(func(r run) float64 { return r.ClientUSPR }),
+			OtherCores: pick(func(r run) float64 { return r.OtherCores }),
+		}
+	}
+	return out
+}
+
+// median of v (the mean of the middle two for an even count); v is sorted
+// in place.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// measure runs the load generator against s for d and reads the server's
+// CPU time before and after.
+func measure(ctx context.Context, o loadOptions, s *server, d time.Duration) (run, error) {
+	cpu0, err := procCPU(s.pid())
+	if err != nil {
+		return run{}, err
+	}
+	busy0, err := machineBusy()
+	if err != nil {
+		return run{}, err
+	}
+	start := time.Now()
+	var r run
+	switch o.client {
+	case "wrk":
+		r, err = runWrk(ctx, o, s.url, d)
+	default:
+		r, err = runLoadgen(ctx, o, s.url, d)
+	}
+	if err != nil {
+		return run{}, fmt.Errorf("benchreport: %s: %w", s.name, err)
+	}
+	cpu1, err := procCPU(s.pid())
+	if err != nil {
+		return run{}, err
+	}
+	busy1, err := machineBusy()
+	if err != nil {
+		return run{}, err
+	}
+	wall := time.Since(start)
+	r.Config = s.name
+	r.ServerCPU = cpu1 - cpu0
+	r.OtherCores = max(0, float64(busy1-busy0-r.ServerCPU-r.ClientCPU)/float64(wall))
+	if r.Requests > 0 {
+		r.ServerUSPR = float64(r.ServerCPU.Nanoseconds()) / 1e3 / float64(r.Requests)
+		r.ClientUSPR = float64(r.ClientCPU.Nanoseconds()) / 1e3 / float64(r.Requests)
+	}
+	return r, nil
+}
+
+// wrkArgs is the wrk command line of one run.
+func wrkArgs(o loadOptions, url string, d time.Duration) []string {
+	return []string{"-t" + strconv.Itoa(o.threads), "-c" + strconv.Itoa(o.connections),
+		"-d" + strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s", "--latency", url}
+}
+
+func runWrk(ctx context.Context, o loadOptions, url string, d time.Duration) (run, error) {
+	cmd := exec.CommandContext(ctx, o.wrk, wrkArgs(o, url, d)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return run{}, fmt.Errorf("wrk: %w\n%s", err, out.Bytes())
+	}
+	w, err := parseWrk(out.Bytes())
+	if err != nil {
+		return run{}, err
+	}
+	if w.Non2xx > 0 || w.SocketErrors != "" {
+		return run{}, fmt.Errorf("wrk saw errors (non-2xx %d, socket errors %q):\n%s", w.Non2xx, w.SocketErrors, out.Bytes())
+	}
+	return run{
+		Requests:  w.Requests,
+		RPS:       w.RPS,
+		P50:       w.P50,
+		P99:       w.P99,
+		ClientCPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(),
+	}, nil
+}
+
+func runLoadgen(ctx context.Context, o loadOptions, url string, d time.Duration) (run, error) {
+	self := os.Getpid()
+	cpu0, err := procCPU(self)
+	if err != nil {
+		return run{}, err
+	}
+	res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Concurrency: o.connections, Duration: d})
+	if err != nil {
+		return run{}, err
+	}
+	if n := res.Failed(); n > 0 {
+		return run{}, fmt.Errorf("loadgen: %d failed requests: %s", n, res)
+	}
+	cpu1, err := procCPU(self)
+	if err != nil {
+		return run{}, err
+	}
+	return run{Requests: res.Requests, RPS: res.Throughput, P50: res.P50, P99: res.P99, ClientCPU: cpu1 - cpu0}, nil
+}
+
+// wrkOutput is what parseWrk reads from wrk's report.
+type wrkOutput struct {
+	Requests     int64
+	RPS          float64
+	P50, P99     time.Duration
+	Non2xx       int64
+	SocketErrors string // "connect 0, read 1, write 0, timeout 0" when wrk printed the line
+}
+
+var (
+	wrkRequestsRE = regexp.MustCompile(`(?m)^\s*(\d+) requests in `)
+	wrkRPSRE      = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	wrkPctRE      = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.0+)?%\s+([0-9.]+)(us|ms|s|m|h)\s*$`)
+	wrkNon2xxRE   = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses:\s+(\d+)`)
+	wrkSocketRE   = regexp.MustCompile(`(?m)^\s*Socket errors:\s+(.*)$`)
+)
+
+// parseWrk reads the request count, requests per second, p50 and p99 (wrk
+// --latency) and the error lines from wrk's output.
+func parseWrk(out []byte) (wrkOutput, error) {
+	var w wrkOutput
+	m := wrkRequestsRE.FindSubmatch(out)
+	if m == nil {
+		return w, errors.New("benchreport: no request count in wrk output")
+	}
+	w.Requests, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	if m = wrkRPSRE.FindSubmatch(out); m == nil {
+		return w, errors.New("benchreport: no Requests/sec in wrk output")
+	}
+	w.RPS, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, m := range wrkPctRE.FindAllSubmatch(out, -1) {
+		v, err := strconv.ParseFloat(string(m[2]), 64)
+		if err != nil {
+			return w, fmt.Errorf("benchreport: wrk latency %q: %w", m[0], err)
+		}
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour}[string(m[3])]
+		d := time.Duration(v * float64(unit))
+		if string(m[1]) == "50" {
+			w.P50 = d
+		} else {
+			w.P99 = d
+		}
+	}
+	if w.P50 == 0 || w.P99 == 0 {
+		return w, errors.New("benchreport: no latency distribution in wrk output (run wrk with --latency)")
+	}
+	if m = wrkNon2xxRE.FindSubmatch(out); m != nil {
+		w.Non2xx, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	}
+	if m = wrkSocketRE.FindSubmatch(out); m != nil {
+		w.SocketErrors = strings.TrimSpace(string(m[1]))
+	}
+	return w, nil
+}

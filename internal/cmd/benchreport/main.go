@@ -1,0 +1,218 @@
+// Command benchreport produces shipshape's performance report: the README
+// "Performance" figures, in bench/ at the module root. `make bench` runs it:
+//
+//	go run ./internal/cmd/benchreport            # everything, about 6 minutes
+//	go run ./internal/cmd/benchreport -h         # the flags
+//
+// It does three things, on this machine, in one run:
+//
+//  1. A loopback load comparison of three servers answering GET /hello,
+//     each in its own process (this binary re-executed with -serve): bare
+//     net/http, the full shipshape stack in the recommended order, and chi
+//     with its Logger, Recoverer and go-chi/httprate. wrk (or the in-repo
+//     internal/loadgen) drives them in interleaved rounds; the report gives
+//     the medians of req/s, p50, p99, the server's CPU time per request
+//     (from /proc/<pid>/stat) and the ratios, and CPU profiles of the
+//     net/http and shipshape servers taken in an extra run each, split by
+//     middleware.
+//  2. The packages' micro-benchmarks (go test -bench -benchmem), as one
+//     table of ns/op, B/op and allocs/op.
+//  3. A PNG plot of throughput, p99 and CPU per request.
+//
+// Outputs: bench/REPORT.md, bench/loadtest.png, bench/micro.txt (raw go
+// test output, for benchstat) and bench/profile-nethttp.txt and
+// bench/profile-shipshape.txt (pprof's top functions). Linux only (/proc).
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		serve      = flag.String("serve", "", "child mode: serve configuration `name` (used by the report itself)")
+		listen     = flag.String("listen", "127.0.0.1:0", "child mode: listen address")
+		logDir     = flag.String("logdir", os.TempDir(), "child mode: directory of the access logs")
+		cpuProfile = flag.String("cpuprofile", "", "child mode: write a CPU profile to `file`")
+
+		out         = flag.String("out", "", "output directory (default bench/ at the module root)")
+		client      = flag.String("client", "auto", "load generator: wrk, loadgen (internal/loadgen) or auto (wrk when installed)")
+		threads     = flag.Int("threads", 2, "wrk threads (-t)")
+		connections = flag.Int("connections", 64, "concurrent keep-alive connections (wrk -c)")
+		duration    = flag.Duration("duration", 8*time.Second, "length of each measured run")
+		warmup      = flag.Duration("warmup", 2*time.Second, "length of the unmeasured run per server before the rounds")
+		rounds      = flag.Int("rounds", 5, "interleaved rounds of the three servers")
+		profile     = flag.Bool("profile", true, "profile the net/http and shipshape servers in an extra run each")
+		microCount  = flag.Int("count", 3, "go test -count for the micro-benchmarks (the table shows medians)")
+		skipLoad    = flag.Bool("skip-load", false, "leave out the load comparison (for trying the report out)")
+		skipMicro   = flag.Bool("skip-micro", false, "leave out the micro-benchmarks (for trying the report out)")
+	)
+	flag.Parse()
+	if *serve != "" {
+		if err := serveMain(*serve, *listen, *logDir, *cpuProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := options{
+		out: *out, client: *client, rounds: *rounds, profile: *profile, microCount: *microCount,
+		skipLoad: *skipLoad, skipMicro: *skipMicro,
+		load: loadOptions{threads: *threads, connections: *connections, duration: *duration, warmup: *warmup, rounds: *rounds},
+	}
+	if err := report(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// options is the whole run's configuration.
+type options struct {
+	out                 string
+	client              string
+	rounds              int
+	profile             bool
+	microCount          int
+	skipLoad, skipMicro bool
+	load                loadOptions
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchreport: "+format+"\n", args...)
+}
+
+// report runs everything and writes the outputs.
+func report(ctx context.Context, o options) error {
+	if runtime.GOOS != "linux" {
+		return errors.New("benchreport: needs Linux (server CPU time comes from /proc)")
+	}
+	if o.load.rounds < 1 || o.load.connections < 1 || o.load.threads < 1 || o.load.duration < time.Second || o.microCount < 1 {
+		return errors.New("benchreport: -rounds, -connections, -threads and -count must be ≥ 1, -duration ≥ 1s")
+	}
+	// The go command runs the micro-benchmarks and pprof: $GO when set
+	// (as the Makefile's GO variable can be), else go on the PATH.
+	goTool, err := exec.LookPath(cmp.Or(os.Getenv("GO"), "go"))
+	if err != nil {
+		return fmt.Errorf("benchreport: the go command: %w", err)
+	}
+	root, err := moduleRoot(ctx, goTool)
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "bench")
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	switch o.client {
+	case "auto", "wrk":
+		w, err := exec.LookPath("wrk")
+		if err == nil {
+			o.load.client, o.load.wrk = "wrk", w
+		} else if o.client == "wrk" {
+			return errors.New("benchreport: wrk not found (make bench-deps installs it), or use -client loadgen")
+		} else {
+			logf("wrk not found: using internal/loadgen (less throughput per client CPU)")
+			o.load.client = "loadgen"
+		}
+	case "loadgen":
+		o.load.client = "loadgen"
+	default:
+		return fmt.Errorf("benchreport: -client must be wrk, loadgen or auto, not %q", o.client)
+	}
+
+	rep := reportData{
+		Date:    time.Now().UTC(),
+		Machine: machineInfo(ctx, o.load.wrk),
+		Load:    o.load,
+	}
+	rep.LoadAvg = append(rep.LoadAvg, loadAvgNow("start"))
+	logf("machine: %s, %d CPUs, %s; load average %s", rep.Machine.CPUModel, rep.Machine.NumCPU, rep.Machine.GoVersion, rep.LoadAvg[0].Value)
+
+	if !o.skipLoad {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		tmp, err := os.MkdirTemp("", "benchreport-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		o.load.logDir = tmp
+		res, err := runLoad(ctx, exe, o.load, logf)
+		if err != nil {
+			return err
+		}
+		rep.LoadResult = &res
+		rep.LoadAvg = append(rep.LoadAvg, loadAvgNow("after the load rounds"))
+		if o.profile {
+			for _, name := range []string{cfgBare, cfgShipshape} {
+				top, err := profileServer(ctx, exe, goTool, o.load, tmp, name)
+				if err != nil {
+					return err
+				}
+				rep.Profiles = append(rep.Profiles, top)
+				if err := os.WriteFile(filepath.Join(o.out, profileFile(name)+".txt"), []byte(top.Full), 0o644); err != nil {
+					return err
+				}
+			}
+		}
+		var png strings.Builder
+		if err := writeLoadPlot(&png, rep); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "loadtest.png"), []byte(png.String()), 0o644); err != nil {
+			return err
+		}
+	}
+
+	if !o.skipMicro {
+		var raw strings.Builder
+		rs, meta, err := runMicro(ctx, goTool, root, o.microCount, &raw, logf)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "micro.txt"), []byte(raw.String()), 0o644); err != nil {
+			return err
+		}
+		rep.Micro, rep.MicroMeta, rep.MicroCount = rs, meta, o.microCount
+		rep.LoadAvg = append(rep.LoadAvg, loadAvgNow("after the micro-benchmarks"))
+	}
+
+	md := renderReport(rep)
+	path := filepath.Join(o.out, "REPORT.md")
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", path)
+	return nil
+}
+
+// moduleRoot is the directory of the main module's go.mod.
+func moduleRoot(ctx context.Context, goTool string) (string, error) {
+	out, err := exec.CommandContext(ctx, goTool, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("benchreport: go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("benchreport: run from inside the shipshape module")
+	}
+	return filepath.Dir(gomod), nil
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on
+// every Linux architecture Go supports.
+const userHZ = 100
+
+// procCPU returns the user plus system CPU time used so far by every
+// thread of process pid.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat reads utime and stime (fields 14 and 15) from the content
+// of /proc/<pid>/stat. The command name, field 2, is in parentheses and may
+// hold spaces, so the fields are counted from its closing parenthesis.
+func parseProcStat(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("benchreport: no command name in /proc stat %q", b)
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("benchreport: short /proc stat %q", b)
+	}
+	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("benchreport: bad utime/stime in /proc stat %q", b)
+	}
+	return time.Duration(u+s) * time.Second / userHZ, nil
+}
+
+// dieWithParent makes the kernel send SIGTERM to cmd's process when this
+// one exits, so that an interrupted report leaves no server behind.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
+
+// machineBusy returns the CPU time all processors spent in processes
+// since boot (user, nice, system and steal from /proc/stat; interrupt and
+// softirq time, where the kernel does the loopback's network work, left
+// out), so that the time other processes took during a run can be told
+// apart.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineBusy(b)
+}
+
+func parseMachineBusy(b []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("benchreport: unexpected /proc/stat line %q", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 8} { // user nice system (idle iowait irq softirq) steal
+		v, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("benchreport: /proc/stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
