@@ -15,8 +15,9 @@
 //     (from /proc/<pid>/stat) and the ratios, and CPU profiles of the
 //     net/http and shipshape servers taken in an extra run each, split by
 //     middleware.
-//  2. The packages' micro-benchmarks (go test -bench -benchmem), as one
-//     table of ns/op, B/op and allocs/op.
+//  2. The three handlers benchmarked in-process (testing.Benchmark, no
+//     network), and the packages' micro-benchmarks (go test -bench
+//     -benchmem), as tables of ns/op, B/op and allocs/op.
 //  3. A PNG plot of throughput, p99 and CPU per request.
 //
 // Outputs: bench/REPORT.md, bench/loadtest.png, bench/micro.txt (raw go
@@ -183,11 +184,22 @@ func report(ctx context.Context, o options) error {
 	}
 
 	if !o.skipMicro {
-		var raw strings.Builder
-		rs, meta, err := runMicro(ctx, goTool, root, o.microCount, &raw, logf)
+		tmp, err := os.MkdirTemp("", "benchreport-")
 		if err != nil {
 			return err
 		}
+		defer os.RemoveAll(tmp)
+		stacks, err := benchStacks(tmp, o.microCount, logf)
+		if err != nil {
+			return err
+		}
+		rep.Stacks = stacks
+		var raw strings.Builder
+		rs, meta, failed, err := runMicro(ctx, goTool, root, o.microCount, &raw, logf)
+		if err != nil {
+			return err
+		}
+		rep.MicroFailed = failed
 		if err := os.WriteFile(filepath.Join(o.out, "micro.txt"), []byte(raw.String()), 0o644); err != nil {
 			return err
 		}
@@ -201,6 +213,9 @@ func report(ctx context.Context, o options) error {
 		return err
 	}
 	logf("wrote %s", path)
+	if n := len(rep.MicroFailed); n > 0 {
+		return fmt.Errorf("benchreport: %d micro-benchmark command(s) failed; the report lists them", n)
+	}
 	return nil
 }
 

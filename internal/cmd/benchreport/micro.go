@@ -82,9 +82,10 @@ func commandLine(args []string) string {
 
 // runMicro runs every suite with goTool in dir, appends the raw output to
 // raw (benchstat reads it), and returns the parsed results in suite order.
-func runMicro(ctx context.Context, goTool, dir string, count int, raw io.Writer, logf func(string, ...any)) ([]benchResult, benchMeta, error) {
-	var all []benchResult
-	var meta benchMeta
+// A suite that fails (a package that does not build while someone edits
+// it, a failing benchmark) is logged and reported in failed; the others
+// still run.
+func runMicro(ctx context.Context, goTool, dir string, count int, raw io.Writer, logf func(string, ...any)) (all []benchResult, meta benchMeta, failed []string, err error) {
 	for _, s := range microSuites {
 		args := goTestArgs(s, count)
 		logf("go %s", commandLine(args))
@@ -92,24 +93,31 @@ func runMicro(ctx context.Context, goTool, dir string, count int, raw io.Writer,
 		cmd.Dir = dir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
+		runErr := cmd.Run()
 		_, _ = raw.Write(out.Bytes())
-		if err != nil {
-			return nil, meta, fmt.Errorf("benchreport: go %s: %w\n%s", commandLine(args), err, out.Bytes())
+		if ctx.Err() != nil {
+			return nil, meta, nil, ctx.Err()
 		}
-		rs, m, err := parseBench(&out)
+		rs, m, err := parseBench(bytes.NewReader(out.Bytes()))
 		if err != nil {
-			return nil, meta, err
+			return nil, meta, nil, err
 		}
-		if len(rs) == 0 {
-			return nil, meta, fmt.Errorf("benchreport: go %s ran no benchmark", commandLine(args))
+		switch {
+		case runErr != nil:
+			logf("go %s: %v\n%s", commandLine(args), runErr, out.Bytes())
+			failed = append(failed, fmt.Sprintf("`go %s`: %v", commandLine(args), runErr))
+			continue
+		case len(rs) == 0:
+			logf("go %s ran no benchmark", commandLine(args))
+			failed = append(failed, fmt.Sprintf("`go %s`: ran no benchmark", commandLine(args)))
+			continue
 		}
 		if meta.CPU == "" {
 			meta = m
 		}
 		all = append(all, rs...)
 	}
-	return all, meta, nil
+	return all, meta, failed, nil
 }
 
 // benchResult is one benchmark's figures: the median over its -count runs.

@@ -16,15 +16,17 @@ import (
 
 // reportData is everything REPORT.md is made of.
 type reportData struct {
-	Date       time.Time
-	Machine    machine
-	LoadAvg    []loadAvg
-	Load       loadOptions
-	LoadResult *loadResult   // nil when the load comparison did not run
-	Profiles   []*profileTop // net/http's and shipshape's; none when not profiled
-	Micro      []benchResult
-	MicroMeta  benchMeta
-	MicroCount int
+	Date        time.Time
+	Machine     machine
+	LoadAvg     []loadAvg
+	Load        loadOptions
+	LoadResult  *loadResult   // nil when the load comparison did not run
+	Profiles    []*profileTop // net/http's and shipshape's; none when not profiled
+	Stacks      []stackResult // the three handlers in-process
+	Micro       []benchResult
+	MicroFailed []string // go test commands that failed
+	MicroMeta   benchMeta
+	MicroCount  int
 }
 
 type machine struct {
@@ -161,7 +163,7 @@ func renderReport(rep reportData) string {
 	if res := rep.LoadResult; res != nil {
 		renderLoad(&b, rep, res)
 	}
-	if rep.Micro != nil {
+	if rep.Micro != nil || rep.Stacks != nil {
 		renderMicro(&b, rep)
 	}
 	return b.String()
@@ -179,6 +181,7 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 	p("`slowdown` (threshold never reached) → `ratelimit` (memory store shared with slowdown, limit never reached) → `ServeMux`.\n")
 	p("- **chi+httprate**: what a Go user picks today, a chi router with chi `RequestID` → chi `Logger` (default formatter, to a file) → ")
 	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n\n")
+	p("wrk connects from 127.0.0.1 without X-Forwarded-For, so both limiters see one client (one key). ")
 	p("Client: `%s` per run; the three servers are run one after the other, %d interleaved rounds ", loadCommand(o), o.rounds)
 	p("(round k starts with a different server), after a %s warm-up each; figures are the medians over the rounds. ", o.warmup)
 	p("Client and servers share the machine's %d CPUs, so the throughput is that of the whole machine; ", rep.Machine.NumCPU)
@@ -326,6 +329,29 @@ func renderMicro(b *bytes.Buffer, rep reportData) {
 		procs = rep.Micro[0].Procs
 	}
 	p("## Micro-benchmarks\n\n")
+	if len(rep.Stacks) > 0 {
+		p("### The three handlers, in-process\n\n")
+		p("The same three handlers called directly (`testing.Benchmark`, `RunParallel`, GOMAXPROCS %d, median of %d runs of 1s), ", rep.Machine.NumCPU, rep.MicroCount)
+		p("with a response writer that discards the body and reuses its header map, so that only the handler chains are counted: ")
+		p("no connection, no kernel, no load generator. The access logs go to files in a temp dir, as in the load test; ")
+		p("every request comes from 127.0.0.1, one rate-limit key, as in the load test. ")
+		p("ns/request is wall time with all %d cores serving, so CPU time per request is about %d× it.\n\n", rep.Machine.NumCPU, rep.Machine.NumCPU)
+		p("| configuration | ns/request | over net/http | B/request | allocs/request |\n| --- | ---: | ---: | ---: | ---: |\n")
+		var bare float64
+		for _, s := range rep.Stacks {
+			if s.Config == cfgBare {
+				bare = s.NsPerOp
+			}
+		}
+		for _, s := range rep.Stacks {
+			over := "–"
+			if s.Config != cfgBare && bare > 0 {
+				over = "+" + formatNs(s.NsPerOp-bare)
+			}
+			p("| %s | %s | %s | %s | %s |\n", s.Config, formatNs(s.NsPerOp), over, formatCount(s.BytesPerOp), formatCount(s.AllocsPerOp))
+		}
+		p("\n### Per package\n\n")
+	}
 	p("The packages' own benchmarks (no network), GOMAXPROCS %d, each figure the median of %d runs ", procs, rep.MicroCount)
 	p("(raw output in [micro.txt](micro.txt), readable by `benchstat`). Parallel benchmarks (`RunParallel`) report wall time per operation across all cores. Commands, from the module root:\n\n```sh\n")
 	for _, s := range microSuites {
@@ -334,4 +360,11 @@ func renderMicro(b *bytes.Buffer, rep reportData) {
 	p("```\n\n")
 	b.WriteString(microTable(rep.Micro))
 	p("\n")
+	if len(rep.MicroFailed) > 0 {
+		p("**Not in the table**, because the command failed (see the output in micro.txt):\n\n")
+		for _, f := range rep.MicroFailed {
+			p("- %s\n", f)
+		}
+		p("\n")
+	}
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+)
+
+// stackResult is one configuration's handler benchmarked in this process,
+// without the network: what its middleware costs per request, apart from
+// net/http's connection handling and the kernel.
+type stackResult struct {
+	Config      string
+	NsPerOp     float64 // wall time per request with all cores serving
+	BytesPerOp  float64
+	AllocsPerOp float64
+}
+
+// discardWriter is the ResponseWriter of the in-process benchmark: the
+// body is thrown away and the header map is reused, so that only the
+// allocations of the handler chain are counted.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// benchStacks runs each configuration's handler count times with
+// testing.Benchmark (RunParallel, one second each) and returns the median
+// of each figure. The stacks write their access logs to logDir.
+func benchStacks(logDir string, count int, logf func(string, ...any)) ([]stackResult, error) {
+	var out []stackResult
+	for _, name := range configs {
+		res, err := benchStack(name, logDir, count)
+		if err != nil {
+			return nil, err
+		}
+		logf("in-process %-13s %6.0f ns/op %6.0f B/op %4.0f allocs/op", name, res.NsPerOp, res.BytesPerOp, res.AllocsPerOp)
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func benchStack(name, logDir string, count int) (_ stackResult, err error) {
+	h, closers, err := handlerFor(name, logDir)
+	if err != nil {
+		return stackResult{}, err
+	}
+	defer func() {
+		for _, c := range closers {
+			if cerr := c(); err == nil {
+				err = cerr
+			}
+		}
+	}()
+	var ns, bytes, allocs []float64
+	for range count {
+		var failed atomic.Bool
+		r := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest(http.MethodGet, "/hello", nil)
+				req.RemoteAddr = "127.0.0.1:40000"
+				w := &discardWriter{h: http.Header{}}
+				for pb.Next() {
+					clear(w.h)
+					w.code = 0
+					h.ServeHTTP(w, req)
+					if w.code != 0 && w.code != http.StatusOK {
+						failed.Store(true)
+					}
+				}
+			})
+		})
+		if failed.Load() || r.N == 0 {
+			return stackResult{}, fmt.Errorf("benchreport: %s answered other than 200 in the in-process benchmark", name)
+		}
+		ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
+		bytes = append(bytes, float64(r.AllocedBytesPerOp()))
+		allocs = append(allocs, float64(r.AllocsPerOp()))
+	}
+	return stackResult{Config: name, NsPerOp: median(ns), BytesPerOp: median(bytes), AllocsPerOp: median(allocs)}, nil
+}
