@@ -130,9 +130,9 @@ type run struct {
 	ClientCPU  time.Duration // CPU time the load generator used
 	ServerUSPR float64       // server CPU µs per request
 	ClientUSPR float64       // client CPU µs per request
-	// OtherCores is the CPU time other processes used during the run (the
-	// kernel's interrupt and softirq time left out), in cores: how disturbed
-	// the run was.
+	// OtherCores is the CPU time the rest of the machine (other processes,
+	// kernel work not charged to these two) used during the run, in cores:
+	// how disturbed the run was.
 	OtherCores float64
 }
 
@@ -149,6 +149,39 @@ func (r loadResult) ratio(a, b string) float64 {
 		return 0
 	}
 	return r.Medians[a].RPS / r.Medians[b].RPS
+}
+
+// roundRatios returns the lowest and highest ratio of a's req/s over b's
+// within one round, over the rounds: how much the verdict moves from
+// round to round.
+func (r loadResult) roundRatios(a, b string) (lo, hi float64) {
+	type key struct {
+		round  int
+		config string
+	}
+	rps := map[key]float64{}
+	rounds := 0
+	for _, x := range r.Runs {
+		rps[key{x.Round, x.Config}] = x.RPS
+		rounds = max(rounds, x.Round)
+	}
+	first := true
+	for round := 1; round <= rounds; round++ {
+		va, okA := rps[key{round, a}]
+		vb, okB := rps[key{round, b}]
+		if !okA || !okB || vb == 0 {
+			continue
+		}
+		v := va / vb
+		if first || v < lo {
+			lo = v
+		}
+		if first || v > hi {
+			hi = v
+		}
+		first = false
+	}
+	return lo, hi
 }
 
 // cpuRatio is b's server CPU per request over a's: above 1, a spends less

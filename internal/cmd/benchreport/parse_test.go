@@ -238,6 +238,18 @@ func TestMedians(t *testing.T) {
 	assert.InDelta(t, 0.4, res.cpuRatio("a", "b"), 1e-9, "b's CPU per request over a's")
 }
 
+func TestRoundRatios(t *testing.T) {
+	res := loadResult{Runs: []run{
+		{Round: 1, Config: "a", RPS: 80}, {Round: 1, Config: "b", RPS: 100},
+		{Round: 2, Config: "b", RPS: 100}, {Round: 2, Config: "a", RPS: 90},
+		{Round: 3, Config: "a", RPS: 70}, {Round: 3, Config: "b", RPS: 50},
+		{Round: 4, Config: "a", RPS: 1}, // b missing: not a round to compare
+	}}
+	lo, hi := res.roundRatios("a", "b")
+	assert.InDelta(t, 0.8, lo, 1e-9, "lowest ratio within a round")
+	assert.InDelta(t, 1.4, hi, 1e-9, "highest ratio within a round")
+}
+
 func TestGroupThousands(t *testing.T) {
 	for in, want := range map[string]string{"0": "0", "999": "999", "1000": "1,000", "123456": "123,456", "1234567": "1,234,567"} {
 		assert.Equal(t, want, groupThousands(in), "groupThousands(%q)", in)

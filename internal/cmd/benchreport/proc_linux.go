@@ -50,11 +50,11 @@ func dieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
-// machineBusy returns the CPU time all processors spent in processes
-// since boot (user, nice, system and steal from /proc/stat; interrupt and
-// softirq time, where the kernel does the loopback's network work, left
-// out), so that the time other processes took during a run can be told
-// apart.
+// machineBusy returns the CPU time all processors spent busy since boot
+// (user, nice, system, irq, softirq and steal from /proc/stat), so that the
+// time other processes took during a run can be told apart. The kernel
+// charges the softirq work a process triggers (loopback TCP) to that
+// process's stime as well, so it belongs in the total.
 func machineBusy() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -70,7 +70,7 @@ func parseMachineBusy(b []byte) (time.Duration, error) {
 		return 0, fmt.Errorf("benchreport: unexpected /proc/stat line %q", line)
 	}
 	var ticks int64
-	for _, i := range []int{1, 2, 3, 8} { // user nice system (idle iowait irq softirq) steal
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
 		v, err := strconv.ParseInt(string(f[i]), 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("benchreport: /proc/stat: %w", err)

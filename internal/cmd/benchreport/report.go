@@ -197,11 +197,17 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 			groupThousands(fmt.Sprintf("%.0f", lo)), groupThousands(fmt.Sprintf("%.0f", hi)),
 			formatLatency(m.P50), formatLatency(m.P99), m.ServerUSPR, m.ClientUSPR, m.OtherCores)
 	}
-	p("\n| ratio | throughput (req/s) | CPU per request | target (throughput) | |\n| --- | ---: | ---: | ---: | --- |\n")
-	vb, vc := res.ratio(cfgShipshape, cfgBare), res.ratio(cfgShipshape, cfgChi)
-	p("| shipshape / net/http | %.2f× | %.2f× | ≥ %.2f× | %s |\n", vb, res.cpuRatio(cfgShipshape, cfgBare), targetVsBare, verdict(vb, targetVsBare))
-	p("| shipshape / chi+httprate | %.2f× | %.2f× | ≥ %.2f× | %s |\n\n", vc, res.cpuRatio(cfgShipshape, cfgChi), targetVsChi, verdict(vc, targetVsChi))
-	p("CPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less).\n\n")
+	p("\n| ratio | throughput (medians) | within a round, lowest–highest | CPU per request | target (throughput) | |\n")
+	p("| --- | ---: | ---: | ---: | ---: | --- |\n")
+	for _, x := range []struct {
+		other  string
+		target float64
+	}{{cfgBare, targetVsBare}, {cfgChi, targetVsChi}} {
+		v := res.ratio(cfgShipshape, x.other)
+		lo, hi := res.roundRatios(cfgShipshape, x.other)
+		p("| shipshape / %s | %.2f× | %.2f×–%.2f× | %.2f× | ≥ %.2f× | %s |\n", x.other, v, lo, hi, res.cpuRatio(cfgShipshape, x.other), x.target, verdict(v, x.target))
+	}
+	p("\nCPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less).\n\n")
 	p("![throughput, p99 latency and server CPU per request of the three configurations](loadtest.png)\n\n")
 
 	p("<details><summary>Every run</summary>\n\n")
@@ -335,7 +341,7 @@ func renderMicro(b *bytes.Buffer, rep reportData) {
 		p("with a response writer that discards the body and reuses its header map, so that only the handler chains are counted: ")
 		p("no connection, no kernel, no load generator. The access logs go to files in a temp dir, as in the load test; ")
 		p("every request comes from 127.0.0.1, one rate-limit key, as in the load test. ")
-		p("ns/request is wall time with all %d cores serving, so CPU time per request is about %d× it.\n\n", rep.Machine.NumCPU, rep.Machine.NumCPU)
+		p("ns/request is wall time with %d goroutines serving at once (one per CPU), so CPU time per request is about %d× it.\n\n", rep.Machine.NumCPU, rep.Machine.NumCPU)
 		p("| configuration | ns/request | over net/http | B/request | allocs/request |\n| --- | ---: | ---: | ---: | ---: |\n")
 		var bare float64
 		for _, s := range rep.Stacks {
