@@ -30,6 +30,12 @@ type loadOptions struct {
 	warmup      time.Duration // of the unmeasured run before the rounds
 	rounds      int
 	logDir      string // where the servers write their access logs
+	// A run during which other processes used more than maxOther cores is
+	// measured again, up to retries times, after retryPause; the least
+	// disturbed one counts.
+	maxOther   float64
+	retries    int
+	retryPause time.Duration
 }
 
 // server is one configuration running in its own process.
@@ -139,8 +145,9 @@ type run struct {
 // loadResult is the comparison: every run, and the medians per
 // configuration.
 type loadResult struct {
-	Runs    []run
-	Medians map[string]run
+	Runs     []run
+	Medians  map[string]run
+	Repeated int // runs measured again because other processes were busy
 }
 
 // ratio is median req/s of a over b.
@@ -193,6 +200,10 @@ func (r loadResult) cpuRatio(a, b string) float64 {
 	return r.Medians[b].ServerUSPR / r.Medians[a].ServerUSPR
 }
 
+// maxRepeats bounds the runs measured again in one report, so that a
+// machine that stays busy does not make `make bench` take much longer.
+const maxRepeats = 6
+
 // runLoad starts the three servers and measures them in interleaved rounds:
 // round k starts with configuration k mod 3, so that load from other
 // processes on the machine falls on all of them alike.
@@ -222,14 +233,32 @@ func runLoad(ctx context.Context, exe string, o loadOptions, logf func(string, .
 	for round := range o.rounds {
 		for i := range servers {
 			s := servers[(i+round)%len(servers)]
-			r, err := measure(ctx, o, s, o.duration)
-			if err != nil {
-				return loadResult{}, err
+			var best run
+			for attempt := 0; ; attempt++ {
+				r, err := measure(ctx, o, s, o.duration)
+				if err != nil {
+					return loadResult{}, err
+				}
+				r.Round = round + 1
+				logf("round %d %-13s %8.0f req/s  p50 %-9s p99 %-9s server %5.1f µs/req  client %5.1f µs/req  other %.2f cores",
+					r.Round, r.Config, r.RPS, r.P50, r.P99, r.ServerUSPR, r.ClientUSPR, r.OtherCores)
+				if attempt == 0 || r.OtherCores < best.OtherCores {
+					best = r
+				}
+				if r.OtherCores <= o.maxOther || attempt >= o.retries || res.Repeated >= maxRepeats {
+					break
+				}
+				// Another process took a share of the CPUs: give its burst
+				// (a build, a test run) time to pass, then measure again.
+				res.Repeated++
+				logf("other processes used %.2f cores (> %.2f): again in %s", r.OtherCores, o.maxOther, o.retryPause)
+				select {
+				case <-ctx.Done():
+					return loadResult{}, ctx.Err()
+				case <-time.After(o.retryPause):
+				}
 			}
-			r.Round = round + 1
-			logf("round %d %-13s %8.0f req/s  p50 %-9s p99 %-9s server %5.1f µs/req  client %5.1f µs/req  other %.2f cores",
-				r.Round, r.Config, r.RPS, r.P50, r.P99, r.ServerUSPR, r.ClientUSPR, r.OtherCores)
-			res.Runs = append(res.Runs, r)
+			res.Runs = append(res.Runs, best)
 		}
 	}
 	res.Medians = medians(res.Runs)

@@ -55,6 +55,8 @@ func main() {
 		duration    = flag.Duration("duration", 8*time.Second, "length of each measured run")
 		warmup      = flag.Duration("warmup", 2*time.Second, "length of the unmeasured run per server before the rounds")
 		rounds      = flag.Int("rounds", 5, "interleaved rounds of the three servers")
+		maxOther    = flag.Float64("max-other", 0.3, "measure a run again when other processes used more than this many cores during it")
+		retries     = flag.Int("retries", 2, "how many times a disturbed run is measured again (the least disturbed counts)")
 		profile     = flag.Bool("profile", true, "profile the net/http and shipshape servers in an extra run each")
 		microCount  = flag.Int("count", 3, "go test -count for the micro-benchmarks (the table shows medians)")
 		skipLoad    = flag.Bool("skip-load", false, "leave out the load comparison (for trying the report out)")
@@ -73,7 +75,8 @@ func main() {
 	o := options{
 		out: *out, client: *client, rounds: *rounds, profile: *profile, microCount: *microCount,
 		skipLoad: *skipLoad, skipMicro: *skipMicro,
-		load: loadOptions{threads: *threads, connections: *connections, duration: *duration, warmup: *warmup, rounds: *rounds},
+		load: loadOptions{threads: *threads, connections: *connections, duration: *duration, warmup: *warmup, rounds: *rounds,
+			maxOther: *maxOther, retries: *retries, retryPause: 15 * time.Second},
 	}
 	if err := report(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -103,6 +106,9 @@ func report(ctx context.Context, o options) error {
 	}
 	if o.load.rounds < 1 || o.load.connections < 1 || o.load.threads < 1 || o.load.duration < time.Second || o.microCount < 1 {
 		return errors.New("benchreport: -rounds, -connections, -threads and -count must be ≥ 1, -duration ≥ 1s")
+	}
+	if o.load.retries < 0 || o.load.maxOther <= 0 {
+		return errors.New("benchreport: -retries must be ≥ 0 and -max-other > 0")
 	}
 	// The go command runs the micro-benchmarks and pprof: $GO when set
 	// (as the Makefile's GO variable can be), else go on the PATH.

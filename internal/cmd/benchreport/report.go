@@ -186,7 +186,9 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 	p("(round k starts with a different server), after a %s warm-up each; figures are the medians over the rounds. ", o.warmup)
 	p("Client and servers share the machine's %d CPUs, so the throughput is that of the whole machine; ", rep.Machine.NumCPU)
 	p("the server CPU time per request (utime+stime of the server process from `/proc/<pid>/stat`, over the requests wrk completed) ")
-	p("is the figure other load disturbs least. *Other load* is the CPU the rest of the machine used during the runs.\n\n")
+	p("is the figure other load disturbs least. *Other load* is the CPU the rest of the machine used during the runs ")
+	p("(busy time from `/proc/stat` minus the server's and the client's); a run with more than %.2f cores of it was measured again ", o.maxOther)
+	p("(up to %d times, %d in all; the least disturbed run counts): %d run(s) were repeated.\n\n", o.retries, maxRepeats, res.Repeated)
 
 	p("| configuration | req/s | range over rounds | p50 | p99 | server CPU µs/req | client CPU µs/req | other load (cores) |\n")
 	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
