@@ -45,6 +45,9 @@ type proxy struct {
 	// staticFromDisk: the proxy serves /static/ itself, the application
 	// never sees those requests.
 	staticFromDisk bool
+	// floodAllowed is how many requests in a quick burst the proxy's own
+	// request-rate limit lets through; floodSent must be well above it.
+	floodAllowed, floodSent int
 }
 
 // run makes every check the deploy configs promise, over HTTPS from
@@ -119,11 +122,17 @@ func (p *proxy) run(t *testing.T) {
 		// The application sends an event every 200ms; a buffering proxy
 		// would deliver all five at the end, together.
 		gap := at[len(at)-1].Sub(at[0])
+		t.Logf("first to last event: %v", gap)
 		assert.GreaterOrEqual(t, gap, 400*time.Millisecond, "time between the first and last event: got %v, want ≥ 400ms (the application spaces them 800ms apart)", gap)
 	})
 
 	t.Run("a spoofed X-Forwarded-For does not change the rate-limit key", func(t *testing.T) {
 		toApp += p.checkSpoofedLimit(t, c, base)
+	})
+
+	// Last of the requests: the proxy keeps refusing 127.0.0.2 for a while.
+	t.Run("the proxy's flood limit refuses a burst", func(t *testing.T) {
+		p.checkFlood(t, c, base)
 	})
 
 	t.Run("access log shows the client address", func(t *testing.T) {
@@ -150,6 +159,31 @@ func (p *proxy) run(t *testing.T) {
 			assert.NotZero(t, static, "static requests that reached the application")
 		}
 	})
+}
+
+// checkFlood sends floodSent requests to /healthz (which the application
+// neither limits nor logs) one after the other, as fast as they go: the
+// proxy's own limit must let about floodAllowed through and refuse the
+// rest with 429, before the application sees them.
+func (p *proxy) checkFlood(t *testing.T, c *http.Client, base string) {
+	ok, denied := 0, 0
+	for i := 0; i < p.floodSent; i++ {
+		resp := get(t, c, base+"/healthz")
+		drain(resp)
+		switch resp.StatusCode {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			denied++
+			assert.Empty(t, resp.Header.Get("RateLimit-Policy"), "a 429 from the proxy, not from the application")
+		default:
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+	t.Logf("%d requests: %d passed, %d refused by the proxy", p.floodSent, ok, denied)
+	// The test's earlier requests count against the same limit.
+	assert.GreaterOrEqual(t, ok, p.floodAllowed-50, "requests let through: the limit must sit well above a normal client")
+	assert.Positive(t, denied, "requests refused: the proxy's flood limit never acted")
 }
 
 // checkTLS dials the HTTPS port directly with several client settings.

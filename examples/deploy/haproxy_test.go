@@ -92,6 +92,9 @@ func TestHAProxy(t *testing.T) {
 		// redirect scheme https keeps the Host header, port included.
 		wantRedirect: "https://" + testenv.Addr(httpPort) + "/api/hello?x=1",
 		checkStatic:  checkHAProxyStatic,
+		// deny if sc0_http_req_rate gt 500, over 10s.
+		floodAllowed: 500,
+		floodSent:    600,
 	}
 	p.run(t)
 }

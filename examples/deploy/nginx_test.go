@@ -119,6 +119,9 @@ func TestNginx(t *testing.T) {
 		caFile:         filepath.Join(certDir, "ca.pem"),
 		wantRedirect:   "https://127.0.0.1/api/hello?x=1", // $host has no port
 		staticFromDisk: true,
+		// limit_req rate=50r/s burst=100 nodelay: 101 at once, then 50/s.
+		floodAllowed: 101,
+		floodSent:    400,
 		checkStatic: func(t *testing.T, c *http.Client, base string) int {
 			checkNginxStatic(t, c, base, filepath.Join(root, "static"))
 			return 0
