@@ -2,7 +2,7 @@
 # it through .ci/run); `make run` starts the example server.
 GO      ?= go
 # Binaries the tests start for real, and the Debian packages that hold them.
-TEST_DEBS := redis-server:redis-server redis-cli:redis-tools nginx:nginx haproxy:haproxy openssl:openssl strace:strace
+TEST_DEBS := redis-server:redis-server redis-cli:redis-tools nginx:nginx haproxy:haproxy openssl:openssl strace:strace systemd-analyze:systemd
 BENCH_DEBS := wrk:wrk
 
 .PHONY: all run test deps bench-deps lint fmt vet staticcheck unit bench

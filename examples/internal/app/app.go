@@ -5,6 +5,7 @@
 package app
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/getsentry/sentry-go"
@@ -212,6 +214,17 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, f.Close)
+	// SIGHUP reopens the file (after an external logrotate; systemd's
+	// ExecReload sends it), instead of Go's default of exiting. Under the
+	// cluster supervisor SIGHUP is a rolling restart and workers never get
+	// it from the supervisor.
+	reopenCtx, stopReopen := context.WithCancel(context.Background())
+	reopened := make(chan struct{})
+	go func() {
+		defer close(reopened)
+		f.ReopenOnSignal(reopenCtx, syscall.SIGHUP)
+	}()
+	a.closers = append(a.closers, func() error { stopReopen(); <-reopened; return nil })
 	bw := accesslog.NewBufferedWriter(f)
 	a.closers = append(a.closers, bw.Close) // closed before f: everything buffered reaches the file
 	return slog.New(slogmulti.Fanout(accesslog.NewCombinedHandler(bw, nil), out)), nil
