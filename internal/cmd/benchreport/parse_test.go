@@ -256,6 +256,12 @@ func TestGroupThousands(t *testing.T) {
 	}
 }
 
+func TestFormatTick(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 0.25: "0.25", 2.5: "2.5", 1000: "1k", 2500: "2.5k", 150000: "150k", 0.1 + 0.2: "0.3"} {
+		assert.Equal(t, want, formatTick(v), "formatTick(%v)", v)
+	}
+}
+
 func TestNiceStep(t *testing.T) {
 	cases := []struct{ in, want float64 }{
 		{0, 0}, {0.7, 1}, {1, 1}, {1.5, 2}, {2.2, 2.5}, {3, 5}, {7, 10}, {24000, 25000}, {0.031, 0.05},

@@ -177,19 +177,16 @@ func text(img *image.RGBA, face font.Face, c color.Color, s string, x, y int, a 
 }
 
 // formatThousands prints v as an integer with thousands separators
-// (34,512) or, from 100,000, in thousands (120k).
+// (34,512).
 func formatThousands(v float64) string {
-	if v >= 100_000 {
-		return strconv.FormatFloat(v/1000, 'f', 0, 64) + "k"
-	}
 	return groupThousands(strconv.FormatFloat(v, 'f', 0, 64))
 }
 
-// formatTick prints an axis value: thousands grouped, else the shortest
-// decimal form.
+// formatTick prints an axis value: in thousands (50k, 2.5k) from 1,000,
+// else the shortest decimal form.
 func formatTick(v float64) string {
 	if v >= 1000 {
-		return formatThousands(v)
+		return strconv.FormatFloat(math.Round(v/1000*1e3)/1e3, 'f', -1, 64) + "k"
 	}
 	return strconv.FormatFloat(math.Round(v*1e6)/1e6, 'f', -1, 64)
 }

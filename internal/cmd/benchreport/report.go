@@ -209,7 +209,9 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 		lo, hi := res.roundRatios(cfgShipshape, x.other)
 		p("| shipshape / %s | %.2f× | %.2f×–%.2f× | %.2f× | ≥ %.2f× | %s |\n", x.other, v, lo, hi, res.cpuRatio(cfgShipshape, x.other), x.target, verdict(v, x.target))
 	}
-	p("\nCPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less).\n\n")
+	p("\nCPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less). ")
+	p("With the CPUs saturated and shared, p99 mostly shows how the scheduler interleaves wrk's and the server's threads ")
+	p("(and the GC's), not the work per request: compare it between configurations with care.\n\n")
 	p("![throughput, p99 latency and server CPU per request of the three configurations](loadtest.png)\n\n")
 
 	p("<details><summary>Every run</summary>\n\n")
