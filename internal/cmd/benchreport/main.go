@@ -200,6 +200,11 @@ func report(ctx context.Context, o options) error {
 			return err
 		}
 		rep.Stacks = stacks
+		layers, err := benchLayers(tmp, o.microCount, logf)
+		if err != nil {
+			return err
+		}
+		rep.Layers = layers
 		var raw strings.Builder
 		rs, meta, failed, err := runMicro(ctx, goTool, root, o.microCount, &raw, logf)
 		if err != nil {

@@ -23,6 +23,7 @@ type reportData struct {
 	LoadResult  *loadResult   // nil when the load comparison did not run
 	Profiles    []*profileTop // net/http's and shipshape's; none when not profiled
 	Stacks      []stackResult // the three handlers in-process
+	Layers      []layerResult // the shipshape stack built up layer by layer
 	Micro       []benchResult
 	MicroFailed []string // go test commands that failed
 	MicroMeta   benchMeta
@@ -299,6 +300,23 @@ func layerRank(profiles []*profileTop, name string) int {
 	return len(longest.Layers)
 }
 
+func renderLayers(b *bytes.Buffer, rep reportData) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("\nThe shipshape stack built up one layer at a time from the mux, innermost first (the reverse of the request's path), ")
+	p("on one goroutine, so that ns/request is CPU time; each row is the whole stack so far, and *added* is what its layer costs:\n\n")
+	p("| stack so far | ns/request | added | B/request | allocs/request | added allocs |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for i, l := range rep.Layers {
+		name, addNs, addAllocs := l.Added, "–", "–"
+		if i > 0 {
+			prev := rep.Layers[i-1]
+			name = "+ " + name
+			addNs = fmt.Sprintf("%+.0f", l.NsPerOp-prev.NsPerOp)
+			addAllocs = fmt.Sprintf("%+.0f", l.AllocsPerOp-prev.AllocsPerOp)
+		}
+		p("| %s | %s | %s | %s | %s | %s |\n", name, formatNs(l.NsPerOp), addNs, formatCount(l.BytesPerOp), formatCount(l.AllocsPerOp), addAllocs)
+	}
+}
+
 // perRequest is d over n requests, in µs.
 func perRequest(d time.Duration, n int64) float64 {
 	if n == 0 {
@@ -359,6 +377,9 @@ func renderMicro(b *bytes.Buffer, rep reportData) {
 				over = "+" + formatNs(s.NsPerOp-bare)
 			}
 			p("| %s | %s | %s | %s | %s |\n", s.Config, formatNs(s.NsPerOp), over, formatCount(s.BytesPerOp), formatCount(s.AllocsPerOp))
+		}
+		if len(rep.Layers) > 0 {
+			renderLayers(b, rep)
 		}
 		p("\n### Per package\n\n")
 	}

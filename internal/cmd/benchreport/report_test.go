@@ -102,3 +102,17 @@ func TestRenderProfiles(t *testing.T) {
 	assert.Less(t, strings.Index(md, "| chi ClientIPFromXFF |"), strings.Index(md, "| ServeMux + hello handler |"), "rows in stack order")
 	assert.NotContains(t, md, "bare top", "only shipshape's top functions are shown")
 }
+
+func TestRenderLayers(t *testing.T) {
+	rep := sampleReport()
+	rep.LoadResult = nil
+	rep.Stacks = []stackResult{{Config: cfgBare, NsPerOp: 150, BytesPerOp: 32, AllocsPerOp: 2}, {Config: cfgShipshape, NsPerOp: 1600, BytesPerOp: 1100, AllocsPerOp: 11}}
+	rep.Layers = []layerResult{
+		{Added: "ServeMux + hello handler", NsPerOp: 150, BytesPerOp: 32, AllocsPerOp: 2},
+		{Added: "ratelimit", NsPerOp: 400, BytesPerOp: 144, AllocsPerOp: 3},
+	}
+	md := renderReport(rep)
+	assert.Contains(t, md, "| shipshape | 1,600 | +1,450 | 1,100 | 11 |")
+	assert.Contains(t, md, "| ServeMux + hello handler | 150 | – | 32 | 2 | – |")
+	assert.Contains(t, md, "| + ratelimit | 400 | +250 | 144 | 3 | +1 |")
+}

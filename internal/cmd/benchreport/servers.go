@@ -74,17 +74,37 @@ func handlerFor(name, logDir string) (h http.Handler, closers []func() error, er
 // file does not rotate during the run (the chi Logger's file does not
 // either).
 func shipshapeStack(logDir string) (http.Handler, []func() error, error) {
-	f, err := accesslog.OpenFile(filepath.Join(logDir, "shipshape-access.log"), accesslog.WithMaxSize(0))
+	mws, mux, closers, err := shipshapeMiddleware(logDir)
 	if err != nil {
 		return nil, nil, err
 	}
+	h := mux
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i].wrap(h)
+	}
+	return h, closers, nil
+}
+
+// namedMiddleware is one layer of the shipshape stack.
+type namedMiddleware struct {
+	name string
+	wrap func(http.Handler) http.Handler
+}
+
+// shipshapeMiddleware returns the layers of the shipshape stack, outermost
+// first, and the mux they wrap.
+func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func() error, error) {
+	f, err := accesslog.OpenFile(filepath.Join(logDir, "shipshape-access.log"), accesslog.WithMaxSize(0))
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	bw := accesslog.NewBufferedWriter(f)
 	closers := []func() error{bw.Close, f.Close}
-	fail := func(err error) (http.Handler, []func() error, error) {
+	fail := func(err error) ([]namedMiddleware, http.Handler, []func() error, error) {
 		for _, c := range closers {
 			_ = c()
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	store := ratelimit.NewMemoryStore()
 	limiter, err := ratelimit.New(hugeLimit, limitWindow, ratelimit.WithStore(store))
@@ -97,14 +117,14 @@ func shipshapeStack(logDir string) (http.Handler, []func() error, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", hello)
-	var h http.Handler = mux
-	h = limiter.Handler(h)
-	h = slow.Handler(h)
-	h = recoverer.New()(h)
-	h = accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))(h)
-	h = middleware.RequestID(h)
-	h = middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")(h)
-	return h, closers, nil
+	return []namedMiddleware{
+		{"chi ClientIPFromXFF", middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")},
+		{"chi RequestID", middleware.RequestID},
+		{"accesslog", accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))},
+		{"recoverer", recoverer.New()},
+		{"slowdown", slow.Handler},
+		{"ratelimit", limiter.Handler},
+	}, mux, closers, nil
 }
 
 // chiStack is what a Go user picks today: a chi router with chi's

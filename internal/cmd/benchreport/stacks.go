@@ -86,3 +86,62 @@ func benchStack(name, logDir string, count int) (_ stackResult, err error) {
 	}
 	return stackResult{Config: name, NsPerOp: median(ns), BytesPerOp: median(bytes), AllocsPerOp: median(allocs)}, nil
 }
+
+// layerResult is the shipshape stack built up from the mux, one layer at a
+// time (innermost first), benchmarked on one goroutine: the figures are
+// those of the whole stack so far.
+type layerResult struct {
+	Added       string // the layer just added; "ServeMux + hello handler" for the mux alone
+	NsPerOp     float64
+	BytesPerOp  float64
+	AllocsPerOp float64
+}
+
+// benchLayers measures the shipshape stack layer by layer, count times
+// each (the median counts), on one goroutine so that ns/op is CPU time.
+func benchLayers(logDir string, count int, logf func(string, ...any)) (_ []layerResult, err error) {
+	mws, mux, closers, err := shipshapeMiddleware(logDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, c := range closers {
+			if cerr := c(); err == nil {
+				err = cerr
+			}
+		}
+	}()
+	var out []layerResult
+	h, added := mux, "ServeMux + hello handler"
+	for i := len(mws); i >= 0; i-- {
+		if i < len(mws) {
+			h, added = mws[i].wrap(h), mws[i].name
+		}
+		var ns, bytes, allocs []float64
+		for range count {
+			code := 0
+			r := testing.Benchmark(func(b *testing.B) {
+				req := httptest.NewRequest(http.MethodGet, "/hello", nil)
+				req.RemoteAddr = "127.0.0.1:40000"
+				w := &discardWriter{h: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					w.code = 0
+					h.ServeHTTP(w, req)
+					code = max(code, w.code)
+				}
+			})
+			if code > http.StatusOK || r.N == 0 {
+				return nil, fmt.Errorf("benchreport: the stack up to %s answered %d in the in-process benchmark", added, code)
+			}
+			ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
+			bytes = append(bytes, float64(r.AllocedBytesPerOp()))
+			allocs = append(allocs, float64(r.AllocsPerOp()))
+		}
+		res := layerResult{Added: added, NsPerOp: median(ns), BytesPerOp: median(bytes), AllocsPerOp: median(allocs)}
+		logf("in-process, layer by layer: %-25s %6.0f ns/op %6.0f B/op %4.0f allocs/op", res.Added, res.NsPerOp, res.BytesPerOp, res.AllocsPerOp)
+		out = append(out, res)
+	}
+	return out, nil
+}
