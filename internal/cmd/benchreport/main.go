@@ -16,8 +16,9 @@
 //     net/http and shipshape servers taken in an extra run each, split by
 //     middleware.
 //  2. The three handlers benchmarked in-process (testing.Benchmark, no
-//     network), and the packages' micro-benchmarks (go test -bench
-//     -benchmem), as tables of ns/op, B/op and allocs/op.
+//     network), the shipshape stack built up one layer at a time, and the
+//     packages' micro-benchmarks (go test -bench -benchmem), as tables of
+//     ns/op, B/op and allocs/op.
 //  3. A PNG plot of throughput, p99 and CPU per request.
 //
 // Outputs: bench/REPORT.md, bench/loadtest.png, bench/micro.txt (raw go
