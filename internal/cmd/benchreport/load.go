@@ -241,7 +241,7 @@ func runLoad(ctx context.Context, exe string, o loadOptions, logf func(string, .
 				}
 				r.Round = round + 1
 				logf("round %d %-13s %8.0f req/s  p50 %-9s p99 %-9s server %5.1f µs/req  client %5.1f µs/req  other %.2f cores",
-					r.Round, r.Config, r.RPS, r.P50, r.P99, r.ServerUSPR, r.ClientUSPR, r.OtherCores)
+					r.Round, r.Config, r.RPS, r.P50.Round(time.Microsecond), r.P99.Round(10*time.Microsecond), r.ServerUSPR, r.ClientUSPR, r.OtherCores)
 				if attempt == 0 || r.OtherCores < best.OtherCores {
 					best = r
 				}

@@ -182,7 +182,7 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 	p("`slowdown` (threshold never reached) → `ratelimit` (memory store shared with slowdown, limit never reached) → `ServeMux`.\n")
 	p("- **chi+httprate**: what a Go user picks today, a chi router with chi `RequestID` → chi `Logger` (default formatter, to a file) → ")
 	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n\n")
-	p("wrk connects from 127.0.0.1 without X-Forwarded-For, so both limiters see one client (one key). ")
+	p("The client connects from 127.0.0.1 without X-Forwarded-For, so both limiters see one client (one key). ")
 	p("Client: `%s` per run; the three servers are run one after the other, %d interleaved rounds ", loadCommand(o), o.rounds)
 	p("(round k starts with a different server), after a %s warm-up each; figures are the medians over the rounds. ", o.warmup)
 	p("Client and servers share the machine's %d CPUs, so the throughput is that of the whole machine; ", rep.Machine.NumCPU)
