@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -354,4 +355,12 @@ func TestMemoryStoreTableGrowsToTheCap(t *testing.T) {
 	}
 	assert.Equal(t, 64, s.Len())
 	assert.Len(t, s.shards[0].slots, 128, "the table stops growing at the cap, load ≤ 3/4")
+}
+
+// TestMemoryStoreLayout: a slot is one cache line, and shards do not share
+// cache lines (false sharing between cores made parallel takes slower than
+// serial ones).
+func TestMemoryStoreLayout(t *testing.T) {
+	assert.EqualValues(t, 64, unsafe.Sizeof(slot{}))
+	assert.EqualValues(t, 64, unsafe.Sizeof(memShard{}))
 }
