@@ -38,7 +38,8 @@ var microSuites = []microSuite{
 // package path (as go test prints it, after the module path) and name
 // without the GOMAXPROCS suffix.
 var microWhat = map[string]string{
-	"ratelimit/BenchmarkMemoryStoreTake":                  "one sliding-window take, 100k keys, all cores",
+	"ratelimit/BenchmarkMemoryStoreTake/keys=100000":      "one sliding-window take, 100k keys (out of cache), all cores",
+	"ratelimit/BenchmarkMemoryStoreTake/keys=10000":       "the same, 10k keys (in cache)",
 	"ratelimit/BenchmarkLimiterHandler/headers=ietf":      "middleware, allowed request, IETF headers",
 	"ratelimit/BenchmarkLimiterHandler/headers=both":      "the same with IETF and X-RateLimit headers",
 	"ratelimit/BenchmarkLimiterHandler/headers=none":      "the same without headers",
@@ -114,6 +115,11 @@ func runMicro(ctx context.Context, goTool, dir string, count int, raw io.Writer,
 		}
 		if meta.CPU == "" {
 			meta = m
+		}
+		for _, r := range rs {
+			if _, ok := microWhat[shortPkg(r.Pkg)+"/"+r.Name]; !ok {
+				logf("no description of %s/%s in microWhat: its row says nothing of what it measures", shortPkg(r.Pkg), r.Name)
+			}
 		}
 		all = append(all, rs...)
 	}

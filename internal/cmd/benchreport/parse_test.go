@@ -16,8 +16,8 @@ const goTestOutput = `goos: linux
 goarch: amd64
 pkg: github.com/shipshape-go/shipshape/ratelimit
 cpu: Intel(R) Xeon(R) Processor
-BenchmarkMemoryStoreTake-2                  	20000000	        61.30 ns/op	       0 B/op	       0 allocs/op
-BenchmarkMemoryStoreTake-2                  	20000000	        59.10 ns/op	       0 B/op	       0 allocs/op
+BenchmarkMemoryStoreTake/keys=100000-2      	20000000	        61.30 ns/op	       0 B/op	       0 allocs/op
+BenchmarkMemoryStoreTake/keys=100000-2      	20000000	        59.10 ns/op	       0 B/op	       0 allocs/op
 BenchmarkLimiterHandler/headers=ietf-2      	 5000000	       241.0 ns/op	      48 B/op	       1 allocs/op
 BenchmarkLimiterHandler/headers=ietf-2      	 5000000	       239.0 ns/op	      48 B/op	       1 allocs/op
 PASS
@@ -45,7 +45,7 @@ func TestParseBench(t *testing.T) {
 			name: "two packages, medians over -count",
 			in:   goTestOutput,
 			want: []benchResult{
-				{Pkg: "github.com/shipshape-go/shipshape/ratelimit", Name: "BenchmarkMemoryStoreTake", Procs: 2, Runs: 2, NsPerOp: 60.2, BytesPerOp: 0, AllocsPerOp: 0},
+				{Pkg: "github.com/shipshape-go/shipshape/ratelimit", Name: "BenchmarkMemoryStoreTake/keys=100000", Procs: 2, Runs: 2, NsPerOp: 60.2, BytesPerOp: 0, AllocsPerOp: 0},
 				{Pkg: "github.com/shipshape-go/shipshape/ratelimit", Name: "BenchmarkLimiterHandler/headers=ietf", Procs: 2, Runs: 2, NsPerOp: 240, BytesPerOp: 48, AllocsPerOp: 1},
 				{Pkg: "github.com/shipshape-go/shipshape/accesslog", Name: "BenchmarkBufferedWriterFile", Procs: 2, Runs: 2, NsPerOp: 140, BytesPerOp: 1, AllocsPerOp: 0},
 			},
@@ -97,7 +97,7 @@ func TestMicroTable(t *testing.T) {
 	got := microTable(rs)
 	want := `| package | benchmark | what it measures | ns/op | B/op | allocs/op |
 | --- | --- | --- | ---: | ---: | ---: |
-| ratelimit | MemoryStoreTake | one sliding-window take, 100k keys, all cores | 60.2 | 0 | 0 |
+| ratelimit | MemoryStoreTake/keys=100000 | one sliding-window take, 100k keys (out of cache), all cores | 60.2 | 0 | 0 |
 | ratelimit | LimiterHandler/headers=ietf | middleware, allowed request, IETF headers | 240 | 48 | 1 |
 | accesslog | BufferedWriterFile | one 120-byte line through BufferedWriter into File | 140 | 1 | 0 |
 | example.com/other | Slow |  | 1,234,568 | – | – |
