@@ -65,24 +65,19 @@ type MemoryStore struct {
 
 	pols  atomic.Pointer[polTable] // copy on write
 	polMu sync.Mutex               // serialises writers of pols
-	last  atomic.Pointer[polEntry] // the policy of the last take
 }
 
 // polTable numbers the (name, window) pairs the store has seen; a slot
 // stores the number instead of the name.
 type polTable struct {
 	ids     map[polKey]uint16
-	windows []int64 // by id
+	keys    []polKey // by id
+	windows []int64  // by id
 }
 
 type polKey struct {
 	name   string
 	window time.Duration
-}
-
-type polEntry struct {
-	polKey
-	id uint16
 }
 
 type memShard struct {
@@ -173,34 +168,42 @@ func (s *MemoryStore) Take(ctx context.Context, p Policy, key string, now time.T
 }
 
 // policyID returns the number of (p.Name, p.Window), assigning one the
-// first time. The common case — the same policy as the last take — costs
-// a string comparison of one pointer.
+// first time. A store serves a few policies (a limiter and a slowdown
+// sharing it, a stricter login limit): they are found by a scan that
+// compares names by pointer first, without hashing or allocating.
 func (s *MemoryStore) policyID(p Policy) (uint16, error) {
 	k := polKey{p.Name, p.Window}
-	if e := s.last.Load(); e != nil && e.polKey == k {
-		return e.id, nil
-	}
-	id, ok := s.pols.Load().ids[k]
-	if !ok {
-		s.polMu.Lock()
-		t := s.pols.Load()
-		if id, ok = t.ids[k]; !ok {
-			if len(t.windows) >= maxPolicies {
-				s.polMu.Unlock()
-				return 0, errTooManyPolicies
+	t := s.pols.Load()
+	if len(t.keys) <= 8 {
+		for i := range t.keys {
+			if t.keys[i] == k {
+				return uint16(i), nil
 			}
-			next := &polTable{ids: make(map[polKey]uint16, len(t.ids)+1), windows: append(t.windows[:len(t.windows):len(t.windows)], int64(p.Window))}
-			for k, v := range t.ids {
-				next.ids[k] = v
-			}
-			id = uint16(len(t.windows))
-			next.ids[k] = id
-			s.pols.Store(next)
 		}
-		s.polMu.Unlock()
+	} else if id, ok := t.ids[k]; ok {
+		return id, nil
 	}
-	s.last.Store(&polEntry{k, id})
-	return id, nil
+	s.polMu.Lock()
+	defer s.polMu.Unlock()
+	t = s.pols.Load()
+	if id, ok := t.ids[k]; ok {
+		return id, nil
+	}
+	n := len(t.keys)
+	if n >= maxPolicies {
+		return 0, errTooManyPolicies
+	}
+	next := &polTable{
+		ids:     make(map[polKey]uint16, n+1),
+		keys:    append(t.keys[:n:n], k),
+		windows: append(t.windows[:n:n], int64(p.Window)),
+	}
+	for k, v := range t.ids {
+		next.ids[k] = v
+	}
+	next.ids[k] = uint16(n)
+	s.pols.Store(next)
+	return uint16(n), nil
 }
 
 // take is Take for a key whose hash is h (tests force collisions with it).

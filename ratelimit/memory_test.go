@@ -364,3 +364,29 @@ func TestMemoryStoreLayout(t *testing.T) {
 	assert.EqualValues(t, 64, unsafe.Sizeof(slot{}))
 	assert.EqualValues(t, 64, unsafe.Sizeof(memShard{}))
 }
+
+// TestMemoryStorePolicyIDs: a store shared by several policies (a limiter
+// and a slowdown) numbers each once and finds them without allocating,
+// whichever was used last; past eight, through the map.
+func TestMemoryStorePolicyIDs(t *testing.T) {
+	s := NewMemoryStore()
+	var ps []Policy
+	for i := range 12 {
+		ps = append(ps, Policy{Name: "p" + strconv.Itoa(i%6), Limit: 1, Window: time.Duration(1+i/6) * time.Minute})
+	}
+	for round := range 2 {
+		for i, p := range ps {
+			id, err := s.policyID(p)
+			require.NoError(t, err)
+			assert.EqualValues(t, i, id, "round %d: policy %+v", round, p)
+		}
+	}
+	small := NewMemoryStore()
+	a := Policy{Name: "api", Limit: 10, Window: time.Minute}
+	b := Policy{Name: "slowdown", Limit: 1 << 30, Window: time.Minute}
+	allocs := testing.AllocsPerRun(100, func() {
+		_, _ = small.Take(context.Background(), a, "192.0.2.1", t0, 1)
+		_, _ = small.Take(context.Background(), b, "192.0.2.1", t0, 1)
+	})
+	assert.Zero(t, allocs, "alternating policies allocate nothing")
+}
