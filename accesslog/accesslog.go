@@ -73,10 +73,11 @@
 //
 // # Secrets
 //
-// Query parameters whose names contain password, passwd, pwd, token,
-// secret, key, code, session, auth, signature or credential (ASCII
-// case-insensitive; add more with [WithRedactQuery]) have their value
-// replaced by REDACTED, in url.query and in the query of the Referer.
+// Query parameters whose names contain auth, code, cookie, credential,
+// csrf, jwt, key, passwd, password, pwd, secret, session, sig, token or
+// xsrf (ASCII case-insensitive, also percent-decoded; add more with
+// [WithRedactQuery]) have their value replaced by REDACTED, in url.query and
+// in the query of the Referer. recoverer hides the same names from Sentry.
 // Bodies are never logged. Authorization, Proxy-Authorization and Cookie
 // headers are never logged, even when listed in [WithRequestHeaders]. The
 // text handlers escape control characters and non-ASCII bytes, so a client
@@ -92,6 +93,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/shipshape-go/shipshape/internal/redact"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -138,13 +141,14 @@ const StatusClientClosedRequest = 499
 type Option func(*config)
 
 type config struct {
-	skip      func(*http.Request) bool
-	info      slog.Level
-	clientErr slog.Level
-	serverErr slog.Level
-	redact    redactor
-	headers   []headerKey
-	errLogger *slog.Logger
+	skip        func(*http.Request) bool
+	info        slog.Level
+	clientErr   slog.Level
+	serverErr   slog.Level
+	redact      *redact.Names
+	redactExtra []string // from WithRedactQuery
+	headers     []headerKey
+	errLogger   *slog.Logger
 }
 
 type headerKey struct {
@@ -167,16 +171,11 @@ func WithLevels(info, clientErr, serverErr slog.Level) Option {
 
 // WithRedactQuery adds query parameter names whose values are replaced by
 // [Redacted]. Names match as ASCII case-insensitive substrings of the
-// parameter name, like the built-in list (password, token, secret, key,
-// code, session, auth, …), which stays in force.
+// parameter name, like the built-in list (redact.Terms: password, token,
+// secret, key, code, session, auth, sig, cookie, csrf, jwt, …, the same
+// names recoverer hides from Sentry), which stays in force.
 func WithRedactQuery(names ...string) Option {
-	return func(c *config) {
-		for _, n := range names {
-			if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
-				c.redact.names = append(c.redact.names, n)
-			}
-		}
-	}
+	return func(c *config) { c.redactExtra = append(c.redactExtra, names...) }
 }
 
 // WithRequestHeaders logs these request headers as
@@ -233,13 +232,12 @@ func New(logger *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
 		clientErr: slog.LevelWarn,
 		serverErr: slog.LevelError,
 	}
-	c.redact.names = append([]string(nil), defaultRedact...)
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
 		}
 	}
-	c.redact.prepare()
+	c.redact = redact.New(c.redactExtra...)
 	if c.errLogger == nil {
 		c.errLogger = stderrLogger()
 	}
@@ -336,7 +334,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	f.set(fMethod, slog.StringValue(r.Method))
 	f.set(fPath, slog.StringValue(path))
 	if hasQuery {
-		f.set(fQuery, slog.StringValue(h.cfg.redact.redact(query)))
+		f.set(fQuery, slog.StringValue(h.cfg.redact.Query(query, Redacted)))
 	}
 	if route := h.route(s); route != "" {
 		f.set(fRoute, slog.StringValue(route))
@@ -358,7 +356,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	if v, ok := r.Header["Referer"]; ok && len(v) > 0 {
 		// The previous page's URL can carry a token as well (a
 		// password-reset link that loads this page's assets).
-		f.set(fReferer, slog.StringValue(h.cfg.redact.redactURL(v[0])))
+		f.set(fReferer, slog.StringValue(h.cfg.redact.URL(v[0], Redacted)))
 	}
 	if _, ok := r.Header["Authorization"]; ok {
 		if user, _, ok := r.BasicAuth(); ok {
