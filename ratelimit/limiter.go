@@ -141,7 +141,11 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		d, err := l.AllowN(r.Context(), key, now, 1)
 		if err != nil {
 			if l.failOpen {
-				l.report.Report(r.Context(), err, slog.String("policy", l.policy.Name))
+				// A store call cut short because the client left is not a
+				// store failure worth a log line.
+				if r.Context().Err() == nil {
+					l.report.Report(r.Context(), err, slog.String("policy", l.policy.Name))
+				}
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -403,3 +403,27 @@ func TestHeaderValuesAreNotShared(t *testing.T) {
 	assert.Equal(t, `"default";q=5;w=60`, rec.Header().Get("RateLimit-Policy"))
 	assert.Equal(t, "5", rec.Header().Get("X-RateLimit-Limit"))
 }
+
+// TestStoreErrorAfterClientLeftIsNotReported: a store call cut short by
+// the request's own context (the client left) is not a store failure.
+func TestStoreErrorAfterClientLeftIsNotReported(t *testing.T) {
+	var logs bytes.Buffer
+	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}),
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+	req.RemoteAddr = "192.0.2.1:1"
+	l.Handler(okHandler).ServeHTTP(httptest.NewRecorder(), req)
+	assert.Empty(t, logs.String())
+
+	serve(l.Handler(okHandler), "192.0.2.1:1")
+	assert.Contains(t, logs.String(), "store failed", "a live request's store error is reported")
+}
+
+func TestValidName(t *testing.T) {
+	assert.NoError(t, ValidName("api-v2.login"))
+	for _, bad := range []string{"", strings.Repeat("x", 65), `a"b`, `a\b`, "a\nb", "é"} {
+		assert.Error(t, ValidName(bad), "%q", bad)
+	}
+}

@@ -36,7 +36,7 @@ func (c *config) validate() error {
 	case c.onError == nil:
 		return errors.New("ratelimit: WithErrorHandler: nil function")
 	}
-	return validName(c.name)
+	return ValidName(c.name)
 }
 
 // WithKey sets how requests are grouped (default [KeyByIP]).
@@ -59,7 +59,11 @@ func WithName(name string) Option {
 	return func(c *config) { c.name = name }
 }
 
-func validName(name string) error {
+// ValidName reports an error when name cannot be a policy name: it goes
+// verbatim into a structured-field string of the RateLimit headers, so it
+// must be 1–64 printable ASCII characters without '"' or '\'. slowdown
+// applies the same rule.
+func ValidName(name string) error {
 	if name == "" || len(name) > 64 {
 		return errors.New("ratelimit: name must be 1 to 64 characters")
 	}
