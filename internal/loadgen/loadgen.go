@@ -43,7 +43,8 @@ type Config struct {
 	// Timeout per request (default 10s).
 	Timeout time.Duration
 	// LocalAddr, when set, is the source IP of every connection (for
-	// example 127.0.0.2 to look like another client on loopback).
+	// example 127.0.0.2 to look like another client on loopback). It
+	// applies to the default transport only, not to Transport.
 	LocalAddr net.IP
 	// Transport replaces the default transport (for TLS, say). When nil,
 	// each run uses a fresh transport with Concurrency idle connections.
@@ -118,6 +119,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.Rate < 0 {
 		return Result{}, errors.New("loadgen: rate must be >= 0")
+	}
+	// A URL or method that no request can be made of is an error now, not
+	// a run that spins through Duration counting the same error.
+	req, err := http.NewRequest(cfg.Method, cfg.URL, nil)
+	if err != nil {
+		return Result{}, fmt.Errorf("loadgen: %w", err)
+	}
+	if (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return Result{}, fmt.Errorf("loadgen: URL %q is not an absolute http or https URL", cfg.URL)
 	}
 	rt := cfg.Transport
 	if rt == nil {

@@ -83,10 +83,25 @@ func TestRunCountsTransportErrors(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	_, err := Run(context.Background(), Config{})
-	assert.Error(t, err)
-	_, err = Run(context.Background(), Config{URL: "http://x", Rate: -1})
-	assert.Error(t, err)
+	cases := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"no URL", Config{}, "URL is required"},
+		{"negative rate", Config{URL: "http://x", Rate: -1}, "rate must be >= 0"},
+		{"unparsable URL", Config{URL: "http://%zz/"}, "invalid URL escape"},
+		{"no scheme", Config{URL: "localhost/hello"}, "not an absolute http or https URL"},
+		{"other scheme", Config{URL: "ftp://127.0.0.1/"}, "not an absolute http or https URL"},
+		{"bad method", Config{URL: "http://x", Method: "GET /"}, "invalid method"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.Duration = 100 * time.Millisecond // in case it runs
+			_, err := Run(context.Background(), c.cfg)
+			assert.ErrorContains(t, err, c.wantErr)
+		})
+	}
 }
 
 type peerSet struct {
