@@ -224,6 +224,9 @@ func runLoad(ctx context.Context, exe string, o loadOptions, logf func(string, .
 		servers = append(servers, s)
 	}
 	for _, s := range servers {
+		if o.warmup == 0 {
+			continue
+		}
 		logf("warm-up %s (%s)", s.name, o.warmup)
 		if _, err := measure(ctx, o, s, o.warmup); err != nil {
 			return loadResult{}, err

@@ -54,7 +54,7 @@ func main() {
 		threads     = flag.Int("threads", 2, "wrk threads (-t)")
 		connections = flag.Int("connections", 64, "concurrent keep-alive connections (wrk -c)")
 		duration    = flag.Duration("duration", 8*time.Second, "length of each measured run")
-		warmup      = flag.Duration("warmup", 2*time.Second, "length of the unmeasured run per server before the rounds")
+		warmup      = flag.Duration("warmup", 2*time.Second, "length of the unmeasured run per server before the rounds (0: none)")
 		rounds      = flag.Int("rounds", 5, "interleaved rounds of the three servers")
 		maxOther    = flag.Float64("max-other", 0.3, "measure a run again when other processes used more than this many cores during it")
 		retries     = flag.Int("retries", 2, "how many times a disturbed run is measured again (the least disturbed counts)")
@@ -100,16 +100,34 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "benchreport: "+format+"\n", args...)
 }
 
+// validate checks the flags before anything starts, so that a bad one
+// fails at once rather than after the servers started (wrk, say, refuses
+// -d0s and fewer connections than threads).
+func (o options) validate() error {
+	if o.load.rounds < 1 || o.load.connections < 1 || o.load.threads < 1 || o.microCount < 1 {
+		return errors.New("benchreport: -rounds, -connections, -threads and -count must be ≥ 1")
+	}
+	if o.load.threads > o.load.connections {
+		return errors.New("benchreport: -threads must be ≤ -connections (wrk needs a connection per thread)")
+	}
+	// wrk counts in whole seconds: another duration would run for a time
+	// other than the report says.
+	if o.load.duration < time.Second || o.load.duration%time.Second != 0 || o.load.warmup < 0 || o.load.warmup%time.Second != 0 {
+		return errors.New("benchreport: -duration must be whole seconds ≥ 1s, -warmup whole seconds (0 for none)")
+	}
+	if o.load.retries < 0 || o.load.maxOther <= 0 {
+		return errors.New("benchreport: -retries must be ≥ 0 and -max-other > 0")
+	}
+	return nil
+}
+
 // report runs everything and writes the outputs.
 func report(ctx context.Context, o options) error {
 	if runtime.GOOS != "linux" {
 		return errors.New("benchreport: needs Linux (server CPU time comes from /proc)")
 	}
-	if o.load.rounds < 1 || o.load.connections < 1 || o.load.threads < 1 || o.load.duration < time.Second || o.microCount < 1 {
-		return errors.New("benchreport: -rounds, -connections, -threads and -count must be ≥ 1, -duration ≥ 1s")
-	}
-	if o.load.retries < 0 || o.load.maxOther <= 0 {
-		return errors.New("benchreport: -retries must be ≥ 0 and -max-other > 0")
+	if err := o.validate(); err != nil {
+		return err
 	}
 	// The go command runs the micro-benchmarks and pprof: $GO when set
 	// (as the Makefile's GO variable can be), else go on the PATH.

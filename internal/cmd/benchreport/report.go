@@ -184,7 +184,11 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n\n")
 	p("The client connects from 127.0.0.1 without X-Forwarded-For, so both limiters see one client (one key). ")
 	p("Client: `%s` per run; the three servers are run one after the other, %d interleaved rounds ", loadCommand(o), o.rounds)
-	p("(round k starts with a different server), after a %s warm-up each; figures are the medians over the rounds. ", o.warmup)
+	warmup := "without warm-up"
+	if o.warmup > 0 {
+		warmup = fmt.Sprintf("after a %s warm-up each", o.warmup)
+	}
+	p("(round k starts with a different server), %s; figures are the medians over the rounds. ", warmup)
 	p("Client and servers share the machine's %d CPUs, so the throughput is that of the whole machine; ", rep.Machine.NumCPU)
 	p("the server CPU time per request (utime+stime of the server process from `/proc/<pid>/stat`, over the requests wrk completed) ")
 	p("is the figure other load disturbs least. *Other load* is the CPU the rest of the machine used during the runs ")
