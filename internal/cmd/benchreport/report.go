@@ -190,7 +190,7 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 	}
 	p("(round k starts with a different server), %s; figures are the medians over the rounds. ", warmup)
 	p("Client and servers share the machine's %d CPUs, so the throughput is that of the whole machine; ", rep.Machine.NumCPU)
-	p("the server CPU time per request (utime+stime of the server process from `/proc/<pid>/stat`, over the requests wrk completed) ")
+	p("the server CPU time per request (utime+stime of the server process from `/proc/<pid>/stat`, over the requests the client completed) ")
 	p("is the figure other load disturbs least. *Other load* is the CPU the rest of the machine used during the runs ")
 	p("(busy time from `/proc/stat` minus the server's and the client's); a run with more than %.2f cores of it was measured again ", o.maxOther)
 	p("(up to %d times, %d in all; the least disturbed run counts): %d run(s) were repeated.\n\n", o.retries, maxRepeats, res.Repeated)
@@ -215,7 +215,7 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 		p("| shipshape / %s | %.2f× | %.2f×–%.2f× | %.2f× | ≥ %.2f× | %s |\n", x.other, v, lo, hi, res.cpuRatio(cfgShipshape, x.other), x.target, verdict(v, x.target))
 	}
 	p("\nCPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less). ")
-	p("With the CPUs saturated and shared, p99 mostly shows how the scheduler interleaves wrk's and the server's threads ")
+	p("With the CPUs saturated and shared, p99 mostly shows how the scheduler interleaves the client's and the server's threads ")
 	p("(and the GC's), not the work per request: compare it between configurations with care.\n\n")
 	p("![throughput, p99 latency and server CPU per request of the three configurations](loadtest.png)\n\n")
 

@@ -43,6 +43,18 @@ func TestRenderReport(t *testing.T) {
 	assert.NotContains(t, md, "## Micro-benchmarks", "no micro-benchmark section without results")
 }
 
+// With internal/loadgen as the client, the report names it and nothing
+// in the load section speaks of wrk.
+func TestRenderReportLoadgenClient(t *testing.T) {
+	rep := sampleReport()
+	rep.Machine.Wrk = ""
+	rep.Load.client, rep.Load.warmup = "loadgen", 0
+	md := renderReport(rep)
+	assert.Contains(t, md, "`loadgen.Run(ctx, loadgen.Config{URL: \"http://127.0.0.1:PORT/hello\", Concurrency: 64, Duration: 8s})`")
+	assert.Contains(t, md, "without warm-up")
+	assert.NotContains(t, md, "wrk")
+}
+
 func TestWriteLoadPlot(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, writeLoadPlot(&buf, sampleReport()))
