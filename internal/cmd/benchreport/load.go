@@ -207,7 +207,7 @@ const maxRepeats = 6
 // runLoad starts the three servers and measures them in interleaved rounds:
 // round k starts with configuration k mod 3, so that load from other
 // processes on the machine falls on all of them alike.
-func runLoad(ctx context.Context, exe string, o loadOptions, logf func(string, ...any)) (loadResult, error) {
+func runLoad(ctx context.Context, exe string, o loadOptions) (loadResult, error) {
 	var servers []*server
 	defer func() {
 		for _, s := range servers {

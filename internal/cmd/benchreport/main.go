@@ -74,7 +74,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o := options{
-		out: *out, client: *client, rounds: *rounds, profile: *profile, microCount: *microCount,
+		out: *out, client: *client, profile: *profile, microCount: *microCount,
 		skipLoad: *skipLoad, skipMicro: *skipMicro,
 		load: loadOptions{threads: *threads, connections: *connections, duration: *duration, warmup: *warmup, rounds: *rounds,
 			maxOther: *maxOther, retries: *retries, retryPause: 15 * time.Second},
@@ -89,13 +89,13 @@ func main() {
 type options struct {
 	out                 string
 	client              string
-	rounds              int
 	profile             bool
 	microCount          int
 	skipLoad, skipMicro bool
 	load                loadOptions
 }
 
+// logf prints a progress line on stderr.
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "benchreport: "+format+"\n", args...)
 }
@@ -181,7 +181,7 @@ func report(ctx context.Context, o options) error {
 		}
 		defer os.RemoveAll(tmp)
 		o.load.logDir = tmp
-		res, err := runLoad(ctx, exe, o.load, logf)
+		res, err := runLoad(ctx, exe, o.load)
 		if err != nil {
 			return err
 		}
@@ -214,18 +214,18 @@ func report(ctx context.Context, o options) error {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		stacks, err := benchStacks(tmp, o.microCount, logf)
+		stacks, err := benchStacks(tmp, o.microCount)
 		if err != nil {
 			return err
 		}
 		rep.Stacks = stacks
-		layers, err := benchLayers(tmp, o.microCount, logf)
+		layers, err := benchLayers(tmp, o.microCount)
 		if err != nil {
 			return err
 		}
 		rep.Layers = layers
 		var raw strings.Builder
-		rs, meta, failed, err := runMicro(ctx, goTool, root, o.microCount, &raw, logf)
+		rs, meta, failed, err := runMicro(ctx, goTool, root, o.microCount, &raw)
 		if err != nil {
 			return err
 		}

@@ -86,7 +86,7 @@ func commandLine(args []string) string {
 // A suite that fails (a package that does not build while someone edits
 // it, a failing benchmark) is logged and reported in failed; the others
 // still run.
-func runMicro(ctx context.Context, goTool, dir string, count int, raw io.Writer, logf func(string, ...any)) (all []benchResult, meta benchMeta, failed []string, err error) {
+func runMicro(ctx context.Context, goTool, dir string, count int, raw io.Writer) (all []benchResult, meta benchMeta, failed []string, err error) {
 	for _, s := range microSuites {
 		args := goTestArgs(s, count)
 		logf("go %s", commandLine(args))

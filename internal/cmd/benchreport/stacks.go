@@ -33,7 +33,7 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 // benchStacks runs each configuration's handler count times with
 // testing.Benchmark (RunParallel, one second each) and returns the median
 // of each figure. The stacks write their access logs to logDir.
-func benchStacks(logDir string, count int, logf func(string, ...any)) ([]stackResult, error) {
+func benchStacks(logDir string, count int) ([]stackResult, error) {
 	var out []stackResult
 	for _, name := range configs {
 		res, err := benchStack(name, logDir, count)
@@ -99,7 +99,7 @@ type layerResult struct {
 
 // benchLayers measures the shipshape stack layer by layer, count times
 // each (the median counts), on one goroutine so that ns/op is CPU time.
-func benchLayers(logDir string, count int, logf func(string, ...any)) (_ []layerResult, err error) {
+func benchLayers(logDir string, count int) (_ []layerResult, err error) {
 	mws, mux, closers, err := shipshapeMiddleware(logDir)
 	if err != nil {
 		return nil, err
