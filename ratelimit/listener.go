@@ -200,10 +200,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // wrap admits c and returns it wrapped, or refuses it: closes it, reports
 // it and returns nil.
 func (l *limitListener) wrap(c net.Conn) net.Conn {
-	key, keyed := peerKey(c.RemoteAddr())
-	if keyed && len(l.cfg.exempt) > 0 && l.exempted(c.RemoteAddr()) {
-		keyed = false // counted toward the global cap only
-	}
+	ip, keyed := peerIP(c.RemoteAddr())
+	keyed = keyed && !l.exempted(ip) // exempt peers count toward the global cap only
+	key := clientKey(ip)
 	reason := l.admit(key, keyed)
 	if reason == 0 {
 		return &limitConn{Conn: c, l: l, key: key, keyed: keyed}
@@ -303,13 +302,8 @@ func refuse(c net.Conn) {
 	_ = c.Close()
 }
 
-// exempted reports whether the peer is in a WithExempt network.
-func (l *limitListener) exempted(a net.Addr) bool {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap().WithZone("")
+// exempted reports whether ip is in a WithExempt network.
+func (l *limitListener) exempted(ip netip.Addr) bool {
 	for _, p := range l.cfg.exempt {
 		if p.Contains(ip) {
 			return true
@@ -318,30 +312,32 @@ func (l *limitListener) exempted(a net.Addr) bool {
 	return false
 }
 
-// peerKey is the client a remote address belongs to: the IP, IPv4-mapped
-// IPv6 folded to IPv4, IPv6 reduced to its /64. ok is false for addresses
-// that are not IP (Unix sockets).
-func peerKey(a net.Addr) (key netip.Addr, ok bool) {
-	var ip netip.Addr
+// peerIP is the IP of a remote address, IPv4-mapped IPv6 folded to IPv4 and
+// without zone. ok is false for addresses that are not IP (Unix sockets).
+func peerIP(a net.Addr) (ip netip.Addr, ok bool) {
 	switch a := a.(type) {
 	case *net.TCPAddr:
-		ip, ok = netip.AddrFromSlice(a.IP)
+		ip, _ = netip.AddrFromSlice(a.IP)
 	case nil:
-		return netip.Addr{}, false
 	default:
-		var ap netip.AddrPort
-		ap, err := netip.ParseAddrPort(a.String())
-		ip, ok = ap.Addr(), err == nil
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			ip = ap.Addr()
+		}
 	}
-	if !ok || !ip.IsValid() {
+	if !ip.IsValid() {
 		return netip.Addr{}, false
 	}
-	ip = ip.Unmap().WithZone("")
+	return ip.Unmap().WithZone(""), true
+}
+
+// clientKey is the client a peer IP (from peerIP) belongs to: IPv4 as is,
+// IPv6 reduced to its /64.
+func clientKey(ip netip.Addr) netip.Addr {
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
-		ip = p.Addr()
+		return p.Addr()
 	}
-	return ip, true
+	return ip
 }
 
 // limitConn is an accepted connection that releases its share of the

@@ -323,6 +323,12 @@ func TestLimitListenerAdmission(t *testing.T) {
 			{close: 1},
 			{open: "127.0.0.2:3", want: RejectMaxConnsPerIP}, // not exempt
 		}},
+		{"exempt IPv6 matches the address, not its /64", []ListenerOption{WithMaxConnsPerIP(1),
+			WithExempt(netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("fe80::1/128"))}, []step{
+			{open: "[2001:db8::1]:1"}, {open: "[2001:db8::1]:2"}, {open: "[fe80::1%eth0]:1"}, {open: "[fe80::1%eth0]:2"},
+			{open: "[2001:db8::2]:1"},
+			{open: "[2001:db8::3]:1", want: RejectMaxConnsPerIP}, // same /64 as ::2, not exempt
+		}},
 		{"unix peers count only globally", []ListenerOption{WithMaxConnsPerIP(1), WithAcceptRate(1, 1)}, []step{
 			{open: "/run/app.sock"}, {open: "/run/app.sock"}, {open: "/run/app.sock"},
 		}},
@@ -492,10 +498,10 @@ func TestPeerKey(t *testing.T) {
 		{llStringAddr("garbage"), "", false},
 	}
 	for _, tt := range tests {
-		got, ok := peerKey(tt.addr)
-		assert.Equal(t, tt.wantOK, ok, "peerKey(%v): ok", tt.addr)
+		ip, ok := peerIP(tt.addr)
+		assert.Equal(t, tt.wantOK, ok, "peerIP(%v): ok", tt.addr)
 		if tt.wantOK {
-			assert.Equal(t, tt.want, got.String(), "peerKey(%v)", tt.addr)
+			assert.Equal(t, tt.want, clientKey(ip).String(), "clientKey(peerIP(%v))", tt.addr)
 		}
 	}
 }
