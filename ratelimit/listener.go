@@ -136,9 +136,11 @@ var errNilListener = errors.New("ratelimit: LimitListener: nil listener")
 // [WithMaxConns] only.
 //
 // Each accepted connection releases its share exactly once, on its first
-// Close. Bookkeeping for a client is dropped when it has no connection
-// left and its rate budget is full again, so memory follows the clients
-// active in the last burst/rate seconds.
+// Close. Bookkeeping for a client is dropped once it has no connection
+// left and its rate budget is full again: at its last Close, or, with
+// [WithAcceptRate], by a sweep that an Accept runs when the table has
+// doubled or a minute has passed. Memory follows the clients active in the
+// last minute plus burst/rate seconds.
 //
 // The returned listener is safe for concurrent use. Its connections keep
 // sendfile (io.ReaderFrom), splice (io.WriterTo) and CloseWrite of a
