@@ -1,12 +1,10 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,23 +49,8 @@ func newStore(t testing.TB, c redis.UniversalClient, opts ...Option) *Store {
 	return s
 }
 
-// logBuffer is a slog handler target that counts messages.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logBuffer is where a test's logger writes; count counts messages.
+type logBuffer struct{ testenv.Buffer }
 
 func (l *logBuffer) count(substr string) int { return strings.Count(l.String(), substr) }
 
