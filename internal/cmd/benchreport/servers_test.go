@@ -60,3 +60,30 @@ func TestUnknownConfiguration(t *testing.T) {
 	_, _, err := handlerFor("nginx", t.TempDir())
 	assert.Error(t, err)
 }
+
+// benchHandler measures a handler that answers 200 and refuses to give
+// figures for one that does not (each case runs testing.Benchmark: ~1s).
+func TestBenchHandler(t *testing.T) {
+	cases := []struct {
+		name     string
+		status   int
+		parallel bool
+		wantErr  string
+	}{
+		{name: "200 on one goroutine", status: http.StatusOK},
+		{name: "503 on every core", status: http.StatusServiceUnavailable, parallel: true, wantErr: "answered 503"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(c.status) })
+			f, err := benchHandler(h, 1, c.parallel)
+			if c.wantErr != "" {
+				assert.ErrorContains(t, err, c.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Positive(t, f.ns, "ns/op")
+			assert.Zero(t, f.allocs, "allocs/op: the benchmark's writer and request must add none")
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -24,11 +25,76 @@ type stackResult struct {
 type discardWriter struct {
 	h    http.Header
 	code int
+	bad  int // the last status other than 200, 0 when none
 }
 
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// serve is one iteration: the writer is reset, h serves req, and a status
+// other than 200 is remembered.
+func (w *discardWriter) serve(h http.Handler, req *http.Request) {
+	clear(w.h)
+	w.code = 0
+	h.ServeHTTP(w, req)
+	if w.code != 0 && w.code != http.StatusOK {
+		w.bad = w.code
+	}
+}
+
+// benchRequest is the request every iteration serves: GET /hello from
+// 127.0.0.1, as in the load test.
+func benchRequest() (*discardWriter, *http.Request) {
+	req := httptest.NewRequest(http.MethodGet, "/hello", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	return &discardWriter{h: http.Header{}}, req
+}
+
+// figures are the medians of count testing.Benchmark runs of one handler.
+type figures struct{ ns, bytes, allocs float64 }
+
+// benchHandler benchmarks h count times, with all cores serving
+// (RunParallel) or on one goroutine, and returns the median of each
+// figure. It fails when h answers other than 200.
+func benchHandler(h http.Handler, count int, parallel bool) (figures, error) {
+	var ns, bytes, allocs []float64
+	for range count {
+		var bad atomic.Int64
+		r := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			if parallel {
+				b.RunParallel(func(pb *testing.PB) {
+					w, req := benchRequest()
+					for pb.Next() {
+						w.serve(h, req)
+					}
+					if w.bad != 0 {
+						bad.Store(int64(w.bad))
+					}
+				})
+				return
+			}
+			w, req := benchRequest()
+			for b.Loop() {
+				w.serve(h, req)
+			}
+			if w.bad != 0 {
+				bad.Store(int64(w.bad))
+			}
+		})
+		if code := bad.Load(); code != 0 {
+			return figures{}, fmt.Errorf("answered %d in the in-process benchmark", code)
+		}
+		if r.N == 0 {
+			return figures{}, errors.New("ran no iteration of the in-process benchmark")
+		}
+		ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
+		bytes = append(bytes, float64(r.AllocedBytesPerOp()))
+		allocs = append(allocs, float64(r.AllocsPerOp()))
+	}
+	return figures{median(ns), median(bytes), median(allocs)}, nil
+}
 
 // benchStacks runs each configuration's handler count times with
 // testing.Benchmark (RunParallel, one second each) and returns the median
@@ -58,33 +124,11 @@ func benchStack(name, logDir string, count int) (_ stackResult, err error) {
 			}
 		}
 	}()
-	var ns, bytes, allocs []float64
-	for range count {
-		var failed atomic.Bool
-		r := testing.Benchmark(func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				req := httptest.NewRequest(http.MethodGet, "/hello", nil)
-				req.RemoteAddr = "127.0.0.1:40000"
-				w := &discardWriter{h: http.Header{}}
-				for pb.Next() {
-					clear(w.h)
-					w.code = 0
-					h.ServeHTTP(w, req)
-					if w.code != 0 && w.code != http.StatusOK {
-						failed.Store(true)
-					}
-				}
-			})
-		})
-		if failed.Load() || r.N == 0 {
-			return stackResult{}, fmt.Errorf("benchreport: %s answered other than 200 in the in-process benchmark", name)
-		}
-		ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
-		bytes = append(bytes, float64(r.AllocedBytesPerOp()))
-		allocs = append(allocs, float64(r.AllocsPerOp()))
+	f, err := benchHandler(h, count, true)
+	if err != nil {
+		return stackResult{}, fmt.Errorf("benchreport: %s %w", name, err)
 	}
-	return stackResult{Config: name, NsPerOp: median(ns), BytesPerOp: median(bytes), AllocsPerOp: median(allocs)}, nil
+	return stackResult{Config: name, NsPerOp: f.ns, BytesPerOp: f.bytes, AllocsPerOp: f.allocs}, nil
 }
 
 // layerResult is the shipshape stack built up from the mux, one layer at a
@@ -117,29 +161,11 @@ func benchLayers(logDir string, count int) (_ []layerResult, err error) {
 		if i < len(mws) {
 			h, added = mws[i].wrap(h), mws[i].name
 		}
-		var ns, bytes, allocs []float64
-		for range count {
-			code := 0
-			r := testing.Benchmark(func(b *testing.B) {
-				req := httptest.NewRequest(http.MethodGet, "/hello", nil)
-				req.RemoteAddr = "127.0.0.1:40000"
-				w := &discardWriter{h: http.Header{}}
-				b.ReportAllocs()
-				for b.Loop() {
-					clear(w.h)
-					w.code = 0
-					h.ServeHTTP(w, req)
-					code = max(code, w.code)
-				}
-			})
-			if code > http.StatusOK || r.N == 0 {
-				return nil, fmt.Errorf("benchreport: the stack up to %s answered %d in the in-process benchmark", added, code)
-			}
-			ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
-			bytes = append(bytes, float64(r.AllocedBytesPerOp()))
-			allocs = append(allocs, float64(r.AllocsPerOp()))
+		f, err := benchHandler(h, count, false)
+		if err != nil {
+			return nil, fmt.Errorf("benchreport: the stack up to %s %w", added, err)
 		}
-		res := layerResult{Added: added, NsPerOp: median(ns), BytesPerOp: median(bytes), AllocsPerOp: median(allocs)}
+		res := layerResult{Added: added, NsPerOp: f.ns, BytesPerOp: f.bytes, AllocsPerOp: f.allocs}
 		logf("in-process, layer by layer: %-25s %6.0f ns/op %6.0f B/op %4.0f allocs/op", res.Added, res.NsPerOp, res.BytesPerOp, res.AllocsPerOp)
 		out = append(out, res)
 	}
