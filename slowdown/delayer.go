@@ -89,7 +89,6 @@ type Delayer struct {
 	skip       func(*http.Request) bool
 	storeErrs  *errlog.Reporter
 	keyErrs    *errlog.Reporter
-	now        func() time.Time // the clock; tests may replace it
 
 	policyHeader string // RateLimit-Policy value, built once
 
@@ -135,7 +134,6 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		skip:       cfg.skip,
 		storeErrs:  errlog.New(cfg.logger, "slowdown: store failed, serving without delay", 0),
 		keyErrs:    errlog.New(cfg.logger, "slowdown: key function failed, serving without delay", 0),
-		now:        time.Now,
 	}
 	d.policyHeader = `"` + cfg.name + `";q=` + strconv.Itoa(after) + ";w=" + strconv.FormatInt(ceilSeconds(window), 10)
 	return d, nil
@@ -237,7 +235,7 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		next.ServeHTTP(w, r)
 		return
 	}
-	k, delay, win, err := d.take(ctx, key, d.now())
+	k, delay, win, err := d.take(ctx, key, time.Now())
 	if err != nil {
 		if ctx.Err() == nil { // else the client left: not the store's fault
 			d.storeErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
