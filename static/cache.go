@@ -136,12 +136,6 @@ func (c *cache) claim(name string, stale *entry) (e *entry, owner bool) {
 	if stale != nil {
 		c.removeLocked(stale)
 	}
-	for len(c.entries) >= c.maxEntries {
-		for _, victim := range c.entries { // map order is random enough
-			c.removeLocked(victim)
-			break
-		}
-	}
 	e = &entry{name: name, ready: make(chan struct{})}
 	c.entries[name] = e
 	return e, true
@@ -156,17 +150,31 @@ func (c *cache) drop(e *entry) {
 
 // finish publishes a built entry: waiters see it when ready is closed.
 // A failed build is not kept (the name may appear later), and the memory
-// of an entry evicted while it was being built is given back.
+// of an entry evicted while it was being built is given back. Only an
+// entry that is kept makes room, by evicting others: requests for missing
+// names (a scan, SPA routes) must not flush the cache.
 func (c *cache) finish(e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	close(e.ready)
-	if e.err != nil || c.entries[e.name] != e {
-		if c.entries[e.name] == e {
+	kept := c.entries[e.name] == e
+	if e.err != nil || !kept {
+		if kept {
 			delete(c.entries, e.name)
 		}
 		c.mem.Add(-e.mem)
 		e.mem = 0
+		return
+	}
+	excess := len(c.entries) - c.maxEntries
+	for _, victim := range c.entries { // map order is random enough
+		if excess <= 0 {
+			break
+		}
+		if victim != e {
+			c.removeLocked(victim)
+			excess--
+		}
 	}
 }
 
@@ -175,8 +183,8 @@ func (c *cache) removeLocked(e *entry) {
 		return
 	}
 	delete(c.entries, e.name)
-	// The data of a removed entry still being built is released when the
-	// build notices (see release).
+	// The data of a removed entry still being built is released by
+	// finish.
 	select {
 	case <-e.ready:
 		c.mem.Add(-e.mem)

@@ -175,6 +175,30 @@ func TestCacheBounds(t *testing.T) {
 	assert.LessOrEqual(t, s.cache.mem.Load(), int64(2500), "memory is bounded")
 }
 
+func TestMissesDoNotEvict(t *testing.T) {
+	m := fstest.MapFS{}
+	for i := range 4 {
+		m[fmt.Sprintf("f%d.txt", i)] = &fstest.MapFile{Data: []byte("kept")}
+	}
+	s, _ := newTestServer(t, m, WithSPAFallback("f0.txt"))
+	s.cache.maxEntries = 4 // full once the four files are cached
+
+	for i := range 4 {
+		require.Equal(t, http.StatusOK, get(s, fmt.Sprintf("/f%d.txt", i)).Code)
+	}
+	for i := range 20 {
+		require.Equal(t, http.StatusNotFound, get(s, fmt.Sprintf("/missing%d.js", i)).Code)
+		require.Equal(t, http.StatusOK, get(s, fmt.Sprintf("/route%d", i)).Code, "SPA fallback")
+	}
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	for i := range 4 {
+		name := fmt.Sprintf("f%d.txt", i)
+		assert.Contains(t, s.cache.entries, name, "%s evicted by requests for missing names", name)
+	}
+	assert.Len(t, s.cache.entries, 4, "failed lookups are not kept")
+}
+
 func TestConcurrentFirstRequestsBuildOnce(t *testing.T) {
 	m := fstest.MapFS{"a.css": {Data: bytes.Repeat([]byte("a{} "), 1000)}}
 	opensFor := func(requests int) int64 {
