@@ -82,22 +82,8 @@ func writeLoadPlot(w io.Writer, rep reportData) error {
 	res := rep.LoadResult
 	pick := func(f func(run) float64) (med, lo, hi []float64) {
 		for _, c := range configs {
-			med = append(med, f(res.Medians[c]))
-			l, h := 0.0, 0.0
-			first := true
-			for _, r := range res.Runs {
-				if r.Config != c {
-					continue
-				}
-				if v := f(r); first || v < l {
-					l = v
-				}
-				if v := f(r); first || v > h {
-					h = v
-				}
-				first = false
-			}
-			lo, hi = append(lo, l), append(hi, h)
+			l, h := runRange(res.Runs, c, f)
+			med, lo, hi = append(med, f(res.Medians[c])), append(lo, l), append(hi, h)
 		}
 		return med, lo, hi
 	}
@@ -199,7 +185,7 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, c := range configs {
 		m := res.Medians[c]
-		lo, hi := rpsRange(res.Runs, c)
+		lo, hi := runRange(res.Runs, c, func(r run) float64 { return r.RPS })
 		p("| %s | %s | %s–%s | %s | %s | %.1f | %.1f | %.2f |\n", c, groupThousands(fmt.Sprintf("%.0f", m.RPS)),
 			groupThousands(fmt.Sprintf("%.0f", lo)), groupThousands(fmt.Sprintf("%.0f", hi)),
 			formatLatency(m.P50), formatLatency(m.P99), m.ServerUSPR, m.ClientUSPR, m.OtherCores)
@@ -329,17 +315,19 @@ func perRequest(d time.Duration, n int64) float64 {
 	return float64(d.Nanoseconds()) / 1e3 / float64(n)
 }
 
-func rpsRange(runs []run, config string) (lo, hi float64) {
+// runRange is the lowest and highest f over the runs of config.
+func runRange(runs []run, config string, f func(run) float64) (lo, hi float64) {
 	first := true
 	for _, r := range runs {
 		if r.Config != config {
 			continue
 		}
-		if first || r.RPS < lo {
-			lo = r.RPS
+		v := f(r)
+		if first || v < lo {
+			lo = v
 		}
-		if first || r.RPS > hi {
-			hi = r.RPS
+		if first || v > hi {
+			hi = v
 		}
 		first = false
 	}

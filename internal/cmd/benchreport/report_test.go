@@ -128,3 +128,15 @@ func TestRenderLayers(t *testing.T) {
 	assert.Contains(t, md, "| ServeMux + hello handler | 150 | – | 32 | 2 | – |")
 	assert.Contains(t, md, "| + ratelimit | 400 | +250 | 144 | 3 | +1 |")
 }
+
+func TestRunRange(t *testing.T) {
+	runs := []run{
+		{Config: "a", RPS: 20, P99: 3}, {Config: "b", RPS: 99, P99: 9}, {Config: "a", RPS: 10, P99: 5}, {Config: "a", RPS: 30, P99: 4},
+	}
+	lo, hi := runRange(runs, "a", func(r run) float64 { return r.RPS })
+	assert.Equal(t, [2]float64{10, 30}, [2]float64{lo, hi}, "req/s range of a")
+	lo, hi = runRange(runs, "a", func(r run) float64 { return float64(r.P99) })
+	assert.Equal(t, [2]float64{3, 5}, [2]float64{lo, hi}, "p99 range of a")
+	lo, hi = runRange(runs, "c", func(r run) float64 { return r.RPS })
+	assert.Equal(t, [2]float64{0, 0}, [2]float64{lo, hi}, "no runs")
+}
