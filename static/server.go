@@ -148,15 +148,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// The file changes faster than it can be read: a log being written
-	// in place, most likely. Say so rather than loop.
+	unavailable(w)
+}
+
+// unavailable answers for a file that changes faster than it can be read
+// (a log being written in place, most likely), rather than loop.
+func unavailable(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	problem.Write(w, http.StatusServiceUnavailable, "")
 }
 
 // serve resolves name (directory index, redirects, SPA fallback) and
 // serves what it finds. It returns errStale, having written nothing, when
-// the file changed since it was cached.
+// the file it was about to send changed since it was cached.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, upath, name string) error {
 	dirRequest := strings.HasSuffix(upath, "/")
 	if dirRequest && s.index != "" {
@@ -164,8 +168,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, upath, name strin
 		if err == nil && !e.dir {
 			return s.serveEntry(w, r, e)
 		}
-		if done, err := s.failed(w, r, err); done {
-			return err
+		if s.failed(w, r, err) {
+			return nil
 		}
 	}
 	e, err := s.lookup(name)
@@ -179,34 +183,36 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, upath, name strin
 	case err == nil && !e.dir:
 		return s.serveEntry(w, r, e)
 	}
-	if done, err := s.failed(w, r, err); done {
-		return err
+	if s.failed(w, r, err) {
+		return nil
 	}
 	if s.spa != "" && (name == "." || path.Ext(path.Base(name)) == "") {
 		e, err := s.lookup(s.spa)
 		if err == nil && !e.dir {
 			return s.serveEntry(w, r, e)
 		}
-		if done, err := s.failed(w, r, err); done {
-			return err
+		if s.failed(w, r, err) {
+			return nil
 		}
 	}
 	s.notFound.ServeHTTP(w, r)
 	return nil
 }
 
-// failed handles a lookup error that is not "not found": a server error
-// is answered with 500, a file that keeps changing is passed up as
-// errStale. It reports whether the request is done.
-func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) (bool, error) {
+// failed answers a lookup error that is not "not found": 500 for a server
+// error, 503 for a file that kept changing (lookup and read have retried
+// already; retrying the request would read it again for nothing). It
+// reports whether the request is done.
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) bool {
 	switch {
 	case err == errStale || err == errChanged:
-		return true, errStale
+		unavailable(w)
+		return true
 	case err != nil && isServerError(err):
 		s.serverError(w, r, err)
-		return true, nil
+		return true
 	}
-	return false, nil
+	return false
 }
 
 // lookup returns the cached entry for name, building it when missing or

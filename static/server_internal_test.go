@@ -266,11 +266,11 @@ func TestFileSystemErrors(t *testing.T) {
 	}
 }
 
-// changingFS reports a new modification time on every Stat, as a file
-// being rewritten all the time would.
+// changingFS reports a new modification time on every Stat of an opened
+// file, as a file being rewritten all the time would. It counts opens.
 type changingFS struct {
 	fstest.MapFS
-	n *atomic.Int64
+	n, opens *atomic.Int64
 }
 
 func (c changingFS) Open(name string) (fs.File, error) {
@@ -278,6 +278,7 @@ func (c changingFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.opens.Add(1)
 	return changingFile{f, c.n}, nil
 }
 
@@ -302,10 +303,12 @@ type changingInfo struct {
 func (i changingInfo) ModTime() time.Time { return i.t }
 
 func TestFileThatNeverSettles(t *testing.T) {
-	s, _ := newTestServer(t, changingFS{fstest.MapFS{"log.txt": {Data: []byte("growing")}}, new(atomic.Int64)})
+	fsys := changingFS{fstest.MapFS{"log.txt": {Data: []byte("growing")}}, new(atomic.Int64), new(atomic.Int64)}
+	s, _ := newTestServer(t, fsys)
 	rec := get(s, "/log.txt")
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	assert.Equal(t, int64(3), fsys.opens.Load(), "the read's three attempts, not more retries on top")
 }
 
 // noSeekFS hides Seek from its files.
