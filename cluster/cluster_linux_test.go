@@ -329,22 +329,42 @@ func TestUnixSocket(t *testing.T) {
 	assert.NoFileExists(t, sock, "socket path after the supervisor stopped")
 }
 
-// TestSecondSignalKills: a second SIGTERM during the drain kills the
-// workers instead of waiting for their requests.
+// TestSecondSignalKills: a second stop signal during the drain kills the
+// workers instead of waiting for their requests; a burst of them (signals
+// queued before the supervisor handled the second) does the same.
 func TestSecondSignalKills(t *testing.T) {
-	c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_SHUTDOWN=30s")
-	resp, err := fresh().Get(c.url + "/slow?d=30s")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	from := c.mark()
-	c.signal(syscall.SIGTERM)
-	c.waitEvent(from, 5*time.Second, func(e event) bool { return e.Msg == "cluster: stopping; draining workers" })
-	c.signal(syscall.SIGTERM)
-	assert.Equal(t, 0, c.waitExit(10*time.Second), "supervisor exit code")
-	_, err = io.ReadAll(resp.Body)
-	assert.Error(t, err, "the slow request is cut off")
-	stopped := c.waitEvent(from, time.Second, func(e event) bool { return e.Msg == "cluster: worker stopped" })
-	assert.Equal(t, "signal: killed", stopped.Status, "worker exit status")
+	tests := []struct {
+		name  string
+		burst bool // send every signal at once, without waiting for the drain
+	}{
+		{"after the drain began", false},
+		{"burst of four", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_SHUTDOWN=30s")
+			resp, err := fresh().Get(c.url + "/slow?d=30s")
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			from := c.mark()
+			if tt.burst {
+				// Two kinds of signal, so that the kernel cannot merge
+				// them into one pending signal.
+				for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGTERM, syscall.SIGINT} {
+					c.signal(sig)
+				}
+			} else {
+				c.signal(syscall.SIGTERM)
+				c.waitEvent(from, 5*time.Second, func(e event) bool { return e.Msg == "cluster: stopping; draining workers" })
+				c.signal(syscall.SIGTERM)
+			}
+			assert.Equal(t, 0, c.waitExit(10*time.Second), "supervisor exit code")
+			_, err = io.ReadAll(resp.Body)
+			assert.Error(t, err, "the slow request is cut off")
+			stopped := c.waitEvent(from, time.Second, func(e event) bool { return e.Msg == "cluster: worker stopped" })
+			assert.Equal(t, "signal: killed", stopped.Status, "worker exit status")
+		})
+	}
 }
 
 // TestWorkerSurvivesSIGHUP: a SIGHUP sent to every process of the program

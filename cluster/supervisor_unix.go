@@ -144,7 +144,7 @@ func supervise(ctx context.Context, c *config) error {
 			default:
 				s.log.Warn("cluster: second stop signal; killing workers", "signal", sig.String())
 				close(s.force)
-				signal.Stop(sigc)
+				sigc = nil // ignore the rest of a burst; the workers are being killed
 			}
 		case <-finished:
 			done = true
