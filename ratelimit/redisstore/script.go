@@ -18,6 +18,11 @@ import "github.com/redis/go-redis/v9"
 // a script that calls TIME may only write with effects replication, hence
 // redis.replicate_commands (a no-op from Redis 5 on).
 //
+// A key whose window is ahead of the clock (the clock went back: a
+// failover to a replica whose clock is behind, an NTP step) is counted in
+// its own window, at its start, as ratelimit.MemoryStore does: counts are
+// never reset by a clock that goes back.
+//
 // The key expires on its own at the end of window w+1, after which c no
 // longer counts; it is set when a take starts a new window (PEXPIREAT, on
 // the same clock), so a take within the window only runs HINCRBY. That and
@@ -42,6 +47,9 @@ local idx = math.floor(now / w)
 local elapsed = now - idx * w
 local v = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
 local sw = tonumber(v[1])
+if sw and sw > idx then
+  idx, elapsed = sw, 0
+end
 local prev, curr = 0, 0
 if sw == idx then
   curr = tonumber(v[2]) or 0

@@ -69,17 +69,20 @@ func TestTakeRollsWindows(t *testing.T) {
 	p := ratelimit.Policy{Name: "roll", Limit: 1000, Window: day}
 
 	tests := []struct {
-		name      string
-		offset    int64 // stored window index relative to the current one
-		c, prev   int64 // stored counts
-		wantPrev  int64
-		wantCurr  int64 // before this take
-		wantFresh bool
+		name     string
+		offset   int64 // stored window index relative to the current one
+		c, prev  int64 // stored counts
+		wantPrev int64
+		wantCurr int64 // before this take
+		wantW    int64 // stored window index after the take, relative to the current one
 	}{
 		{name: "same window keeps both", offset: 0, c: 7, prev: 5, wantPrev: 5, wantCurr: 7},
 		{name: "previous window becomes prev", offset: -1, c: 7, prev: 5, wantPrev: 7, wantCurr: 0},
 		{name: "older window is forgotten", offset: -2, c: 7, prev: 5, wantPrev: 0, wantCurr: 0},
 		{name: "far past is forgotten", offset: -1000, c: 7, prev: 5, wantPrev: 0, wantCurr: 0},
+		// The Redis clock went back (a failover to a replica whose clock is
+		// behind, an NTP step): the counts are kept, not reset.
+		{name: "window ahead of the clock keeps both", offset: 1, c: 7, prev: 5, wantPrev: 5, wantCurr: 7, wantW: 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,8 +102,11 @@ func TestTakeRollsWindows(t *testing.T) {
 				got, err := c.HGetAll(ctx, rk).Result()
 				require.NoError(t, err)
 				assert.Equal(t, map[string]string{
-					"w": fmt.Sprint(idx), "c": fmt.Sprint(tt.wantCurr + 1), "p": fmt.Sprint(tt.wantPrev),
+					"w": fmt.Sprint(idx + tt.wantW), "c": fmt.Sprint(tt.wantCurr + 1), "p": fmt.Sprint(tt.wantPrev),
 				}, got, "stored state after the take")
+				if tt.wantW > 0 {
+					assert.Zero(t, w.Elapsed, "Elapsed of a take counted at the start of a window ahead of the clock")
+				}
 				return
 			}
 		})
