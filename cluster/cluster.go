@@ -160,7 +160,7 @@ func run(ctx context.Context, c *config, serve serveFunc, closeOnDone bool) erro
 // drop.
 func httpServe(srv *http.Server, c *config) serveFunc {
 	return func(ctx context.Context, ln net.Listener) error {
-		conns := &connTracker{state: map[net.Conn]http.ConnState{}, next: srv.ConnState}
+		conns := &connTracker{busy: map[net.Conn]struct{}{}, next: srv.ConnState}
 		srv.ConnState = conns.hook
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(ln) }()
@@ -187,30 +187,21 @@ func httpServe(srv *http.Server, c *config) serveFunc {
 	}
 }
 
-// connTracker counts an http.Server's connections that are new (no request
+// connTracker tracks an http.Server's connections that are new (no request
 // read yet) or active, through the ConnState hook; next is the hook the
 // program had set, still called.
 type connTracker struct {
-	mu    sync.Mutex
-	state map[net.Conn]http.ConnState
-	busy  int
-	next  func(net.Conn, http.ConnState)
+	mu   sync.Mutex
+	busy map[net.Conn]struct{}
+	next func(net.Conn, http.ConnState)
 }
 
 func (t *connTracker) hook(c net.Conn, st http.ConnState) {
-	busy := func(s http.ConnState) bool { return s == http.StateNew || s == http.StateActive }
 	t.mu.Lock()
-	old, known := t.state[c]
-	if st == http.StateClosed || st == http.StateHijacked {
-		delete(t.state, c)
+	if st == http.StateNew || st == http.StateActive {
+		t.busy[c] = struct{}{}
 	} else {
-		t.state[c] = st
-	}
-	switch was, is := known && busy(old), busy(st); {
-	case was && !is:
-		t.busy--
-	case !was && is:
-		t.busy++
+		delete(t.busy, c)
 	}
 	t.mu.Unlock()
 	if t.next != nil {
@@ -225,7 +216,7 @@ func (t *connTracker) waitQuiet(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		t.mu.Lock()
-		busy := t.busy
+		busy := len(t.busy)
 		t.mu.Unlock()
 		if busy == 0 {
 			return
