@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -334,7 +335,7 @@ func TestCompose(t *testing.T) {
 	dec := yaml.NewDecoder(bytes.NewReader([]byte(readFile(t, "compose.yaml"))))
 	dec.KnownFields(true)
 	require.NoError(t, dec.Decode(&cf), "compose.yaml")
-	require.ElementsMatch(t, []string{"app", "nginx", "redis"}, keys(cf.Services), "services")
+	require.ElementsMatch(t, []string{"app", "nginx", "redis"}, slices.Collect(maps.Keys(cf.Services)), "services")
 	app, ngx, redis := cf.Services["app"], cf.Services["nginx"], cf.Services["redis"]
 	nginxConf := readFile(t, "nginx.conf")
 	image := parseDockerfile(t, readFile(t, "Dockerfile"))[1]
@@ -353,7 +354,7 @@ func TestCompose(t *testing.T) {
 			assert.NotEmpty(t, s.MemLimit, "mem_limit")
 			assert.Equal(t, s.MemLimit, s.MemSwap, "memswap_limit = mem_limit: no swap")
 			assert.Positive(t, s.PidsLimit, "pids_limit")
-			if assert.NotNil(t, s.Health, "healthcheck") {
+			if assert.NotNil(t, s.Health, "healthcheck") && assert.NotEmpty(t, s.Health.Test, "healthcheck test") {
 				assert.Equal(t, "CMD", s.Health.Test[0], "healthcheck in exec form")
 				assert.NotEmpty(t, s.Health.Timeout, "healthcheck timeout")
 			}
@@ -368,8 +369,8 @@ func TestCompose(t *testing.T) {
 		require.NotNil(t, app.Build, "build")
 		assert.FileExists(t, filepath.Join(app.Build.Context, app.Build.Dockerfile), "build.context + build.dockerfile")
 		assert.FileExists(t, filepath.Join(app.Build.Context, "go.mod"), "the build context is the module root")
-		assert.Equal(t, []string{"CMD"}, app.Health.Test[:1])
-		assert.Equal(t, healthcheckArgv(t, image.last("HEALTHCHECK")), app.Health.Test[1:], "the same health check as the image")
+		require.NotNil(t, app.Health, "healthcheck")
+		assert.Equal(t, append([]string{"CMD"}, healthcheckArgv(t, image.last("HEALTHCHECK"))...), app.Health.Test, "the same health check as the image")
 		assert.Equal(t, "65532:65532", app.User, "user: the image's nonroot")
 		assert.Equal(t, image.env()["LOG_DIR"], app.Env["LOG_DIR"], "LOG_DIR")
 		src, ok := app.mounts()[app.Env["LOG_DIR"]]
@@ -384,7 +385,11 @@ func TestCompose(t *testing.T) {
 		upstream := nginxDirective(nginxConf, "server")
 		assert.Contains(t, upstream, app.Env["ADDR"], "nginx.conf's upstream is the application's ADDR")
 		assert.Equal(t, "127.0.0.1/32", app.Env["TRUSTED_PROXIES"], "TRUSTED_PROXIES: nginx's address in the shared namespace")
-		assert.Equal(t, app.Env["ADDR"], strings.TrimPrefix(strings.TrimSuffix(app.Health.Test[3], "/healthz"), "http://"), "health check address")
+		require.NotNil(t, app.Health, "healthcheck")
+		require.NotEmpty(t, app.Health.Test, "healthcheck test")
+		u, err := url.Parse(app.Health.Test[len(app.Health.Test)-1])
+		require.NoError(t, err, "health check URL")
+		assert.Equal(t, app.Env["ADDR"], u.Host, "health check address")
 		assert.Equal(t, depend{Condition: "service_started", Restart: true}, app.DependsOn["nginx"], "depends_on nginx: restarted with it")
 	})
 
@@ -426,12 +431,4 @@ func TestCompose(t *testing.T) {
 		assert.Equal(t, []string{"nginx", "-g", "daemon off;"}, ngx.Entrypoint, "entrypoint: nginx in the foreground")
 		assert.Subset(t, []string{"CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"}, ngx.CapAdd, "cap_add: only what the master needs")
 	})
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
