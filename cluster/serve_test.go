@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/shipshape-go/shipshape/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -145,22 +146,10 @@ func TestServeReturnsServeErrors(t *testing.T) {
 		srv := &http.Server{}
 		done := make(chan error, 1)
 		go func() { done <- httpServe(srv, c)(context.Background(), ln) }()
-		require.NoError(t, waitDial(ln.Addr().String()))
+		require.NoError(t, testenv.WaitTCP(ln.Addr().String(), 5*time.Second))
 		require.NoError(t, srv.Shutdown(context.Background()))
 		assert.NoError(t, <-done)
 	})
-}
-
-func waitDial(addr string) error {
-	var err error
-	for range 100 {
-		var c net.Conn
-		if c, err = net.Dial("tcp", addr); err == nil {
-			return c.Close()
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return err
 }
 
 func TestConnTracker(t *testing.T) {
