@@ -37,10 +37,6 @@ type config struct {
 	loggerSet       bool
 	wrapListener    func(net.Listener) net.Listener
 	wrapSet         bool
-
-	// memoryEvery is how often the supervisor samples worker RSS; tests
-	// shorten it.
-	memoryEvery time.Duration
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -52,7 +48,6 @@ func newConfig(opts []Option) (*config, error) {
 		crashWithin:     defaultCrashWithin,
 		shutdownTimeout: defaultShutdownTimeout,
 		readyTimeout:    defaultReadyTimeout,
-		memoryEvery:     time.Second,
 	}
 	for _, o := range opts {
 		if o == nil {

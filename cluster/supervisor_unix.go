@@ -485,10 +485,13 @@ func (s *supervisor) rollingRestarts(hup <-chan struct{}) {
 	}
 }
 
+// memorySampleEvery is how often watchMemory samples the workers' RSS.
+const memorySampleEvery = time.Second
+
 // watchMemory samples each serving worker's resident set size and asks
 // for the replacement of those over the limit.
 func (s *supervisor) watchMemory() {
-	tick := time.NewTicker(s.c.memoryEvery)
+	tick := time.NewTicker(memorySampleEvery)
 	defer tick.Stop()
 	asked := map[int]time.Time{} // pid → when its replacement was requested
 	for {
