@@ -37,21 +37,11 @@ type rep struct {
 	// Header values prepared once, assigned to response headers without
 	// allocating (each has len == cap, so an Add elsewhere copies).
 	etagH, lastModifiedH, lengthH []string
-
-	checked atomic.Int64 // unix nanoseconds of the last check against the file system
 }
 
 // sameAs reports whether fi still describes the file r was read from.
 func (r *rep) sameAs(fi fs.FileInfo) bool {
 	return fi.Mode().IsRegular() && fi.Size() == r.size && fi.ModTime().Equal(r.modTime)
-}
-
-// due reports whether r must be checked against the file system again
-// (the last check is older than every), and if so claims the check:
-// concurrent requests keep using r meanwhile.
-func (r *rep) due(now int64, every time.Duration) bool {
-	last := r.checked.Load()
-	return now-last >= int64(every) && r.checked.CompareAndSwap(last, now)
 }
 
 func newRep(name string, fi fs.FileInfo, sum []byte, suffix string, data []byte) *rep {
@@ -91,7 +81,7 @@ type entry struct {
 	offer        offer              // what negotiation can pick
 	vary         bool               // the response depends on Accept-Encoding
 	mem          int64              // bytes of data kept in memory
-	checked      atomic.Int64       // unix nanoseconds of the last variant check
+	checked      atomic.Int64       // unix nanoseconds of the last check against the file system
 }
 
 // cache maps names to entries. It is safe for concurrent use; one build

@@ -37,9 +37,10 @@ const minCompressSize = gzhttp.DefaultMinSize
 // use and cached. For an [embed.FS] given as is, the cache is never
 // revalidated; for any other file system (such as [Dir], or an fs.Sub of
 // an embed.FS, where a check is an in-memory lookup) the size and
-// modification time of the file that is sent are checked again when the
-// last check is older than a second ([WithRevalidate]), and on every
-// request for files sent from disk, so edits are picked up.
+// modification time of a file and of its precompressed variants are
+// checked again when the last check is older than a second
+// ([WithRevalidate]), and on every request for files sent from disk, so
+// edits are picked up.
 type Server struct {
 	fsys      fs.FS
 	immutable bool // embed.FS: contents never change
@@ -55,7 +56,8 @@ type Server struct {
 	// after its size and modification time were last checked: within it
 	// a request costs no file system call (like nginx's
 	// open_file_cache_valid). It is also how often a file is checked for
-	// precompressed variants that appeared, vanished or changed.
+	// precompressed variants that appeared, vanished or changed, and a
+	// directory for still being one.
 	revalidate time.Duration
 }
 
@@ -216,8 +218,8 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) bool 
 }
 
 // lookup returns the cached entry for name, building it when missing or
-// when a directory or the variants of a file changed. The files that are
-// sent are checked again by open.
+// when it no longer matches the file system. Files sent from disk are
+// checked again by open.
 func (s *Server) lookup(name string) (*entry, error) {
 	e := s.cache.get(name)
 	for range 3 {
@@ -242,18 +244,23 @@ func (s *Server) lookup(name string) (*entry, error) {
 	return nil, errStale
 }
 
-// changed reports whether a directory entry is no longer a directory, or
-// whether precompressed variants appeared, vanished or changed since they
-// were last checked (at most every s.revalidate).
+// changed reports, at most every s.revalidate, whether e no longer
+// matches the file system: a directory that is not one any more, a file
+// whose size or modification time changed, or precompressed variants that
+// appeared, vanished or changed. The request that claims a check makes
+// it; concurrent ones keep using e meanwhile.
 func (s *Server) changed(e *entry) bool {
-	if e.dir {
-		fi, err := fs.Stat(s.fsys, e.name)
-		return err != nil || !fi.IsDir()
-	}
 	now := s.now().UnixNano()
 	last := e.checked.Load()
 	if now-last < int64(s.revalidate) || !e.checked.CompareAndSwap(last, now) {
 		return false
+	}
+	if e.dir {
+		fi, err := fs.Stat(s.fsys, e.name)
+		return err != nil || !fi.IsDir()
+	}
+	if fi, err := fs.Stat(s.fsys, e.name); err != nil || !e.file.sameAs(fi) {
+		return true // rebuilt: a server error is reported then
 	}
 	for c := brotli; c < numCodings; c++ {
 		fi, err := fs.Stat(s.fsys, e.name+variantSuffix[c])
@@ -277,6 +284,7 @@ func (s *Server) changed(e *entry) bool {
 // build fills e from the file system and publishes it.
 func (s *Server) build(e *entry) {
 	defer s.cache.finish(e)
+	e.checked.Store(s.now().UnixNano())
 	fi, err := fs.Stat(s.fsys, e.name)
 	if err != nil {
 		e.err = err
@@ -319,7 +327,6 @@ func (s *Server) build(e *entry) {
 		e.weakETags[gzipCoding] = `W/"` + tag + `-gzip"`
 		e.weakETags[zstandard] = `W/"` + tag + `-zstd"`
 	}
-	e.checked.Store(s.now().UnixNano())
 }
 
 // read reads and hashes a regular file, keeping its content in memory when
@@ -402,9 +409,7 @@ func (s *Server) readOnce(name, etagSuffix string) (_ *rep, head []byte, err err
 	if fi2.Size() != size || !fi2.ModTime().Equal(fi.ModTime()) {
 		return nil, nil, errChanged
 	}
-	r := newRep(name, fi, h.Sum(nil), etagSuffix, data)
-	r.checked.Store(s.now().UnixNano())
-	return r, head, nil
+	return newRep(name, fi, h.Sum(nil), etagSuffix, data), head, nil
 }
 
 // headWriter keeps the first 512 bytes written to it.
@@ -445,23 +450,10 @@ func (c *content) close() {
 	}
 }
 
-// open returns the content of r. On a mutable file system it checks, at
-// most every s.revalidate, that the file is still the one that was hashed
-// (errStale otherwise); a file on disk is checked on every open, with
-// fstat on the opened file.
+// open returns the content of r. Content in memory was checked by lookup;
+// a file on disk is checked on every open, with fstat on the opened file,
+// to be the one that was hashed (errStale otherwise).
 func (s *Server) open(r *rep) (content, error) {
-	if !s.immutable && r.due(s.now().UnixNano(), s.revalidate) {
-		fi, err := fs.Stat(s.fsys, r.name)
-		if err != nil {
-			if isServerError(err) {
-				return content{}, err
-			}
-			return content{}, errStale
-		}
-		if !r.sameAs(fi) {
-			return content{}, errStale
-		}
-	}
 	if r.data != nil {
 		return content{data: r.data}, nil
 	}

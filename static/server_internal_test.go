@@ -132,6 +132,67 @@ func TestDirEditsArePickedUp(t *testing.T) {
 	assert.Equal(t, "a.txt/", rec.Header().Get("Location"))
 }
 
+// callCountingFS counts the calls into a file system with links (as
+// Dir's is).
+type callCountingFS struct {
+	fsys  fs.FS
+	calls atomic.Int64
+}
+
+func (c *callCountingFS) Open(name string) (fs.File, error) {
+	c.calls.Add(1)
+	return c.fsys.Open(name)
+}
+
+func (c *callCountingFS) Stat(name string) (fs.FileInfo, error) {
+	c.calls.Add(1)
+	return fs.Stat(c.fsys, name)
+}
+
+func (c *callCountingFS) Lstat(name string) (fs.FileInfo, error) {
+	c.calls.Add(1)
+	return fs.Lstat(c.fsys, name)
+}
+
+func (c *callCountingFS) ReadLink(name string) (string, error) {
+	c.calls.Add(1)
+	return fs.ReadLink(c.fsys, name)
+}
+
+func TestCachedRequestsCostNoFileSystemCall(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	write(t, dir, "a.txt", "small", t0)
+	write(t, dir, "a.txt.gz", gz(t, "small"), t0)
+	write(t, dir, "docs/index.html", "<p>docs</p>", t0)
+	d, err := Dir(dir)
+	require.NoError(t, err)
+	fsys := &callCountingFS{fsys: d}
+	s, clock := newTestServer(t, fsys)
+	requests := []struct {
+		target, ae string
+		status     int
+	}{
+		{"/a.txt", "", http.StatusOK},
+		{"/a.txt", "gzip", http.StatusOK},
+		{"/docs", "", http.StatusMovedPermanently},
+		{"/docs/", "", http.StatusOK},
+	}
+	send := func() {
+		t.Helper()
+		for _, r := range requests {
+			require.Equal(t, r.status, get(s, r.target, "Accept-Encoding", r.ae).Code, "GET %s (Accept-Encoding %q)", r.target, r.ae)
+		}
+	}
+	send() // cache them
+	before := fsys.calls.Load()
+	send()
+	assert.Equal(t, before, fsys.calls.Load(), "file system calls within the revalidation window")
+	clock.advance(defaultRevalidate)
+	send()
+	assert.Greater(t, fsys.calls.Load(), before, "after the window, everything is checked again")
+}
+
 func TestDirLargeFileEditsAreSeenAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
