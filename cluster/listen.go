@@ -25,10 +25,10 @@ import (
 // move them to another listener of the group. The supervisor of [Serve]
 // and [Run] avoids this by sharing one socket instead.
 //
-// In a worker started by [Run] or [Serve], Listen for the supervisor's port
-// (or socket path) returns a new listener on the socket the supervisor
-// handed down instead of opening another one; other addresses are opened as
-// above.
+// In a worker started by [Run] or [Serve] on TCP, Listen for the
+// supervisor's port (whatever the host part) returns a new listener on the
+// socket the supervisor handed down instead of opening another one; other
+// addresses are opened as above.
 //
 // macOS, Windows and other systems cannot balance connections between
 // listeners this way; there Listen returns an error wrapping

@@ -27,9 +27,8 @@ func TestInheritanceMatches(t *testing.T) {
 		{"other port", [2]string{"tcp", "[::]:8080"}, "tcp", ":9090", false},
 		{"port zero", [2]string{"tcp", "[::]:8080"}, "tcp", ":0", false},
 		{"no port", [2]string{"tcp", "[::]:8080"}, "tcp", "localhost", false},
-		{"same unix path", [2]string{"unix", "/run/app.sock"}, "unix", "/run/app.sock", true},
-		{"other unix path", [2]string{"unix", "/run/app.sock"}, "unix", "/run/other.sock", false},
 		{"tcp for a unix socket", [2]string{"unix", "/run/app.sock"}, "tcp", ":8080", false},
+		{"unix path that reads as host:port", [2]string{"unix", "/run/app:8080"}, "tcp", ":8080", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

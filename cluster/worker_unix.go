@@ -82,11 +82,12 @@ func inheritedListener(network, addr string) (net.Listener, bool, error) {
 	return ln, true, nil
 }
 
-// matches reports whether network/addr asks for the inherited socket: the
-// same port for TCP (whatever the host part), the same path for unix.
+// matches reports whether Listen's TCP network/addr asks for the inherited
+// socket: the same port, whatever the host part. A unix socket never
+// matches (Listen is TCP only).
 func (inh *inheritance) matches(network, addr string) bool {
-	if inh.network == "unix" || network == "unix" {
-		return network == inh.network && addr == inh.addr
+	if inh.network == "unix" {
+		return false
 	}
 	_, want, err1 := net.SplitHostPort(addr)
 	_, have, err2 := net.SplitHostPort(inh.addr)
