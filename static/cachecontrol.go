@@ -3,6 +3,7 @@ package static
 import (
 	"errors"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -54,7 +55,7 @@ func newCacheRule(pattern, value string) (cacheRule, error) {
 		return cacheRule{}, errors.New("static: cache-control pattern is empty")
 	}
 	if _, err := path.Match(p, ""); err != nil {
-		return cacheRule{}, errors.New("static: cache-control pattern " + quote(pattern) + " is malformed")
+		return cacheRule{}, errors.New("static: cache-control pattern " + strconv.Quote(pattern) + " is malformed")
 	}
 	r.pattern = p
 	r.depth = strings.Count(p, "/") + 1
@@ -147,5 +148,3 @@ func validHeaderValue(v string) bool {
 	}
 	return true
 }
-
-func quote(s string) string { return `"` + s + `"` }

@@ -3,6 +3,7 @@ package static
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,8 +61,8 @@ func WithCacheControl(pattern, value string) Option {
 // is redirected to the directory ("./"), as net/http does.
 func WithIndex(name string) Option {
 	return func(c *config) {
-		if name != "" && (strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || !validName(name)) {
-			c.fail(errors.New("static: index must be a plain file name, not hidden: " + quote(name)))
+		if name != "" && (strings.Contains(name, "/") || !validName(name)) {
+			c.fail(errors.New("static: index must be a plain file name, not hidden: " + strconv.Quote(name)))
 			return
 		}
 		c.index = name
@@ -78,7 +79,7 @@ func WithSPAFallback(name string) Option {
 	return func(c *config) {
 		n, ok := cleanPath(name)
 		if !ok || n == "." {
-			c.fail(errors.New("static: spa fallback must be a file path without hidden segments: " + quote(name)))
+			c.fail(errors.New("static: spa fallback must be a file path without hidden segments: " + strconv.Quote(name)))
 			return
 		}
 		c.spa = n

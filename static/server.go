@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,7 +100,7 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	}
 	if s.spa != "" {
 		if fi, err := fs.Stat(fsys, s.spa); err != nil || !fi.Mode().IsRegular() {
-			return nil, errors.New("static: spa fallback " + quote(s.spa) + " is not a file in the file system")
+			return nil, errors.New("static: spa fallback " + strconv.Quote(s.spa) + " is not a file in the file system")
 		}
 	}
 	if cfg.compress {
@@ -472,7 +473,7 @@ func (s *Server) open(r *rep) (content, error) {
 	rs, ok := f.(io.ReadSeeker)
 	if !ok {
 		f.Close()
-		return content{}, errors.New("static: file " + quote(r.name) + " does not implement io.Seeker")
+		return content{}, errors.New("static: file " + strconv.Quote(r.name) + " does not implement io.Seeker")
 	}
 	return content{file: f, rs: rs}, nil
 }

@@ -478,6 +478,8 @@ func TestNew(t *testing.T) {
 		{"bad value", fsys, []static.Option{static.WithCacheControl("*.js", "a\nb")}, false},
 		{"index with a slash", fsys, []static.Option{static.WithIndex("a/index.html")}, false},
 		{"hidden index", fsys, []static.Option{static.WithIndex(".index.html")}, false},
+		{"index with a backslash", fsys, []static.Option{static.WithIndex(`a\index.html`)}, false},
+		{"index with a control character", fsys, []static.Option{static.WithIndex("index\n.html")}, false},
 		{"missing spa file", fsys, []static.Option{static.WithSPAFallback("app.html")}, false},
 		{"spa is a directory", fsys, []static.Option{static.WithSPAFallback("docs")}, false},
 		{"hidden spa file", fsys, []static.Option{static.WithSPAFallback(".env")}, false},
@@ -497,6 +499,7 @@ func TestNew(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, s)
 			assert.True(t, strings.HasPrefix(err.Error(), "static: "), "error %q has the package prefix", err)
+			assert.NotContains(t, err.Error(), "\n", "names in errors are quoted with escapes")
 		})
 	}
 }
