@@ -83,10 +83,11 @@ type serveFunc func(ctx context.Context, ln net.Listener) error
 // Because the supervisor re-executes the program (same arguments, same
 // environment, same stdout and stderr), everything main does before Run
 // happens in every process: open what only workers need (database pools,
-// for example) inside serve, or only when [WorkerID] reports a worker. Options that shape the supervisor (workers, address,
-// backoff, crash loop, memory limit, ready timeout) are read from the
-// supervisor's own call; a SIGHUP upgrade changes the workers' code but
-// not the supervisor's settings.
+// for example) inside serve, or only when [WorkerID] reports a worker.
+// Options that shape the supervisor (workers, address, backoff, crash
+// loop, memory limit, ready timeout) are read from the supervisor's own
+// call; a SIGHUP upgrade changes the workers' code but not the
+// supervisor's settings.
 //
 // Run needs a Unix system; elsewhere it returns an error wrapping
 // [errors.ErrUnsupported]. Workers die with the supervisor: on Linux and

@@ -33,7 +33,8 @@
 //
 //   - SIGTERM or SIGINT: every worker stops taking connections, finishes
 //     its requests (within the shutdown timeout) and exits; then the
-//     supervisor exits 0. A second signal kills the workers at once.
+//     supervisor exits 0. A second signal kills the workers at once (any
+//     further one is ignored).
 //   - SIGHUP: rolling restart. One worker at a time, a new worker is started
 //     from the binary now on disk at the same path, and the old one is
 //     drained once the new one is ready. If the new one does not become
