@@ -26,17 +26,16 @@ const (
 // rep is one stored representation: a file as it is, or one of its
 // precompressed variants.
 type rep struct {
-	name         string // path in the file system
-	size         int64
-	modTime      time.Time
-	lastModified string // http.TimeFormat, "" for a zero modification time
-	length       string // size in decimal, for Content-Length
-	etag         string // strong, quoted
-	data         []byte // the whole content when kept in memory
+	name    string // path in the file system
+	size    int64
+	modTime time.Time
+	data    []byte // the whole content when kept in memory
 
 	// Header values prepared once, assigned to response headers without
 	// allocating (each has len == cap, so an Add elsewhere copies).
-	etagH, lastModifiedH, lengthH []string
+	etagH         []string // strong, quoted
+	lastModifiedH []string // nil for a zero modification time
+	lengthH       []string
 }
 
 // sameAs reports whether fi still describes the file r was read from.
@@ -49,15 +48,13 @@ func newRep(name string, fi fs.FileInfo, sum []byte, suffix string, data []byte)
 		name:    name,
 		size:    fi.Size(),
 		modTime: fi.ModTime(),
-		length:  strconv.FormatInt(fi.Size(), 10),
-		etag:    `"` + etagText(sum) + suffix + `"`,
 		data:    data,
+		etagH:   []string{`"` + etagText(sum) + suffix + `"`},
+		lengthH: []string{strconv.FormatInt(fi.Size(), 10)},
 	}
 	if mt := r.modTime; !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
-		r.lastModified = mt.UTC().Format(http.TimeFormat)
-		r.lastModifiedH = []string{r.lastModified}
+		r.lastModifiedH = []string{mt.UTC().Format(http.TimeFormat)}
 	}
-	r.etagH, r.lengthH = []string{r.etag}, []string{r.length}
 	return r
 }
 
@@ -71,17 +68,15 @@ type entry struct {
 	name string
 	dir  bool
 
-	file         *rep               // identity
-	variants     [numCodings]*rep   // precompressed; nil when absent
-	ctype        string             // Content-Type of the identity
-	cacheControl string             // from the rules and defaults
-	ctypeH       []string           // ctype, as a header value
-	cacheH       []string           // cacheControl, as a header value
-	weakETags    [numCodings]string // on-the-fly gzip and zstd
-	offer        offer              // what negotiation can pick
-	vary         bool               // the response depends on Accept-Encoding
-	mem          int64              // bytes of data kept in memory
-	checked      atomic.Int64       // unix nanoseconds of the last check against the file system
+	file      *rep               // identity
+	variants  [numCodings]*rep   // precompressed; nil when absent
+	ctypeH    []string           // Content-Type of the identity, as a header value
+	cacheH    []string           // Cache-Control from the rules and defaults, as a header value
+	weakETags [numCodings]string // on-the-fly gzip and zstd
+	offer     offer              // what negotiation can pick
+	vary      bool               // the response depends on Accept-Encoding
+	mem       int64              // bytes of data kept in memory
+	checked   atomic.Int64       // unix nanoseconds of the last check against the file system
 }
 
 // cache maps names to entries. It is safe for concurrent use; one build

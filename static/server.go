@@ -301,12 +301,11 @@ func (s *Server) build(e *entry) {
 		return
 	}
 	e.mem = int64(len(e.file.data))
-	e.ctype = mime.TypeByExtension(path.Ext(e.name))
-	if e.ctype == "" {
-		e.ctype = http.DetectContentType(head)
+	ctype := mime.TypeByExtension(path.Ext(e.name))
+	if ctype == "" {
+		ctype = http.DetectContentType(head)
 	}
-	e.cacheControl = cacheControl(s.rules, e.name)
-	e.ctypeH, e.cacheH = []string{e.ctype}, []string{e.cacheControl}
+	e.ctypeH, e.cacheH = []string{ctype}, []string{cacheControl(s.rules, e.name)}
 	for c := brotli; c < numCodings; c++ {
 		v, _, err := s.read(e.name+variantSuffix[c], etagSuffix[c])
 		if err != nil {
@@ -320,11 +319,11 @@ func (s *Server) build(e *entry) {
 		e.offer.precompressed[c] = true
 		e.vary = true
 	}
-	if s.gzip != nil && e.file.size > 0 && compressible(e.ctype) {
+	if s.gzip != nil && e.file.size > 0 && compressible(ctype) {
 		e.offer.onTheFly = true
 		e.offer.small = e.file.size < minCompressSize
 		e.vary = true
-		tag := strings.Trim(e.file.etag, `"`)
+		tag := strings.Trim(e.file.etagH[0], `"`)
 		e.weakETags[gzipCoding] = `W/"` + tag + `-gzip"`
 		e.weakETags[zstandard] = `W/"` + tag + `-zstd"`
 	}
