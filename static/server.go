@@ -431,9 +431,8 @@ func etagText(sum []byte) string {
 
 // content is an opened representation.
 type content struct {
-	data []byte        // in memory, or
-	file fs.File       // on disk (close it)
-	rs   io.ReadSeeker // file, as a ReadSeeker
+	data []byte            // in memory, or
+	file io.ReadSeekCloser // on disk (close it)
 }
 
 // readSeeker returns the content for http.ServeContent.
@@ -441,7 +440,7 @@ func (c *content) readSeeker() io.ReadSeeker {
 	if c.data != nil {
 		return bytes.NewReader(c.data)
 	}
-	return c.rs
+	return c.file
 }
 
 func (c *content) close() {
@@ -469,12 +468,12 @@ func (s *Server) open(r *rep) (content, error) {
 		f.Close()
 		return content{}, errStale
 	}
-	rs, ok := f.(io.ReadSeeker)
+	rsc, ok := f.(io.ReadSeekCloser)
 	if !ok {
 		f.Close()
 		return content{}, errors.New("static: file " + strconv.Quote(r.name) + " does not implement io.Seeker")
 	}
-	return content{file: f, rs: rs}, nil
+	return content{file: rsc}, nil
 }
 
 // conditionalHeaders are the request fields that http.ServeContent
@@ -546,7 +545,7 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) er
 		if c.data != nil {
 			_, _ = w.Write(c.data)
 		} else {
-			_, _ = io.CopyN(w, c.rs, rp.size)
+			_, _ = io.CopyN(w, c.file, rp.size)
 		}
 		return nil
 	}
