@@ -115,7 +115,8 @@ func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) e
 // connection is new or active and then calls srv.Shutdown; whatever is
 // still open when [WithShutdownTimeout] runs out is closed by srv.Close.
 // Serve sets srv.ConnState to a hook of its own that still calls the one
-// srv had.
+// srv had. A connection on which no request arrives holds the drain until
+// srv's ReadHeaderTimeout (or ReadTimeout) closes it, so set one.
 //
 // The address is [WithAddr], else srv.Addr (":http" when empty). srv must
 // not be started by the caller; in the supervisor process it is never

@@ -126,6 +126,38 @@ func TestServeDrainTimeout(t *testing.T) {
 	assert.Contains(t, logs.String(), "cluster: worker shutdown timed out", "log")
 }
 
+// TestServeSilentConnection: a connection that never sends a request holds
+// the drain only until the server's ReadHeaderTimeout closes it, not until
+// the shutdown timeout (which would log a warning and close by force).
+func TestServeSilentConnection(t *testing.T) {
+	accepted := make(chan struct{}, 1)
+	srv := &http.Server{
+		ReadHeaderTimeout: 100 * time.Millisecond,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				accepted <- struct{}{}
+			}
+		},
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	addr, stop := startHTTPServe(t, srv, WithShutdownTimeout(time.Minute), WithLogger(logger))
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	<-accepted
+
+	done := make(chan error, 1)
+	go func() { done <- stop() }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "httpServe")
+	case <-time.After(30 * time.Second):
+		t.Fatal("drain still waiting for a silent connection 30s later (ReadHeaderTimeout 100ms)")
+	}
+	assert.NotContains(t, logs.String(), "timed out", "log")
+}
+
 // TestServeReturnsServeErrors: an error from srv.Serve is returned, and a
 // Shutdown by the program itself ends serve without one.
 func TestServeReturnsServeErrors(t *testing.T) {
