@@ -119,8 +119,9 @@ func validName(name string) bool {
 // size and modification time were last checked, on a mutable file system
 // such as [Dir]; the default is one second. Within that time a request
 // costs no file system call; an edit is seen at most that late. 0 checks
-// on every request (one stat, for tools that write and read back at
-// once). It is also how often new or removed precompressed variants are
+// on every request (a stat of the file and of its three possible
+// variants, for tools that write and read back at once). It is also how
+// often new or removed precompressed variants, and directories, are
 // noticed. Files sent from disk (over 64 KiB) are checked on every
 // request whatever this says, and an embed.FS is never checked.
 func WithRevalidate(d time.Duration) Option {
