@@ -87,6 +87,7 @@ package accesslog
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -94,12 +95,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shipshape-go/shipshape/internal/redact"
-
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/internal/redact"
+	"github.com/shipshape-go/shipshape/internal/respwriter"
 )
 
 // Message is the message of every access record.
@@ -262,11 +263,26 @@ type handler struct {
 type reqState struct {
 	context.Context // the incoming request's context
 	entry           entry
-	rw              respWriter
+	rw              respwriter.Recorder
 	body            bodyCounter
 	req             http.Request
 	client          netip.Addr
 }
+
+// bodyCounter counts the request body bytes the handler read, for requests
+// whose Content-Length is unknown (chunked uploads).
+type bodyCounter struct {
+	rc io.ReadCloser
+	n  int64
+}
+
+func (b *bodyCounter) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func (b *bodyCounter) Close() error { return b.rc.Close() }
 
 // Value returns the request's entry for [AddAttrs] and defers every other
 // key to the incoming context.
@@ -291,7 +307,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.body.rc = r.Body
 		s.req.Body = &s.body
 	}
-	s.rw = respWriter{w: w, head: r.Method == http.MethodHead, start: time.Now()}
+	s.rw.Reset(w)
+	s.rw.Start = time.Now()
 	finished := false
 	defer func() {
 		if !finished {
@@ -300,7 +317,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.log(s, r, true)
 		}
 	}()
-	h.next.ServeHTTP(s.rw.wrap(), &s.req)
+	h.next.ServeHTTP(s.rw.Wrap(), &s.req)
 	finished = true
 	h.log(s, r, false)
 }
@@ -309,7 +326,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // than through Logger.LogAttrs: the caller's PC (runtime.Callers) is
 // meaningless for an access line and costs a third of the budget.
 func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
-	dur := time.Since(s.rw.start)
+	dur := time.Since(s.rw.Start)
 	extra := s.entry.finish()
 
 	status, aborted := s.outcome(r, panicked)
@@ -343,11 +360,15 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	if reqSize < 0 {
 		reqSize = s.body.n
 	}
+	respSize := s.rw.Bytes
+	if r.Method == http.MethodHead {
+		respSize = 0 // the server discards the body; nginx logs 0
+	}
 	peer := peerHost(r.RemoteAddr)
 	f.set(fProto, slog.StringValue(protoVersion(r)))
 	f.set(fStatus, slog.IntValue(status))
 	f.set(fRequestSize, slog.Int64Value(reqSize))
-	f.set(fResponseSize, slog.Int64Value(s.rw.bytes))
+	f.set(fResponseSize, slog.Int64Value(respSize))
 	f.set(fClient, h.clientValue(s, peer))
 	f.set(fPeer, slog.StringValue(peer))
 	if v, ok := r.Header["User-Agent"]; ok && len(v) > 0 {
@@ -367,8 +388,8 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 		f.set(fRequestID, slog.StringValue(id))
 	}
 	ttfb := dur
-	if s.rw.firstByte > 0 {
-		ttfb = s.rw.firstByte
+	if s.rw.FirstByte > 0 {
+		ttfb = s.rw.FirstByte
 	}
 	f.set(fDuration, slog.DurationValue(dur))
 	f.set(fTTFB, slog.DurationValue(ttfb))
@@ -378,7 +399,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 
 	// The wall clock of the end, from the start's wall clock and the
 	// monotonic duration: one clock read less than time.Now.
-	end := s.rw.start.Add(dur)
+	end := s.rw.Start.Add(dur)
 	var err error
 	if th, ok := lh.(*textHandler); ok && th.out.replace == nil {
 		// The text formats print neither the listed headers nor the
@@ -421,15 +442,15 @@ outer:
 
 // outcome returns the status to log and the aborted reason, if any.
 func (s *reqState) outcome(r *http.Request, panicked bool) (int, string) {
-	status := s.rw.status
+	status := s.rw.Status
 	aborted := ""
 	switch {
 	case panicked:
 		aborted = AbortedPanic
-		if status == 0 && !s.rw.hijacked {
+		if status == 0 && !s.rw.Hijacked {
 			status = http.StatusInternalServerError
 		}
-	case s.rw.hijacked:
+	case s.rw.Hijacked:
 	default:
 		switch s.Context.Err() {
 		case nil:
@@ -443,7 +464,7 @@ func (s *reqState) outcome(r *http.Request, panicked bool) (int, string) {
 		}
 	}
 	if status == 0 {
-		if s.rw.hijacked && r.Header.Get("Upgrade") != "" {
+		if s.rw.Hijacked && r.Header.Get("Upgrade") != "" {
 			status = http.StatusSwitchingProtocols
 		} else {
 			// net/http sends 200 when the handler wrote nothing.

@@ -64,8 +64,11 @@ package recoverer
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/getsentry/sentry-go"
+
+	"github.com/shipshape-go/shipshape/internal/respwriter"
 )
 
 // Option configures [New] and [Go].
@@ -136,9 +139,9 @@ func WithRequestScrubber(fn func(dst *sentry.Request, r *http.Request)) Option {
 // status line was written and whether the connection was hijacked. It has
 // exactly the optional interfaces of the writer it wraps among
 // http.Flusher, http.Hijacker, io.ReaderFrom and http.Pusher (plus
-// io.StringWriter), and Unwrap for http.ResponseController. It is recycled
-// when the handler returns, so, as net/http already requires, it must not be
-// used after that.
+// io.StringWriter), and FlushError and Unwrap for http.ResponseController.
+// It is recycled when the handler returns, so, as net/http already
+// requires, it must not be used after that.
 func New(opts ...Option) func(http.Handler) http.Handler {
 	c := newConfig(opts)
 	return func(next http.Handler) http.Handler {
@@ -152,37 +155,55 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t := acquireTracker(w)
-	defer h.recover(t, r)
-	h.next.ServeHTTP(t.wrap(), r)
+	rec := acquireRecorder(w)
+	defer h.recover(rec, r)
+	h.next.ServeHTTP(rec.Wrap(), r)
+}
+
+// recorders hold what the handler did with the response: whether a status
+// line may still be written and whether the connection was hijacked. The
+// pool makes a request that does not panic cost no allocation.
+var recorders = sync.Pool{New: func() any { return new(respwriter.Recorder) }}
+
+func acquireRecorder(w http.ResponseWriter) *respwriter.Recorder {
+	rec := recorders.Get().(*respwriter.Recorder)
+	rec.Reset(w)
+	return rec
+}
+
+// releaseRecorder returns rec to the pool. Only call it when nothing can
+// still hold a view of rec: after the handler returned without panicking.
+func releaseRecorder(rec *respwriter.Recorder) {
+	rec.Reset(nil)
+	recorders.Put(rec)
 }
 
 // recover is deferred by ServeHTTP; recover() works here because recover is
 // the deferred call itself.
-func (h *handler) recover(t *tracker, r *http.Request) {
+func (h *handler) recover(rec *respwriter.Recorder, r *http.Request) {
 	p := recover()
 	if p == nil {
-		t.release()
+		releaseRecorder(rec)
 		return
 	}
 	if p == http.ErrAbortHandler { // compared the way net/http does
 		panic(p)
 	}
-	// The tracker is not released from here on: the handler that panicked
+	// The recorder is not released from here on: the handler that panicked
 	// may have left goroutines holding its view.
 	pcs := callers()
 	ctx := r.Context()
 	eventID := h.cfg.report(ctx, r, p, pcs)
 
 	switch {
-	case t.hijacked:
+	case rec.Hijacked:
 		// The connection belongs to whoever hijacked it; writing to it
 		// would corrupt their protocol.
-	case t.wrote:
+	case rec.Status != 0:
 		// Too late for a status: make the truncation visible instead of
 		// letting the response look complete.
 		panic(http.ErrAbortHandler)
 	default:
-		h.cfg.respond(t, r, eventID)
+		h.cfg.respond(rec, r, eventID)
 	}
 }

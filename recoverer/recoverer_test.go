@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/recoverer"
 )
 
@@ -327,4 +328,21 @@ func TestWithResponse(t *testing.T) {
 			assert.Len(t, capture.all(), tt.wantLogs, "log records: %v", capture.all())
 		})
 	}
+}
+
+// An invalid status code makes net/http panic inside WriteHeader: nothing
+// was sent, so the client gets the 500, and the access line outside says so
+// too (not the code that was refused).
+func TestInvalidStatusCodeGets500(t *testing.T) {
+	capture, logger := newCapture()
+	h := accesslog.New(logger)(recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(1000)
+	})))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status sent")
+	require.Len(t, capture.withMsg(msgPanic), 1, "the panic is reported")
+	lines := capture.withMsg(accesslog.Message)
+	require.Len(t, lines, 1, "access lines")
+	assert.Equal(t, "500", lines[0].Attrs[accesslog.KeyStatus], "status logged")
 }

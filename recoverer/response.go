@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/internal/respwriter"
 )
 
 type eventIDKey struct{}
@@ -32,34 +33,34 @@ var staleHeaders = []string{
 const plainBody = "Internal Server Error\n"
 
 // respond writes the 500 when nothing has been written yet.
-func (c *config) respond(t *tracker, r *http.Request, eventID string) {
-	h := t.Header()
+func (c *config) respond(rec *respwriter.Recorder, r *http.Request, eventID string) {
+	h := rec.Header()
 	for _, k := range staleHeaders {
 		h.Del(k)
 	}
 	if c.response != nil {
-		c.customResponse(t, r, eventID)
-		if t.wrote || t.hijacked {
+		c.customResponse(rec, r, eventID)
+		if rec.Status != 0 || rec.Hijacked {
 			return
 		}
 	}
 	if acceptsJSON(r.Header.Values("Accept")) {
-		problem.Write(t, http.StatusInternalServerError, "")
+		problem.Write(rec, http.StatusInternalServerError, "")
 		return
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(plainBody)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	t.WriteHeader(http.StatusInternalServerError)
-	_, _ = t.WriteString(plainBody)
+	rec.WriteHeader(http.StatusInternalServerError)
+	_, _ = rec.WriteString(plainBody)
 }
 
 // customResponse runs the WithResponse handler. A panic in it is logged
 // (it is a second bug, not the one already reported) and the default
 // response follows if nothing was written; http.ErrAbortHandler still
 // aborts.
-func (c *config) customResponse(t *tracker, r *http.Request, eventID string) {
+func (c *config) customResponse(rec *respwriter.Recorder, r *http.Request, eventID string) {
 	defer func() {
 		p := recover()
 		if p == nil {
@@ -78,7 +79,7 @@ func (c *config) customResponse(t *tracker, r *http.Request, eventID string) {
 	if eventID != "" {
 		r = r.WithContext(context.WithValue(r.Context(), eventIDKey{}, eventID))
 	}
-	c.response.ServeHTTP(t.wrap(), r)
+	c.response.ServeHTTP(rec.Wrap(), r)
 }
 
 // acceptsJSON reports whether an Accept header lets the client receive
