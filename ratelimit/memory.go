@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // DefaultMaxKeys is the default cap on the keys a [MemoryStore] tracks.
@@ -161,8 +162,12 @@ func (s *MemoryStore) Take(ctx context.Context, p Policy, key string, now time.T
 		return Window{}, err
 	}
 	hashed := len(key) > inlineKey
+	var buf [16]byte
 	if hashed {
-		key = s.digest(key)
+		s.digest(&buf, key)
+		// The digest is only compared and copied into a slot during the
+		// take, so it can live in buf on the stack: no allocation.
+		key = unsafe.String(&buf[0], len(buf))
 	}
 	return s.take(p, pol, key, hashed, s.hash(pol, key), now, n), nil
 }
@@ -407,16 +412,15 @@ func (s *MemoryStore) hash(pol uint16, key string) uint64 {
 	return h
 }
 
-// digest replaces a long key by two independent seeded 64-bit hashes; the
+// digest writes the replacement of a long key, two independent seeded
+// 64-bit hashes, into buf; the
 // slot is marked hashed, so a short key with the same 16 bytes is still a
 // different key.
-func (s *MemoryStore) digest(key string) string {
+func (s *MemoryStore) digest(buf *[16]byte, key string) {
 	a := maphash.String(s.seed, key)
 	b := maphash.String(s.seed2, key)
-	var buf [16]byte
 	for i := range 8 {
 		buf[i] = byte(a >> (8 * i))
 		buf[8+i] = byte(b >> (8 * i))
 	}
-	return string(buf[:])
 }

@@ -389,4 +389,8 @@ func TestMemoryStorePolicyIDs(t *testing.T) {
 		_, _ = small.Take(context.Background(), b, "192.0.2.1", t0, 1)
 	})
 	assert.Zero(t, allocs, "alternating policies allocate nothing")
+	long := strings.Repeat("k", 100) // an API key from KeyByHeader, say
+	_, _ = small.Take(context.Background(), a, long, t0, 1)
+	allocs = testing.AllocsPerRun(100, func() { _, _ = small.Take(context.Background(), a, long, t0, 1) })
+	assert.Zero(t, allocs, "a key stored as its digest allocates nothing either")
 }

@@ -2,6 +2,7 @@ package slowdown
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -71,19 +72,8 @@ func (c *config) validate(after int) error {
 	case c.headers == ratelimit.HeadersIETF && after == 0:
 		return errors.New("slowdown: WithHeaders: after must be > 0 to send headers (q=0 would tell clients they have no quota)")
 	}
-	return validName(c.name)
-}
-
-// validName applies the rule of ratelimit.WithName: the name goes verbatim
-// into a structured-field string in the RateLimit headers.
-func validName(name string) error {
-	if name == "" || len(name) > 64 {
-		return errors.New("slowdown: WithName: name must be 1 to 64 characters")
-	}
-	for i := 0; i < len(name); i++ {
-		if b := name[i]; b < 0x20 || b > 0x7e || b == '"' || b == '\\' {
-			return errors.New(`slowdown: WithName: name must be printable ASCII without '"' or '\'`)
-		}
+	if err := ratelimit.ValidName(c.name); err != nil {
+		return fmt.Errorf("slowdown: WithName: %w", err)
 	}
 	return nil
 }
