@@ -142,7 +142,6 @@ type File struct {
 	stop      chan struct{} // closed by Close
 	millDone  chan struct{} // closed when the mill returned; nil without a mill
 	closeOnce sync.Once
-	closeErr  error
 }
 
 // OpenFile opens (creating it and its directory if needed) the log file at
@@ -424,11 +423,12 @@ func (f *File) reopenOnSignal(ctx context.Context, ready func(), sigs ...os.Sign
 // pruning to finish. Writes after Close return [ErrClosed]. It is safe to
 // call more than once; later calls return nil.
 func (f *File) Close() error {
+	var err error
 	f.closeOnce.Do(func() {
 		f.mu.Lock()
 		f.closed = true
 		if f.f != nil {
-			f.closeErr = f.f.Close()
+			err = f.f.Close()
 			f.f = nil
 		}
 		f.mu.Unlock()
@@ -437,8 +437,6 @@ func (f *File) Close() error {
 			<-f.millDone
 		}
 	})
-	err := f.closeErr
-	f.closeErr = nil
 	return err
 }
 

@@ -356,7 +356,11 @@ func TestFileOptionErrors(t *testing.T) {
 func TestFileClosed(t *testing.T) {
 	f, err := OpenFile(filepath.Join(t.TempDir(), "c.log"), WithFileMode(0o600))
 	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { assert.NoError(t, f.Close(), "concurrent Close") })
+	}
+	wg.Wait()
 	require.NoError(t, f.Close(), "Close is idempotent")
 	_, err = f.Write([]byte("x\n"))
 	assert.ErrorIs(t, err, ErrClosed)
