@@ -59,16 +59,11 @@ func peerHost(addr string) string {
 }
 
 // routeFromPattern turns a ServeMux pattern ("GET example.com/items/{id}")
-// into an http.route ("/items/{id}").
+// into an http.route ("/items/{id}"): neither the method nor the host can
+// contain a '/', so the path starts at the first one.
 func routeFromPattern(p string) string {
-	if p == "" {
-		return ""
-	}
-	if i := strings.IndexAny(p, " \t"); i >= 0 {
-		p = strings.TrimLeft(p[i:], " \t")
-	}
 	if i := strings.IndexByte(p, '/'); i > 0 {
-		p = p[i:]
+		return p[i:]
 	}
 	return p
 }
