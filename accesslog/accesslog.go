@@ -172,9 +172,9 @@ func WithLevels(info, clientErr, serverErr slog.Level) Option {
 
 // WithRedactQuery adds query parameter names whose values are replaced by
 // [Redacted]. Names match as ASCII case-insensitive substrings of the
-// parameter name, like the built-in list (redact.Terms: password, token,
-// secret, key, code, session, auth, sig, cookie, csrf, jwt, …, the same
-// names recoverer hides from Sentry), which stays in force.
+// parameter name, like the built-in list (password, token, secret, key,
+// code, session, auth, sig, cookie, csrf, jwt, …; see "Secrets" in the
+// package documentation), which stays in force.
 func WithRedactQuery(names ...string) Option {
 	return func(c *config) { c.redactExtra = append(c.redactExtra, names...) }
 }
