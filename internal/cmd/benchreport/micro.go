@@ -57,7 +57,7 @@ var microWhat = map[string]string{
 	"recoverer/BenchmarkHappyPath/parallel":               "middleware, no panic, all cores",
 	"recoverer/BenchmarkPanic":                            "a recovered panic: stack, log record, 500",
 	"recoverer/BenchmarkPanicWithSentry":                  "the same plus the Sentry event handed to the SDK",
-	"static/BenchmarkServeHTTP/embed/identity":            "10 KB file from embed.FS",
+	"static/BenchmarkServeHTTP/embed/identity":            "6 KB JS file from embed.FS",
 	"static/BenchmarkServeHTTP/embed/gzip_variant":        "precompressed .gz variant",
 	"static/BenchmarkServeHTTP/embed/304":                 "conditional GET answered 304",
 	"static/BenchmarkServeHTTP/embed/on-the-fly_gzip_3KB": "3 KB CSS compressed per request",
