@@ -382,6 +382,23 @@ func TestWorkerSurvivesSIGHUP(t *testing.T) {
 	assert.Equal(t, "exit status 0", stopped.Status, "worker exit status")
 }
 
+// TestChildBeforeServe: a child process that the worker's main starts
+// before it calls Serve inherits neither the supervisor's descriptors
+// (the listening socket would outlive the worker in it) nor the variables
+// that would make it a worker.
+func TestChildBeforeServe(t *testing.T) {
+	c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_CHILD=1")
+	e := c.waitEvent(0, time.Second, func(e event) bool { return e.Msg == "test program: child" })
+	require.Empty(t, e.Error, "starting the child")
+	own := strings.Fields(e.Own)
+	require.Len(t, own, 3, "the worker's descriptors 3-5")
+	require.True(t, strings.HasPrefix(own[0], "socket:"), "the worker's descriptor 3 is %q, want the listening socket", own[0])
+	for _, target := range own {
+		assert.NotContains(t, strings.Fields(e.FDs), target, "the child's descriptors")
+	}
+	assert.Empty(t, e.Vars, "cluster variables in the child's environment")
+}
+
 // TestWithListener: the wrapper (here ratelimit.LimitListener, one
 // connection per IP) sits between the shared socket and http.Server in
 // each worker: a second connection from the same address is refused while

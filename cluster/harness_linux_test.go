@@ -29,6 +29,9 @@ type event struct {
 	Backoff time.Duration `json:"backoff"`
 	Addr    string        `json:"addr"`
 	Error   string        `json:"error"`
+	FDs     string        `json:"fds"`  // "test program: child"
+	Own     string        `json:"own"`  // "test program: child"
+	Vars    string        `json:"vars"` // "test program: child"
 }
 
 func (e event) String() string {

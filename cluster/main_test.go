@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +49,9 @@ func programMain(mode string) int {
 				return 3
 			case "hang": // a release that never becomes ready
 				time.Sleep(time.Hour)
+			}
+			if os.Getenv("CLUSTER_TEST_CHILD") != "" {
+				logChild(logger)
 			}
 		}
 		opts := []Option{WithLogger(logger), WithAddr(envOr("CLUSTER_TEST_NETWORK", "tcp"), envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))}
@@ -120,6 +125,45 @@ func programMain(mode string) int {
 	}
 	fmt.Fprintln(os.Stderr, "test program: unknown mode", mode)
 	return 2
+}
+
+// logChild starts a child process the way main might before Serve, and
+// logs what its descriptors point to, what this worker's descriptors 3-5
+// point to, and the cluster variables the child inherited.
+func logChild(logger *slog.Logger) {
+	cmd := exec.Command("sleep", "60") // stdin, stdout and stderr: /dev/null
+	if err := cmd.Start(); err != nil {
+		logger.Error("test program: child", "error", err.Error())
+		return
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
+	ents, err := os.ReadDir(proc + "/fd")
+	if err != nil {
+		logger.Error("test program: child", "error", err.Error())
+		return
+	}
+	var fds, own []string
+	for _, e := range ents {
+		target, _ := os.Readlink(proc + "/fd/" + e.Name())
+		fds = append(fds, target)
+	}
+	for _, fd := range []string{"3", "4", "5"} { // what the supervisor passes
+		target, _ := os.Readlink("/proc/self/fd/" + fd)
+		own = append(own, target)
+	}
+	environ, _ := os.ReadFile(proc + "/environ")
+	var vars []string
+	for kv := range strings.SplitSeq(string(environ), "\x00") {
+		if strings.HasPrefix(kv, "SHIPSHAPE_CLUSTER_") {
+			vars = append(vars, kv)
+		}
+	}
+	logger.Info("test program: child", "fds", strings.Join(fds, " "), "own", strings.Join(own, " "),
+		"vars", strings.Join(vars, " "))
 }
 
 func envOr(k, def string) string {

@@ -27,10 +27,10 @@ type inheritance struct {
 }
 
 // inherited returns the worker's inheritance, nil in a process that was not
-// started by a supervisor. The descriptors are taken over once: marked
-// close-on-exec (so the worker's own child processes do not inherit the
-// listening socket) and the variables that name them removed from the
-// environment.
+// started by a supervisor. The descriptors are taken over once, at package
+// initialisation: marked close-on-exec (so the worker's own child processes
+// do not inherit the listening socket) and the variables that name them
+// removed from the environment.
 var inherited = sync.OnceValues(func() (*inheritance, error) {
 	v, ok := os.LookupEnv(envFDs)
 	if !ok {
@@ -64,6 +64,12 @@ var inherited = sync.OnceValues(func() (*inheritance, error) {
 		lifeline: os.NewFile(uintptr(fds[2]), "cluster-lifeline"),
 	}, nil
 })
+
+// A worker takes its descriptors over as the program starts, not when it
+// calls Run or Serve: main may start child processes before, and those
+// would otherwise inherit the listening socket (holding the port after the
+// worker is gone) and the variables that make a process a worker.
+func init() { _, _ = inherited() }
 
 // inheritedListener returns a listener on the inherited socket when this
 // process is a worker and network/addr name the supervisor's port.
