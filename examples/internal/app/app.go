@@ -67,18 +67,25 @@ type App struct {
 // trusted proxies are exempt: their connections carry every client's
 // requests.
 func ConnLimit(cfg Config) func(net.Listener) net.Listener {
-	var exempt []netip.Prefix
-	for _, p := range cfg.TrustedProxies {
-		if pfx, err := netip.ParsePrefix(p); err == nil {
-			exempt = append(exempt, pfx)
-		}
-	}
+	exempt := trustedPrefixes(cfg)
 	return func(ln net.Listener) net.Listener {
 		if cfg.MaxConnsPerIP <= 0 {
 			return ln
 		}
 		return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP), ratelimit.WithExempt(exempt...))
 	}
+}
+
+// trustedPrefixes is cfg.TrustedProxies parsed (ParseConfig has checked
+// each one).
+func trustedPrefixes(cfg Config) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pfx)
+		}
+	}
+	return out
 }
 
 // Close flushes and closes what Open opened (log files, Redis, Sentry),
@@ -145,7 +152,7 @@ func isHealthCheck(r *http.Request) bool { return r.URL.Path == "/healthz" }
 
 // Middleware returns the stack in the recommended order, outermost first:
 // chi ClientIPFromXFF (trusting cfg.TrustedProxies) → chi RequestID →
-// accesslog → recoverer → slowdown (when cfg.SlowAfter > 0) → ratelimit →
+// accesslog → RequireClientIP (with trusted proxies) → recoverer → slowdown (when cfg.SlowAfter > 0) → ratelimit →
 // request body limit. Use it with chi's r.Use(mws...) or wrap a handler in
 // reverse order.
 func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) {
@@ -159,8 +166,12 @@ func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) 
 	}
 	mws = append(mws,
 		middleware.RequestID,
-		accesslog.New(a.AccessLog, accesslog.WithSkip(isHealthCheck)),
-		recoverer.New(recOpts...))
+		accesslog.New(a.AccessLog, accesslog.WithSkip(isHealthCheck)))
+	if len(cfg.TrustedProxies) > 0 {
+		// After the access log, so that the refusal is logged.
+		mws = append(mws, RequireClientIP(trustedPrefixes(cfg)))
+	}
+	mws = append(mws, recoverer.New(recOpts...))
 	if cfg.SlowAfter > 0 {
 		slow, err := slowdown.New(cfg.SlowAfter, cfg.Window,
 			slowdown.WithStore(a.Store), slowdown.WithStep(cfg.SlowStep), slowdown.WithMaxDelay(cfg.SlowMax),
