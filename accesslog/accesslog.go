@@ -42,7 +42,7 @@
 //	network.peer.address         TCP peer address, without the port
 //	user_agent.original          User-Agent header, when the request had one (even empty)
 //	http.request.header.referer  Referer header, when the request had one, its query redacted like url.query
-//	user.name                    Basic auth user name, when the request carried one (never the password)
+//	user.name                    Basic auth user name, only with WithBasicAuthUser(true) (never the password)
 //	http.request.id              chi's request id, when set
 //	duration                     time.Duration from the start of the request to the end of the response
 //	ttfb                         time.Duration to the first byte (headers) written; equal to duration when the handler wrote nothing
@@ -80,9 +80,12 @@
 // in the query of the Referer. recoverer hides the same names from Sentry.
 // Bodies are never logged. Authorization, Proxy-Authorization and Cookie
 // headers are never logged, even when listed in [WithRequestHeaders]. The
-// text handlers escape control characters and non-ASCII bytes, so a client
-// cannot forge log lines. The path is logged as sent: an application that
-// puts secrets in paths must redact them itself.
+// Basic auth user name is logged only with [WithBasicAuthUser] (some APIs
+// take an API key as the user name): by default user.name is absent and %u
+// of the combined and common formats is "-". The text handlers escape
+// control characters and non-ASCII bytes, so a client cannot forge log
+// lines. The path is logged as sent: an application that puts secrets in
+// paths must redact them itself.
 package accesslog
 
 import (
@@ -149,6 +152,7 @@ type config struct {
 	redact      *redact.Names
 	redactExtra []string // from WithRedactQuery
 	headers     []headerKey
+	basicUser   bool
 	errLogger   *slog.Logger
 }
 
@@ -205,6 +209,17 @@ func containsHeader(hs []headerKey, name string) bool {
 		}
 	}
 	return false
+}
+
+// WithBasicAuthUser logs the user name of HTTP Basic authentication as
+// user.name (%u in the combined and common formats) when on is true. The
+// default (false) leaves it out, "-" in those formats: APIs that take an
+// API key as the Basic auth user name (with an empty password) would
+// otherwise write the key into the log. The password is never logged. A
+// user.name added with [AddAttrs] (the account a handler authenticated) is
+// logged either way.
+func WithBasicAuthUser(on bool) Option {
+	return func(c *config) { c.basicUser = on }
 }
 
 // WithErrorLogger sets where failures to write the access log (a full disk,
@@ -379,7 +394,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 		// password-reset link that loads this page's assets).
 		f.set(fReferer, slog.StringValue(h.cfg.redact.URL(v[0], Redacted)))
 	}
-	if _, ok := r.Header["Authorization"]; ok {
+	if _, ok := r.Header["Authorization"]; ok && h.cfg.basicUser {
 		if user, _, ok := r.BasicAuth(); ok {
 			f.set(fUser, slog.StringValue(user))
 		}

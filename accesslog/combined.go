@@ -33,8 +33,9 @@ const (
 // that GoAccess, awk scripts and log shippers read the file unchanged:
 //
 //   - %h is client.address (network.peer.address when absent), %u is
-//     user.name, "-" for a missing value; a missing Referer or User-Agent
-//     header is "-", an empty one is "".
+//     user.name (the middleware sets it only with [WithBasicAuthUser] or
+//     [AddAttrs]), "-" for a missing value; a missing Referer or
+//     User-Agent header is "-", an empty one is "".
 //   - %r is the request line as the client sent it (method, path and query
 //     still percent-encoded, protocol), with sensitive query values
 //     redacted; HTTP/2 is written "HTTP/2.0" as nginx does.

@@ -163,6 +163,47 @@ func TestLogInjectionIsEscaped(t *testing.T) {
 	assert.Equal(t, 6, strings.Count(line, `"`), "only the format's own quotes are raw: %q", line)
 }
 
+// TestBasicAuthUserField checks %u of the text formats and user.name of
+// JSON through the middleware: "-" and absent unless the user opted in, as
+// an API key sent as the Basic auth user name must not reach the log.
+func TestBasicAuthUserField(t *testing.T) {
+	json := func(w *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(w, nil) }
+	tests := []struct {
+		name       string
+		newHandler func(*bytes.Buffer) slog.Handler
+		opts       []accesslog.Option
+		want       string // prefix of the line, or a substring of JSON
+		never      string
+	}{
+		{"combined, default", combined, nil, "192.0.2.1 - - [", "sk_live"},
+		{"common, default", common, nil, "192.0.2.1 - - [", "sk_live"},
+		{"JSON, default", json, nil, `"network.peer.address":"192.0.2.1","duration"`, "sk_live"},
+		{"combined, opted in", combined, []accesslog.Option{accesslog.WithBasicAuthUser(true)}, "192.0.2.1 - sk_live_51Habc [", "pw"},
+		{"common, opted in", common, []accesslog.Option{accesslog.WithBasicAuthUser(true)}, "192.0.2.1 - sk_live_51Habc [", "pw"},
+		{"JSON, opted in", json, []accesslog.Option{accesslog.WithBasicAuthUser(true)}, `"user.name":"sk_live_51Habc"`, "pw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.SetBasicAuth("sk_live_51Habc", "pw")
+			accesslog.New(slog.New(tt.newHandler(&buf)), tt.opts...)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+			line := buf.String()
+			assert.Contains(t, line, tt.want, "got %q", line)
+			assert.NotContains(t, line, tt.never, "got %q", line)
+		})
+	}
+	t.Run("a user name the handler adds is logged without the opt-in", func(t *testing.T) {
+		var buf bytes.Buffer
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth("sk_live_51Habc", "pw")
+		accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyUser, "account-42"))
+		})).ServeHTTP(httptest.NewRecorder(), r)
+		assert.True(t, strings.HasPrefix(buf.String(), "192.0.2.1 - account-42 ["), "got %q", buf.String())
+	})
+}
+
 func TestFallbackForOtherRecords(t *testing.T) {
 	for name, newHandler := range map[string]func(*bytes.Buffer) slog.Handler{"combined": combined, "common": common, "dev": dev} {
 		t.Run(name, func(t *testing.T) {
@@ -335,7 +376,7 @@ func TestDirectPathWritesWhatTheRecordPathWrites(t *testing.T) {
 						newHandler(&direct).WithAttrs(pre),
 						opaque{newHandler(&viaRecord).WithAttrs(pre)},
 					} {
-						clientIPFromXFF(accesslog.New(slog.New(h))(app)).ServeHTTP(httptest.NewRecorder(), req())
+						clientIPFromXFF(accesslog.New(slog.New(h), accesslog.WithBasicAuthUser(true))(app)).ServeHTTP(httptest.NewRecorder(), req())
 					}
 					require.NotEmpty(t, direct.String())
 					assert.Equal(t, viaRecord.String(), direct.String())

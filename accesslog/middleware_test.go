@@ -104,17 +104,43 @@ func TestRecordAttributes(t *testing.T) {
 			want:    map[string]any{accesslog.KeyPath: "/a%2Fb/caf%C3%A9", accesslog.KeyQuery: "q=%22x%22"},
 		},
 		{
-			name: "basic auth logs the user, never the password",
+			name: "basic auth user is not logged by default: it may be an API key",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.SetBasicAuth("sk_live_51Habc", "")
+				return r
+			},
+			handler: hello,
+			absent:  []string{accesslog.KeyUser},
+			never:   []string{"sk_live_51Habc"},
+		},
+		{
+			name: "basic auth user logged on opt-in, never the password",
 			req: func() *http.Request {
 				r := httptest.NewRequest(http.MethodGet, "/", nil)
 				r.SetBasicAuth("alice", "s3cret")
 				return r
 			},
 			handler: hello,
-			opts:    []accesslog.Option{accesslog.WithRequestHeaders("Authorization", "Cookie", "Proxy-Authorization")},
-			want:    map[string]any{accesslog.KeyUser: "alice"},
-			absent:  []string{"http.request.header.authorization", "http.request.header.cookie", "http.request.header.proxy-authorization"},
-			never:   []string{"s3cret", "YWxpY2U6czNjcmV0"},
+			opts: []accesslog.Option{
+				accesslog.WithBasicAuthUser(true),
+				accesslog.WithRequestHeaders("Authorization", "Cookie", "Proxy-Authorization"),
+			},
+			want:   map[string]any{accesslog.KeyUser: "alice"},
+			absent: []string{"http.request.header.authorization", "http.request.header.cookie", "http.request.header.proxy-authorization"},
+			never:  []string{"s3cret", "YWxpY2U6czNjcmV0"},
+		},
+		{
+			name: "basic auth user opt-in turned off again",
+			req: func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.SetBasicAuth("alice", "s3cret")
+				return r
+			},
+			handler: hello,
+			opts:    []accesslog.Option{accesslog.WithBasicAuthUser(true), accesslog.WithBasicAuthUser(false)},
+			absent:  []string{accesslog.KeyUser},
+			never:   []string{"alice", "s3cret"},
 		},
 		{
 			name: "listed request headers",

@@ -129,7 +129,8 @@ func TestCombinedAndCommonMatchNginx(t *testing.T) {
 		accesslog.NewCombinedHandler(&goCombined, nil),
 		accesslog.NewCommonHandler(&goCommon, nil),
 	))
-	srv := httptest.NewServer(accesslog.New(logger)(http.HandlerFunc(nginxApp)))
+	// nginx logs the Basic auth user ($remote_user); accesslog only on opt-in.
+	srv := httptest.NewServer(accesslog.New(logger, accesslog.WithBasicAuthUser(true))(http.HandlerFunc(nginxApp)))
 	defer srv.Close()
 
 	nginxCombined := func() string { return ng.AccessLog(t) }
