@@ -8,8 +8,10 @@
 // package print the same records in the Apache/nginx "combined" and
 // "common" formats (byte for byte what nginx writes) or in a short coloured
 // form for terminals. [File] is an append-only log file that rotates by
-// size and time and gzips the old files in the background;
-// [BufferedWriter] batches writes to it.
+// size and time and gzips the old files in the background; it follows its
+// path when the file or its directory is deleted, moved or replaced, and
+// counts the lines it could not save ([File.Dropped]). [BufferedWriter]
+// batches writes to it.
 //
 //	f, err := accesslog.OpenFile("/var/log/app/access.log",
 //		accesslog.WithMaxSize(100<<20), accesslog.WithRotateEvery(24*time.Hour),

@@ -73,7 +73,10 @@ func WithBufferErrorLogger(l *slog.Logger) BufferOption {
 // A failed background write loses its batch: the lines are counted in
 // [BufferedWriter.Dropped] and the error is reported at most once per 10s
 // (see [WithBufferErrorLogger]); writers are not told, so requests keep
-// being served on a full disk.
+// being served on a full disk. On a [File], that covers the batches the
+// File refused (its directory gone for good); the batches it wrote into a
+// deleted file before it noticed are counted in [File.Dropped], in
+// batches. Together the two count every line lost.
 //
 // Close (or Flush) before the program exits, or the last second of lines
 // is lost. Close does not close the underlying writer.

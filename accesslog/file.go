@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +33,20 @@ const DefaultMaxSize = 100 << 20
 
 // backupTime is the UTC time stamp in backup names, as lumberjack writes it.
 const backupTime = "2006-01-02T15-04-05.000"
+
+// A File checks that the file it writes is still the one at its path
+// after checkBytes were written or checkInterval passed since the last
+// check, whichever comes first, and before every rotation: one stat(2) per
+// 64 KiB (about 500 access lines) instead of one per line, and at least
+// once a second when lines are rarer than that. The interval is measured
+// with the clock the File reads for time rotation anyway.
+const (
+	checkBytes    = 64 << 10
+	checkInterval = time.Second
+)
+
+// errDeleted is reported when the file was deleted while it was written.
+var errDeleted = errors.New("accesslog: log file deleted while open")
 
 // FileOption configures a [File].
 type FileOption func(*fileConfig)
@@ -91,8 +106,9 @@ func WithFileMode(m os.FileMode) FileOption {
 }
 
 // WithFileErrorLogger sets where failures of the background work
-// (compression, pruning) and of reopening on a signal are reported, at most
-// once per 10s. The default is a text logger on stderr.
+// (compression, pruning), of reopening on a signal, and lines lost to a
+// deleted file (see [File]) are reported, each kind at most once per 10s.
+// The default is a text logger on stderr.
 func WithFileErrorLogger(l *slog.Logger) FileOption {
 	return func(c *fileConfig) { c.errLogger = l }
 }
@@ -102,6 +118,39 @@ func WithFileErrorLogger(l *slog.Logger) FileOption {
 // an io.WriteCloser, safe for concurrent use: each Write lands whole, in one
 // file, so a writer that writes whole lines never sees them split or
 // interleaved across a rotation.
+//
+// A File keeps writing to its path when the file is taken away from under
+// it. It checks that the file it writes is still the one at the path every
+// 64 KiB written or every second, whichever comes first, and before every
+// rotation (one stat(2), not one per line); when it is not, the File opens
+// the path again, making the directory again, with the mode it had, if it
+// was removed too:
+//
+//   - File deleted (rm, rm -r of the directory, with or without the
+//     directory made again): the lines written since the last check went
+//     into the deleted file and are gone. They are counted in
+//     [File.Dropped] and reported to the error logger; every line from the
+//     check on is in the file at the path.
+//   - File moved (logrotate without copytruncate, with or without create,
+//     and without a postrotate signal): the lines written since the move are
+//     in the moved file, the later ones in the file at the path. If someone
+//     else put a file there (logrotate's create), the File appends to it
+//     and leaves its mode and owner as they are: the file at the configured
+//     path is the log. Nothing is lost or counted. While the path cannot be
+//     opened, the File goes on writing into the moved file (it does not
+//     rotate it: it is no longer at the path) and reports the failure.
+//   - File truncated (copytruncate): the check takes the size from the
+//     file, so that size rotation counts what is in it.
+//   - Directory gone and not possible to make again (a file in its place, a
+//     parent that cannot be written): the writes since the last check are
+//     counted as for a deletion, and every later Write returns an error
+//     (nothing is written, nothing counted) until the path can be opened,
+//     which every Write tries: the first line after that lands in the file.
+//
+// Size limits hold for the file at the path: its size is taken from the
+// file at every open and check, and a deleted file is noticed at the
+// latest when it is due to rotate. [File.Rotate] and [File.Reopen] (the
+// signal path) check and open the path the same way.
 //
 // Rotated files sit next to the file, named after it with the UTC rotation
 // time, as lumberjack names them: access.log becomes
@@ -128,15 +177,24 @@ type File struct {
 	ext    string
 	cfg    fileConfig
 	errs   *errlog.Reporter
+	losses *errlog.Reporter // apart, so that a failing compression cannot hide a loss
 	now    func() time.Time
 
-	mu       sync.Mutex
-	f        *os.File
-	size     int64
-	next     time.Time // time rotation boundary; zero without time rotation
-	closed   bool
-	lastTime time.Time // of the newest backup: names only ever sort later
-	lastSeq  int
+	dirMode fs.FileMode // of the directory, to make it again as it was
+	dropped atomic.Int64
+
+	mu        sync.Mutex
+	f         *os.File
+	fi        os.FileInfo // of f, to recognise it at path
+	size      int64
+	checked   int64     // size at the last check that found f at path (or at its open)
+	unchecked int64     // writes since then
+	checkAt   time.Time // the next check is due then, or at checked+checkBytes
+	astray    bool      // f is not at path, which could not be opened; f is still linked
+	next      time.Time // time rotation boundary; zero without time rotation
+	closed    bool
+	lastTime  time.Time // of the newest backup: names only ever sort later
+	lastSeq   int
 
 	wake      chan struct{} // asks the mill to compress and prune
 	stop      chan struct{} // closed by Close
@@ -186,14 +244,21 @@ func openFile(path string, now func() time.Time, opts ...FileOption) (*File, err
 		ext:    ext,
 		cfg:    cfg,
 		errs:   errlog.New(cfg.errLogger, "accesslog: log file maintenance failed", 0),
+		losses: errlog.New(cfg.errLogger, "accesslog: access log lines lost", 0),
 		now:    now,
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+	dir := filepath.Dir(abs)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("accesslog: %w", err)
 	}
-	if err := f.openLocked(now()); err != nil {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: %w", err)
+	}
+	f.dirMode = st.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
+	if err := f.reopenLocked(now()); err != nil {
 		return nil, err
 	}
 	if backups, err := f.backups(); err == nil && len(backups) > 0 {
@@ -208,19 +273,50 @@ func openFile(path string, now func() time.Time, opts ...FileOption) (*File, err
 	return f, nil
 }
 
-// openLocked opens the file at path for appending and computes the next
-// time rotation from its age.
-func (f *File) openLocked(now time.Time) error {
-	fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, f.cfg.mode)
-	if err != nil {
-		return fmt.Errorf("accesslog: %w", err)
+// syncLocked makes sure, as far as it can, that f writes to the file at
+// path: when that is not the file written (deleted, moved, replaced) or
+// there is none, it opens path again. It returns an error when it could
+// not; f.f is then either nil or a file still linked elsewhere (f.astray).
+func (f *File) syncLocked(now time.Time) error {
+	if f.f != nil {
+		st, err := os.Stat(f.path)
+		if err == nil && os.SameFile(st, f.fi) {
+			// Truncated under us (copytruncate): count what is there.
+			f.size, f.astray = st.Size(), false
+			f.checkedLocked(now)
+			return nil
+		}
 	}
-	st, err := fh.Stat()
+	return f.reopenLocked(now)
+}
+
+// reopenLocked opens path again and writes there from now on, closing the
+// file written before. It is the one way a File changes files: after a
+// check found the file gone, on Reopen, and after a rotation renamed it.
+//
+// When path cannot be opened, a previous file that still has a name (moved
+// away by logrotate, or path cannot be reached just now) is kept, so that
+// the lines go on landing somewhere, and path is tried again at the next
+// check; one that was deleted is closed, and writes fail until path can be
+// opened.
+func (f *File) reopenLocked(now time.Time) error {
+	fh, st, err := f.openPath()
 	if err != nil {
-		fh.Close()
-		return fmt.Errorf("accesslog: %w", err)
+		if f.f != nil && linked(f.f) {
+			f.astray = true
+			f.checkedLocked(now) // what was written so far is in the file kept
+			return err
+		}
+		if f.f != nil {
+			_ = f.retireLocked()
+		}
+		return err
 	}
-	f.f, f.size = fh, st.Size()
+	if f.f != nil {
+		_ = f.retireLocked()
+	}
+	f.f, f.fi, f.size, f.astray = fh, st, st.Size(), false
+	f.checkedLocked(now)
 	started := now
 	if f.size > 0 && st.ModTime().Before(now) {
 		started = st.ModTime().In(now.Location())
@@ -230,6 +326,85 @@ func (f *File) openLocked(now time.Time) error {
 		f.next = nextBoundary(started, f.cfg.rotateEvery)
 	}
 	return nil
+}
+
+// linked reports whether fh still has a name: it was not deleted. Where
+// the link count is not known, it counts as linked.
+func linked(fh *os.File) bool {
+	st, err := fh.Stat()
+	if err != nil {
+		return false
+	}
+	n, ok := linkCount(st)
+	return !ok || n > 0
+}
+
+// retireLocked closes the file written. If it has no link left (it was
+// deleted), the writes since the last check went nowhere: they are counted
+// as dropped, reported, and the error says so.
+func (f *File) retireLocked() error {
+	old := f.f
+	f.f, f.astray = nil, false
+	var lost error
+	if f.unchecked > 0 && !linked(old) {
+		f.dropped.Add(f.unchecked)
+		lost = fmt.Errorf("%w: %d writes (%d bytes) since the last check are lost", errDeleted, f.unchecked, f.size-f.checked)
+		f.losses.Report(context.Background(), errDeleted, slog.String("path", f.path),
+			slog.Int64("writes", f.unchecked), slog.Int64("bytes", f.size-f.checked),
+			slog.Int64("dropped", f.dropped.Load()))
+	}
+	f.unchecked = 0
+	if err := old.Close(); err != nil && lost == nil {
+		return fmt.Errorf("accesslog: %w", err)
+	}
+	return lost
+}
+
+// checkedLocked starts a new check window at the current size.
+func (f *File) checkedLocked(now time.Time) {
+	f.checked, f.unchecked, f.checkAt = f.size, 0, now.Add(checkInterval)
+}
+
+func (f *File) checkDue(now time.Time) bool {
+	return f.size-f.checked >= checkBytes || !now.Before(f.checkAt)
+}
+
+// openPath opens the file at path for appending, making its directory
+// again if it was removed.
+func (f *File) openPath() (*os.File, os.FileInfo, error) {
+	const flags = os.O_WRONLY | os.O_APPEND | os.O_CREATE
+	fh, err := os.OpenFile(f.path, flags, f.cfg.mode)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = f.mkdir(); err == nil {
+			fh, err = os.OpenFile(f.path, flags, f.cfg.mode)
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("accesslog: %w", err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, nil, fmt.Errorf("accesslog: %w", err)
+	}
+	return fh, st, nil
+}
+
+// mkdir makes the directory of the file again, after it was removed, with
+// the mode it had when the File was opened (not reduced by the umask),
+// and its missing parents as OpenFile makes them.
+func (f *File) mkdir() error {
+	dir := filepath.Dir(f.path)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, f.dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made again by someone else: theirs as it is
+		}
+		return err
+	}
+	return os.Chmod(dir, f.dirMode)
 }
 
 // nextBoundary returns the first time rotation boundary after t.
@@ -250,7 +425,9 @@ func nextBoundary(t time.Time, every time.Duration) time.Time {
 // Write appends p to the file, rotating first when p would take it past the
 // maximum size or a time boundary has passed. A failed write is undone
 // (the file is truncated back), so that a full disk never leaves half a
-// line; n is then 0.
+// line; n is then 0. When there is no file to write to (its directory is
+// gone and cannot be made again), Write tries to open the path and returns
+// the error if it cannot; see [File] for what happens to the lines.
 func (f *File) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -258,33 +435,55 @@ func (f *File) Write(p []byte) (int, error) {
 		return 0, ErrClosed
 	}
 	now := f.now()
-	if f.f == nil {
-		// A rotation could not open the new file: try again.
-		if err := f.openLocked(now); err != nil {
-			return 0, err
-		}
-	}
-	if f.rotateDue(now, int64(len(p))) {
-		if err := f.rotateLocked(now); err != nil {
+	n := int64(len(p))
+	if f.f == nil || f.checkDue(now) || (!f.astray && f.rotateDue(now, n)) {
+		// No file, or a check is due, or a rotation, which must rename
+		// the file written and not a stranger at path.
+		if err := f.syncLocked(now); err != nil {
 			if f.f == nil {
 				return 0, err
 			}
-			// A failed rename keeps the current file: the line is not
-			// lost, and the rotation is tried again at the next write.
+			// The file written was moved and path cannot be opened: the
+			// line lands in the moved file; path is tried again at the
+			// next check.
 			f.errs.Report(context.Background(), err, slog.String("path", f.path))
 		}
-	}
-	n, err := f.f.Write(p)
-	if err != nil {
-		if n > 0 && f.f.Truncate(f.size) == nil {
-			n = 0
+		if !f.astray && f.rotateDue(now, n) {
+			if err := f.rotateLocked(now); err != nil {
+				if f.f == nil {
+					return 0, err
+				}
+				// A failed rename keeps the current file: the line is
+				// not lost, and the rotation is tried again at the next
+				// write.
+				f.errs.Report(context.Background(), err, slog.String("path", f.path))
+			}
 		}
-		f.size += int64(n)
-		return n, fmt.Errorf("accesslog: %w", err)
 	}
-	f.size += int64(n)
-	return n, nil
+	w, err := f.f.Write(p)
+	if err != nil {
+		if w > 0 && f.f.Truncate(f.size) == nil {
+			w = 0
+		}
+		f.size += int64(w)
+		return w, fmt.Errorf("accesslog: %w", err)
+	}
+	f.size += int64(w)
+	f.unchecked++
+	return w, nil
 }
+
+// Dropped returns the number of writes that returned no error but did not
+// reach the file at the path: those made into the file after it was
+// deleted and before the File noticed (see [File]). They are counted when
+// the File notices: at its next check, Rotate, Reopen or Close. The count
+// is an upper bound, as a File cannot tell when within one check window
+// the file was deleted. A Write that returns an error wrote nothing and is
+// not counted here; the caller knows. A write is one line when a handler
+// writes to the File directly, one batch of lines behind a
+// [BufferedWriter] (whose own Dropped counts, in lines, the batches the
+// File refused).
+func (f *File) Dropped() int64 { return f.dropped.Load() }
 
 func (f *File) rotateDue(now time.Time, n int64) bool {
 	if !f.next.IsZero() && !now.Before(f.next) {
@@ -298,7 +497,9 @@ func (f *File) rotateDue(now time.Time, n int64) bool {
 
 // Rotate closes the file, renames it to a backup and opens a new one now,
 // whatever its size and age; the backup is then compressed and pruned in
-// the background. An empty file is not rotated.
+// the background. An empty file is not rotated. When the file is no longer
+// at the path (see [File]), Rotate opens the path again instead of
+// renaming.
 func (f *File) Rotate() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -306,8 +507,8 @@ func (f *File) Rotate() error {
 		return ErrClosed
 	}
 	now := f.now()
-	if f.f == nil {
-		return f.openLocked(now)
+	if err := f.syncLocked(now); err != nil {
+		return err // no file, or one that is not at path and not ours to rename
 	}
 	if f.size == 0 {
 		return nil
@@ -315,6 +516,8 @@ func (f *File) Rotate() error {
 	return f.rotateLocked(now)
 }
 
+// rotateLocked renames the file written, which syncLocked has just found
+// at path, to a backup and opens path again.
 func (f *File) rotateLocked(now time.Time) error {
 	name := f.backupName(now)
 	if err := os.Rename(f.path, name); err != nil {
@@ -325,11 +528,15 @@ func (f *File) rotateLocked(now time.Time) error {
 		}
 		return fmt.Errorf("accesslog: rotate: %w", err)
 	}
+	// The renamed file is not checked for links as reopenLocked would: a
+	// mill pass still running may compress and remove it at any moment,
+	// and what was written into it is in the backup.
 	old := f.f
 	f.f = nil
 	_ = old.Close() // the data was written; nothing is buffered
+	err := f.reopenLocked(now)
 	f.signalMill()
-	return f.openLocked(now)
+	return err
 }
 
 // backupName is the name of a backup rotated at now. Names sort in
@@ -363,18 +570,15 @@ func exists(name string) bool {
 
 // Reopen closes the file and opens path again, without rotating: after an
 // external tool (logrotate) renamed the file, the next lines go to a new
-// file at path. See [File.ReopenOnSignal].
+// file at path at once, not at the File's next check. It opens the path as
+// that check does (see [File]). See [File.ReopenOnSignal].
 func (f *File) Reopen() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return ErrClosed
 	}
-	if f.f != nil {
-		_ = f.f.Close()
-		f.f = nil
-	}
-	return f.openLocked(f.now())
+	return f.reopenLocked(f.now())
 }
 
 // ReopenOnSignal calls [File.Reopen] each time the process receives one of
@@ -420,16 +624,17 @@ func (f *File) reopenOnSignal(ctx context.Context, ready func(), sigs ...os.Sign
 }
 
 // Close closes the file and waits for the background compression and
-// pruning to finish. Writes after Close return [ErrClosed]. It is safe to
-// call more than once; later calls return nil.
+// pruning to finish. Writes after Close return [ErrClosed]. It returns an
+// error, too, when the file had been deleted and the writes since the last
+// check were lost (they are counted in [File.Dropped]). It is safe to call
+// more than once; later calls return nil.
 func (f *File) Close() error {
 	var err error
 	f.closeOnce.Do(func() {
 		f.mu.Lock()
 		f.closed = true
 		if f.f != nil {
-			err = f.f.Close()
-			f.f = nil
+			err = f.retireLocked()
 		}
 		f.mu.Unlock()
 		close(f.stop)

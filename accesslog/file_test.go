@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -603,3 +604,444 @@ func TestFileErrorLoggerGetsMaintenanceFailures(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// lockedBuffer is a bytes.Buffer for an error logger that the File's write
+// path and its background goroutine both write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lineWidth is the length of a numbered line.
+const lineWidth = 50
+
+// numbered returns line i of a test log, lineWidth bytes.
+func numbered(i int) []byte {
+	s := fmt.Sprintf("n %06d ", i)
+	return []byte(s + strings.Repeat("x", lineWidth-len(s)-1) + "\n")
+}
+
+// numbersIn returns the numbers of the numbered lines of content, in
+// order, and fails on any other line.
+func numbersIn(t *testing.T, content string) []int {
+	t.Helper()
+	var out []int
+	for l := range strings.Lines(content) {
+		var i int
+		if _, err := fmt.Sscanf(l, "n %06d ", &i); err != nil || len(l) != lineWidth {
+			t.Fatalf("foreign or torn line %q", l)
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+// numbers returns from, from+1, …, to-1.
+func numbers(from, to int) []int {
+	out := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// assertNumbers checks that got is from, from+1, …, to-1 and names the
+// first difference rather than printing thousands of numbers.
+func assertNumbers(t *testing.T, from, to int, got []int, msg string) {
+	t.Helper()
+	if slices.Equal(got, numbers(from, to)) {
+		return
+	}
+	i := 0
+	for i < len(got) && i < to-from && got[i] == from+i {
+		i++
+	}
+	switch {
+	case i < len(got) && i < to-from:
+		t.Errorf("%s: line %d is number %d, want %d (want %d..%d, got %d lines)", msg, i, got[i], from+i, from, to-1, len(got))
+	default:
+		t.Errorf("%s: want %d..%d (%d lines), got %d lines, the first %d as wanted", msg, from, to-1, to-from, len(got), i)
+	}
+}
+
+func perm(t *testing.T, name string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(name)
+	require.NoError(t, err)
+	return st.Mode() & (os.ModePerm | os.ModeSetgid)
+}
+
+// TestFileSurvivesDeletion removes the live file or its directory under a
+// File and writes 10,000 lines into it. The File notices at its next check
+// (the clock is frozen here, so at the next rotation or check window),
+// opens the path again, making the directory again with its mode, and
+// every line written after that is in the file; the lines written into the
+// deleted file before are counted in Dropped and reported. Size rotation
+// goes on for the file written.
+func TestFileSurvivesDeletion(t *testing.T) {
+	const dirMode = 0o751 | os.ModeSetgid
+	tests := []struct {
+		name    string
+		remove  func(t *testing.T, dir, path string)
+		dirMode os.FileMode // afterwards
+	}{
+		{"live file removed", func(t *testing.T, _, path string) {
+			require.NoError(t, os.Remove(path))
+		}, dirMode},
+		{"directory removed", func(t *testing.T, dir, _ string) {
+			require.NoError(t, os.RemoveAll(dir))
+		}, dirMode},
+		{"directory removed and made again by someone else", func(t *testing.T, dir, _ string) {
+			require.NoError(t, os.RemoveAll(dir))
+			require.NoError(t, os.Mkdir(dir, 0o700))
+		}, 0o700},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "logs")
+			require.NoError(t, os.Mkdir(dir, 0o700))
+			require.NoError(t, os.Chmod(dir, dirMode))
+			path := filepath.Join(dir, "access.log")
+			var errs lockedBuffer
+			// Frozen: no check falls due by time.
+			clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+			const maxSize = 64 << 10
+			f, err := openFile(path, clock.now, WithMaxSize(maxSize), WithFileMode(0o600),
+				WithFileErrorLogger(slog.New(slog.NewTextHandler(&errs, nil))))
+			require.NoError(t, err)
+
+			tt.remove(t, dir, path)
+			const total = 10_000
+			for i := range total {
+				_, err := f.Write(numbered(i))
+				require.NoError(t, err, "write %d", i)
+			}
+			dropped := int(f.Dropped())
+			require.NoError(t, f.Close())
+			t.Logf("dropped %d of %d writes", dropped, total)
+
+			content, backups := readLog(t, path)
+			assert.Positive(t, dropped, "a deletion is noticed at the next check, not at once")
+			assert.LessOrEqual(t, dropped*lineWidth, checkBytes+lineWidth, "… which comes within one check window")
+			assertNumbers(t, dropped, total, numbersIn(t, content), "every line written after the File noticed is in the file, once, in order")
+			assert.Contains(t, errs.String(), "deleted while open", "the loss is reported")
+			assert.Contains(t, errs.String(), fmt.Sprintf("writes=%d", dropped), "with the count")
+			require.GreaterOrEqual(t, len(backups), 5, "size rotation goes on after the reopen")
+			for _, b := range append(backups, filepath.Base(path)) {
+				assert.LessOrEqual(t, len(readMaybeGzip(t, filepath.Join(dir, b))), maxSize, "%s within the size limit", b)
+			}
+			assert.Equal(t, os.FileMode(0o600), perm(t, path), "file mode of the recreated file")
+			assert.Equal(t, tt.dirMode, perm(t, dir), "directory mode")
+		})
+	}
+}
+
+// TestFileDirectoryCannotBeMadeAgain puts a regular file where the log
+// directory was: the writes that went into the deleted file before the File
+// noticed are counted in Dropped, every later one returns an error until
+// the directory can be made again, and from then on every line lands.
+func TestFileDirectoryCannotBeMadeAgain(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	path := filepath.Join(dir, "access.log")
+	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	f, err := openFile(path, clock.now, WithCompress(false), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory\n"), 0o600))
+
+	const total = 5_000
+	failed := 0
+	for i := range total {
+		if _, err := f.Write(numbered(i)); err != nil {
+			if failed == 0 {
+				assert.ErrorIs(t, err, syscall.ENOTDIR)
+				assert.True(t, strings.HasPrefix(err.Error(), "accesslog: "), "got %q", err)
+			}
+			failed++
+		}
+	}
+	dropped := int(f.Dropped())
+	assert.Positive(t, dropped, "writes into the deleted file before the File noticed")
+	assert.Positive(t, failed, "writes after it noticed fail")
+	assert.Equal(t, total, dropped+failed, "no write is lost silently: each is counted or failed")
+
+	require.NoError(t, os.Remove(dir))
+	for i := total; i < 2*total; i++ {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err, "write %d after the way was free again", i)
+	}
+	require.NoError(t, f.Close())
+	content, _ := readLog(t, path)
+	assertNumbers(t, total, 2*total, numbersIn(t, content), "every line from the first write after the blocker went")
+	assert.EqualValues(t, dropped, f.Dropped(), "nothing dropped after")
+}
+
+// TestFileFollowsAMovedOrReplacedFile moves the file away as logrotate
+// does, without signalling the process: the lines go on into the moved
+// file until the File notices, then into the file at the path, appended to
+// what someone else put there. Nothing is dropped.
+func TestFileFollowsAMovedOrReplacedFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		foreign string // what logrotate's create puts at path; "" for none
+	}{
+		{"moved (logrotate nocreate)", ""},
+		{"moved and created anew (logrotate create)", "# created by logrotate\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "access.log")
+			clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+			f, err := openFile(path, clock.now, WithCompress(false))
+			require.NoError(t, err)
+			const before, total = 100, 10_000
+			for i := range before {
+				_, err := f.Write(numbered(i))
+				require.NoError(t, err)
+			}
+			require.NoError(t, os.Rename(path, path+".1"))
+			if tt.foreign != "" {
+				require.NoError(t, os.WriteFile(path, []byte(tt.foreign), 0o600))
+				require.NoError(t, os.Chmod(path, 0o644))
+			}
+			for i := before; i < total; i++ {
+				_, err := f.Write(numbered(i))
+				require.NoError(t, err)
+			}
+			require.NoError(t, f.Close())
+
+			moved, err := os.ReadFile(path + ".1")
+			require.NoError(t, err)
+			live, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(string(live), tt.foreign), "someone else's content is kept")
+			inMoved := numbersIn(t, string(moved))
+			got := append(inMoved, numbersIn(t, strings.TrimPrefix(string(live), tt.foreign))...)
+			assertNumbers(t, 0, total, got, "every line once, in order")
+			assert.Greater(t, len(inMoved), before, "lines after the move went into the moved file until the File noticed")
+			assert.Zero(t, f.Dropped())
+			if tt.foreign != "" {
+				assert.Equal(t, os.FileMode(0o644), perm(t, path), "someone else's file keeps its mode")
+			}
+		})
+	}
+}
+
+// TestFileKeepsAMovedFileWhilePathCannotBeOpened moves the file away and
+// puts a directory at its path: the File goes on writing into the moved
+// file (nothing is lost), does not rotate what is at the path (it is not
+// its file), reports the failure, and goes back to the path once it can.
+func TestFileKeepsAMovedFileWhilePathCannotBeOpened(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	var errs lockedBuffer
+	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	f, err := openFile(path, clock.now, WithMaxSize(64<<10), WithCompress(false),
+		WithFileErrorLogger(slog.New(slog.NewTextHandler(&errs, nil))))
+	require.NoError(t, err)
+	const before, during, total = 100, 10_000, 12_000
+	for i := range before {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, os.Rename(path, path+".1"))
+	require.NoError(t, os.Mkdir(path, 0o700))
+	for i := before; i < during; i++ {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err, "write %d: the moved file takes it", i)
+	}
+	assert.DirExists(t, path, "what is at the path is not rotated away")
+	backups, err := f.backups()
+	require.NoError(t, err)
+	assert.Empty(t, backups, "no rotation of a file that is not at the path")
+	assert.Contains(t, errs.String(), "is a directory", "the failure to open the path is reported")
+
+	require.NoError(t, os.Remove(path))
+	for i := during; i < total; i++ {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	moved, err := os.ReadFile(path + ".1")
+	require.NoError(t, err)
+	content, _ := readLog(t, path)
+	inMoved := numbersIn(t, string(moved))
+	assert.Greater(t, len(inMoved), during, "the moved file took every line until the path could be opened")
+	assertNumbers(t, 0, total, append(inMoved, numbersIn(t, content)...), "every line once, in order")
+	assert.Zero(t, f.Dropped())
+}
+
+// TestFileRotateAndReopenAfterDeletion checks that Rotate and Reopen (the
+// SIGHUP path) notice a deleted file like the write path does: no rename
+// error, the writes into the deleted file counted, a new file at path.
+func TestFileRotateAndReopenAfterDeletion(t *testing.T) {
+	tests := []struct {
+		name string
+		act  func(*File) error
+	}{
+		{"Rotate", (*File).Rotate},
+		{"Reopen", (*File).Reopen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "access.log")
+			f, err := OpenFile(path, WithCompress(false), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+			require.NoError(t, err)
+			for i := range 10 {
+				_, err := f.Write(numbered(i))
+				require.NoError(t, err)
+			}
+			require.NoError(t, os.Remove(path))
+			require.NoError(t, tt.act(f))
+			assert.EqualValues(t, 10, f.Dropped(), "the writes into the deleted file")
+			require.FileExists(t, path)
+			for i := 10; i < 20; i++ {
+				_, err := f.Write(numbered(i))
+				require.NoError(t, err)
+			}
+			require.NoError(t, f.Close())
+			content, backups := readLog(t, path)
+			assert.Empty(t, backups, "nothing to rotate: the new file was empty")
+			assertNumbers(t, 10, 20, numbersIn(t, content), "lines in the file")
+		})
+	}
+}
+
+func TestFileCloseReportsWritesIntoADeletedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	f, err := OpenFile(path, WithCompress(false), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	for i := range 5 {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, os.Remove(path))
+	err = f.Close()
+	assert.ErrorContains(t, err, "deleted while open")
+	assert.EqualValues(t, 5, f.Dropped())
+}
+
+// TestFileNoticesADeletionWithinTheCheckInterval deletes the file while
+// each write comes a check interval after the previous one: the File
+// checks before every write then, and nothing is dropped.
+func TestFileNoticesADeletionWithinTheCheckInterval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), step: checkInterval}
+	f, err := openFile(path, clock.now, WithCompress(false))
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(path))
+	for i := range 100 {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	content, _ := readLog(t, path)
+	assertNumbers(t, 0, 100, numbersIn(t, content), "lines in the file")
+	assert.Zero(t, f.Dropped())
+}
+
+// TestFileSizeFollowsATruncation truncates the file under the File, as
+// logrotate's copytruncate does: size rotation counts what is in the file,
+// so no small file is rotated early.
+func TestFileSizeFollowsATruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	f, err := openFile(path, clock.now, WithMaxSize(20*lineWidth), WithCompress(false))
+	require.NoError(t, err)
+	for i := range 15 {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, os.Truncate(path, 0))
+	for i := 15; i < 30; i++ {
+		_, err := f.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	content, backups := readLog(t, path)
+	assert.Empty(t, backups, "15 lines in a file of 20: no rotation")
+	assertNumbers(t, 15, 30, numbersIn(t, content), "lines in the file")
+}
+
+// TestFileDeletedUnderConcurrentWriters deletes the file before 8
+// goroutines write 10,000 lines: every line is either in the file, whole
+// and once, or counted in Dropped.
+func TestFileDeletedUnderConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "conc.log")
+	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)} // frozen: no check by time
+	f, err := openFile(path, clock.now, WithMaxSize(64<<10), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(path))
+	const writers, each = 8, 1250
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := fmt.Fprintf(f, "w%d %05d %s\n", g, i, strings.Repeat("z", 20)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, f.Close())
+	content, _ := readLog(t, path)
+	seen := map[[2]int]bool{}
+	for l := range strings.Lines(content) {
+		g, i, ok := parseLine(strings.TrimSuffix(l, "\n"))
+		require.Truef(t, ok && g < writers && i < each, "torn or foreign line %q", l)
+		require.Falsef(t, seen[[2]int{g, i}], "line %q twice", l)
+		seen[[2]int{g, i}] = true
+	}
+	assert.Positive(t, f.Dropped())
+	assert.Equal(t, writers*each, len(seen)+int(f.Dropped()), "lines in the file + dropped = lines written")
+}
+
+// TestBufferedWriterOnAFileWhoseDirectoryIsGone checks the accounting of
+// the two together: a batch the File could not write is counted by the
+// BufferedWriter (in lines), one that went into the deleted file by the
+// File (in writes, here one line each, as every line is flushed alone).
+func TestBufferedWriterOnAFileWhoseDirectoryIsGone(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	path := filepath.Join(dir, "access.log")
+	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	quiet := slog.New(slog.DiscardHandler)
+	f, err := openFile(path, clock.now, WithCompress(false), WithFileErrorLogger(quiet))
+	require.NoError(t, err)
+	bw := NewBufferedWriter(f, WithBufferErrorLogger(quiet))
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, nil, 0o600))
+	const total = 2_000
+	for i := range total {
+		_, err := bw.Write(numbered(i))
+		require.NoError(t, err, "BufferedWriter.Write does not wait for the file")
+		_ = bw.Flush()
+	}
+	assert.Positive(t, bw.Dropped())
+	assert.Positive(t, f.Dropped())
+	assert.EqualValues(t, total, bw.Dropped()+f.Dropped(), "every line is counted by one of them")
+
+	require.NoError(t, os.Remove(dir))
+	for i := total; i < 2*total; i++ {
+		_, err := bw.Write(numbered(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, bw.Close())
+	require.NoError(t, f.Close())
+	content, _ := readLog(t, path)
+	assertNumbers(t, total, 2*total, numbersIn(t, content), "lines in the file")
+}
