@@ -4,11 +4,13 @@
 // optional interface of the writer and without allocating. accesslog (the
 // access line) and recoverer (may a 500 still be written?) share it.
 //
-//	var rec respwriter.Recorder // in a per-request struct, or pooled
-//	rec.Reset(w)
-//	rec.Start = time.Now() // only to time the first byte
+//	rec := respwriter.New(w) // or a Recorder in a per-request struct, Reset(w)
+//	rec.Start = time.Now()   // only to time the first byte
 //	next.ServeHTTP(rec.Wrap(), r)
+//	rec.End()                // also when next panicked
 //	… rec.Status, rec.Bytes, rec.FirstByte, rec.Hijacked …
+//
+// Never put a Recorder in a sync.Pool: see "After the handler returned".
 //
 // [Recorder.Wrap] returns one of 16 views, each a struct holding only the
 // *Recorder (so storing it in an http.ResponseWriter does not allocate),
@@ -22,6 +24,24 @@
 // Every view also has io.StringWriter, FlushError and Unwrap, so
 // http.ResponseController reaches the flush, deadline and full-duplex
 // methods of the writers underneath.
+//
+// # After the handler returned
+//
+// A handler may leak its ResponseWriter to a goroutine that uses it after
+// the handler returned. In net/http a late HTTP/1 write fails with
+// ErrContentLength when the response had a known length, and otherwise goes
+// into a buffer net/http has given back to its pool, which may be another
+// response's by then; a late HTTP/2 write panics. A pooled wrapper would
+// hand the late write to whichever request got the wrapper next. A Recorder
+// refuses instead: once the middleware that owns it calls [Recorder.End],
+// every method of the Recorder and of its views refuses — writes, ReadFrom, FlushError, Hijack and Push return
+// [ErrHandlerReturned], WriteHeader and Flush do nothing, Header returns a
+// map of its own and Unwrap a writer that refuses the same way — and
+// nothing reaches the wrapped writer or the recorded fields. [New] hands
+// out Recorders that are never reused, so that a view kept past End can
+// only ever reach its own request: a call that races with End (already
+// past the check when End runs) completes on the writer of its own
+// request, never on another's.
 package respwriter
 
 import (
@@ -30,13 +50,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
+// ErrHandlerReturned is returned by the methods of a Recorder and its views
+// after [Recorder.End]: the handler that got the writer has returned, and
+// its response is no longer its to write.
+var ErrHandlerReturned = errors.New("shipshape: response used after its handler returned")
+
 // Recorder records what the handler did with the response it wraps. The
-// zero value is not usable: call Reset first. Like the http.ResponseWriter
-// it wraps, it is not safe for concurrent use, and neither it nor its views
-// may be used after the handler returned.
+// zero value is not usable: call Reset first, or get one from [New]. Like
+// the http.ResponseWriter it wraps, it is not safe for concurrent use;
+// [Recorder.End] is the exception, and makes every later use refuse.
 type Recorder struct {
 	w http.ResponseWriter
 
@@ -59,11 +86,64 @@ type Recorder struct {
 	// Hijacked is set once Hijack succeeded: the connection is no longer
 	// the server's to write to.
 	Hijacked bool
+
+	// ended is set by End. Atomic so that a late call on another goroutine
+	// that sees it also sees everything before End, and so that the race
+	// detector does not blame the check itself. Last, where it fits in the
+	// padding after Hijacked: a Recorder is no bigger than before.
+	ended atomic.Bool
 }
 
-// Reset makes r record a new response written to w, forgetting everything
-// else.
-func (r *Recorder) Reset(w http.ResponseWriter) { *r = Recorder{w: w} }
+// Reset makes r record a new response written to w, forgetting what it
+// recorded. End is final, and Reset does not undo it: views of the ended
+// response may still be held, and a Recorder that came back to life would
+// hand them the new one (a Recorder per response is what [New] is for).
+func (r *Recorder) Reset(w http.ResponseWriter) {
+	r.w = w
+	r.Start, r.Status, r.Bytes, r.FirstByte, r.Hijacked = time.Time{}, 0, 0, 0, false
+}
+
+// blockSize is how many Recorders [New] carves from one allocation: one
+// allocation per 16 requests, and a view kept past its request keeps at
+// most 15 other finished Recorders (and the writers they wrapped) from
+// being collected.
+const blockSize = 16
+
+type block struct {
+	recs [blockSize]Recorder
+	next int
+}
+
+// blocks hold the Recorders New has not handed out yet; a block leaves the
+// pool once its last Recorder is taken and is collected when none of its
+// Recorders is referenced any more. No Recorder goes back.
+var blocks = sync.Pool{New: func() any { return new(block) }}
+
+// New returns a Recorder for w that was never used before and will never be
+// used for another response, without an allocation for most calls: it is
+// what a middleware that keeps no per-request struct uses instead of a pool
+// of Recorders, which would hand a view kept past its request to the next
+// one. Call [Recorder.End] when the handler returned; drop the Recorder
+// afterwards.
+func New(w http.ResponseWriter) *Recorder {
+	b := blocks.Get().(*block)
+	r := &b.recs[b.next]
+	b.next++
+	if b.next < blockSize {
+		blocks.Put(b)
+	}
+	r.w = w
+	return r
+}
+
+// End records that the handler returned: from now on r and its views refuse
+// every use (see "After the handler returned" in the package
+// documentation). The recorded fields keep their values. End may be called
+// while a leaked goroutine uses a view; calling it again does nothing.
+func (r *Recorder) End() { r.ended.Store(true) }
+
+// Ended reports whether End was called.
+func (r *Recorder) Ended() bool { return r.ended.Load() }
 
 func (r *Recorder) markFirstByte() {
 	if r.FirstByte == 0 && !r.Start.IsZero() {
@@ -81,14 +161,23 @@ func (r *Recorder) committed() {
 	}
 }
 
-// Header returns the wrapped writer's header map.
-func (r *Recorder) Header() http.Header { return r.w.Header() }
+// Header returns the wrapped writer's header map; after End, a new empty
+// map, so that what a late caller sets goes nowhere.
+func (r *Recorder) Header() http.Header {
+	if r.ended.Load() {
+		return http.Header{}
+	}
+	return r.w.Header()
+}
 
 // WriteHeader writes the status line. The status is recorded after the
 // wrapped writer accepted it, so that an invalid code, which net/http
 // refuses with a panic, leaves the response unwritten (and a recoverer free
 // to answer 500).
 func (r *Recorder) WriteHeader(code int) {
+	if r.ended.Load() {
+		return
+	}
 	r.w.WriteHeader(code)
 	if r.Status == 0 {
 		r.markFirstByte()
@@ -100,6 +189,9 @@ func (r *Recorder) WriteHeader(code int) {
 
 // Write writes body bytes.
 func (r *Recorder) Write(p []byte) (int, error) {
+	if r.ended.Load() {
+		return 0, ErrHandlerReturned
+	}
 	r.committed()
 	n, err := r.w.Write(p)
 	r.Bytes += int64(n)
@@ -109,14 +201,25 @@ func (r *Recorder) Write(p []byte) (int, error) {
 // WriteString keeps io.WriteString from copying s when the wrapped writer
 // can take a string (net/http's can).
 func (r *Recorder) WriteString(s string) (int, error) {
+	if r.ended.Load() {
+		return 0, ErrHandlerReturned
+	}
 	r.committed()
 	n, err := io.WriteString(r.w, s)
 	r.Bytes += int64(n)
 	return n, err
 }
 
-// Unwrap returns the wrapped writer, for http.ResponseController.
-func (r *Recorder) Unwrap() http.ResponseWriter { return r.w }
+// Unwrap returns the wrapped writer, for http.ResponseController; after
+// End, a writer that refuses like r, so that a late SetWriteDeadline or
+// EnableFullDuplex cannot reach a connection that may be serving another
+// request by now.
+func (r *Recorder) Unwrap() http.ResponseWriter {
+	if r.ended.Load() {
+		return endedWriter{}
+	}
+	return r.w
+}
 
 // FlushError flushes the wrapped writer, or the first writer down its
 // Unwrap chain that can flush, and returns http.ErrNotSupported when none
@@ -125,6 +228,9 @@ func (r *Recorder) Unwrap() http.ResponseWriter { return r.w }
 // unless it was not supported: net/http's writers commit before they write,
 // so a failed flush may still have sent the header.
 func (r *Recorder) FlushError() error {
+	if r.ended.Load() {
+		return ErrHandlerReturned
+	}
 	err := http.NewResponseController(r.w).Flush()
 	if !errors.Is(err, http.ErrNotSupported) {
 		r.committed()
@@ -135,6 +241,9 @@ func (r *Recorder) FlushError() error {
 func (r *Recorder) flush() { _ = r.FlushError() }
 
 func (r *Recorder) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if r.ended.Load() {
+		return nil, nil, ErrHandlerReturned
+	}
 	c, brw, err := r.w.(http.Hijacker).Hijack()
 	if err == nil {
 		r.Hijacked = true
@@ -144,6 +253,9 @@ func (r *Recorder) hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (r *Recorder) readFrom(src io.Reader) (int64, error) {
+	if r.ended.Load() {
+		return 0, ErrHandlerReturned
+	}
 	r.committed()
 	n, err := r.w.(io.ReaderFrom).ReadFrom(src)
 	r.Bytes += n
@@ -151,8 +263,24 @@ func (r *Recorder) readFrom(src io.Reader) (int64, error) {
 }
 
 func (r *Recorder) push(target string, opts *http.PushOptions) error {
+	if r.ended.Load() {
+		return ErrHandlerReturned
+	}
 	return r.w.(http.Pusher).Push(target, opts)
 }
+
+// endedWriter is what Unwrap returns after End: every method refuses,
+// including the ones http.ResponseController looks for.
+type endedWriter struct{}
+
+func (endedWriter) Header() http.Header              { return http.Header{} }
+func (endedWriter) Write([]byte) (int, error)        { return 0, ErrHandlerReturned }
+func (endedWriter) WriteString(string) (int, error)  { return 0, ErrHandlerReturned }
+func (endedWriter) WriteHeader(int)                  {}
+func (endedWriter) FlushError() error                { return ErrHandlerReturned }
+func (endedWriter) SetReadDeadline(time.Time) error  { return ErrHandlerReturned }
+func (endedWriter) SetWriteDeadline(time.Time) error { return ErrHandlerReturned }
+func (endedWriter) EnableFullDuplex() error          { return ErrHandlerReturned }
 
 // Bits of the optional interfaces, the index of a view.
 const (

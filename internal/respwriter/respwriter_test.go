@@ -57,15 +57,7 @@ func interfaces(w http.ResponseWriter) [4]bool {
 func TestViewsKeepExactlyTheUnderlyingInterfaces(t *testing.T) {
 	for mask := range 16 {
 		want := [4]bool{mask&canFlush != 0, mask&canHijack != 0, mask&canReadFrom != 0, mask&canPush != 0}
-		name := ""
-		for i, c := range "FHRP" {
-			if want[i] {
-				name += string(c)
-			} else {
-				name += "-"
-			}
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(maskName(mask), func(t *testing.T) {
 			full := newFull()
 			under := maskedWriter(full, mask)
 			require.Equal(t, want, interfaces(under), "test writer for mask %04b", mask)
@@ -108,6 +100,20 @@ func TestViewsKeepExactlyTheUnderlyingInterfaces(t *testing.T) {
 			}
 		})
 	}
+}
+
+// maskName names a combination of optional interfaces: "F-R-" is a
+// Flusher and an io.ReaderFrom.
+func maskName(mask int) string {
+	name := ""
+	for i, c := range "FHRP" {
+		if mask&(1<<i) != 0 {
+			name += string(c)
+		} else {
+			name += "-"
+		}
+	}
+	return name
 }
 
 // maskedWriter returns a writer with exactly the optional interfaces of
@@ -356,7 +362,154 @@ func TestResetForgetsTheLastResponse(t *testing.T) {
 	rec.Hijacked = true
 	under := newFull()
 	rec.Reset(under)
-	assert.Equal(t, Recorder{w: under}, *rec)
+	assert.Equal(t, http.ResponseWriter(under), rec.w, "wrapped writer")
+	assert.Zero(t, rec.Start, "start")
+	assert.Zero(t, rec.Status, "status")
+	assert.Zero(t, rec.Bytes, "bytes")
+	assert.Zero(t, rec.FirstByte, "first byte")
+	assert.False(t, rec.Hijacked, "hijacked")
+}
+
+// TestEndRefusesEveryMethod: after End, no method of any of the 16 views
+// reaches the wrapped writer or changes what was recorded, and each one
+// that can return an error returns ErrHandlerReturned, also through
+// http.ResponseController.
+func TestEndRefusesEveryMethod(t *testing.T) {
+	for mask := range 16 {
+		t.Run(maskName(mask), func(t *testing.T) {
+			full := newFull()
+			full.Header().Set("X-Before", "1")
+			rec := newRecorder(maskedWriter(full, mask))
+			w := rec.Wrap()
+			w.WriteHeader(http.StatusAccepted)
+			_, err := io.WriteString(w, "before")
+			require.NoError(t, err)
+			rec.End()
+			assert.True(t, rec.Ended(), "Ended")
+
+			w.Header().Set("X-After", "1")
+			w.WriteHeader(http.StatusTeapot)
+			n, err := w.Write([]byte("after"))
+			assert.Zero(t, n, "Write bytes")
+			assert.ErrorIs(t, err, ErrHandlerReturned, "Write")
+			n, err = io.WriteString(w, "after")
+			assert.Zero(t, n, "WriteString bytes")
+			assert.ErrorIs(t, err, ErrHandlerReturned, "WriteString")
+			rc := http.NewResponseController(w)
+			assert.ErrorIs(t, rc.Flush(), ErrHandlerReturned, "ResponseController.Flush")
+			assert.ErrorIs(t, rc.SetWriteDeadline(time.Now()), ErrHandlerReturned, "ResponseController.SetWriteDeadline")
+			assert.ErrorIs(t, rc.SetReadDeadline(time.Now()), ErrHandlerReturned, "ResponseController.SetReadDeadline")
+			assert.ErrorIs(t, rc.EnableFullDuplex(), ErrHandlerReturned, "ResponseController.EnableFullDuplex")
+			_, _, err = rc.Hijack()
+			assert.Error(t, err, "ResponseController.Hijack")
+			u := w.(interface{ Unwrap() http.ResponseWriter }).Unwrap()
+			_, err = u.Write([]byte("after"))
+			assert.ErrorIs(t, err, ErrHandlerReturned, "Write on what Unwrap returns")
+			u.Header().Set("X-After", "1")
+			u.WriteHeader(http.StatusTeapot)
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			if h, ok := w.(http.Hijacker); ok {
+				_, _, err := h.Hijack()
+				assert.ErrorIs(t, err, ErrHandlerReturned, "Hijack")
+			}
+			if rf, ok := w.(io.ReaderFrom); ok {
+				n, err := rf.ReadFrom(strings.NewReader("after"))
+				assert.Zero(t, n, "ReadFrom bytes")
+				assert.ErrorIs(t, err, ErrHandlerReturned, "ReadFrom")
+			}
+			if p, ok := w.(http.Pusher); ok {
+				assert.ErrorIs(t, p.Push("/x", nil), ErrHandlerReturned, "Push")
+			}
+
+			assert.Equal(t, "before", full.Body.String(), "nothing reached the body after End")
+			assert.Equal(t, http.StatusAccepted, full.Code, "status sent")
+			assert.Empty(t, full.Header().Get("X-After"), "nothing reached the header after End")
+			assert.Equal(t, "1", full.Header().Get("X-Before"), "the header before End")
+			assert.Zero(t, full.flushes+full.hijacks+full.readFroms+full.pushes, "no optional method reached the writer")
+			assert.Equal(t, http.StatusAccepted, rec.Status, "recorded status kept")
+			assert.EqualValues(t, len("before"), rec.Bytes, "recorded bytes kept")
+			assert.False(t, rec.Hijacked, "not hijacked")
+		})
+	}
+}
+
+func TestEndIsFinal(t *testing.T) {
+	rec := newRecorder(newFull())
+	old := rec.Wrap()
+	rec.End()
+	rec.End()
+	next := newFull()
+	rec.Reset(next)
+	_, err := old.Write([]byte("late"))
+	assert.ErrorIs(t, err, ErrHandlerReturned, "a view of the ended response stays refused after Reset")
+	assert.Zero(t, next.Body.Len(), "nothing reached the writer Reset gave")
+}
+
+// TestNewNeverReusesARecorder: New hands out a distinct Recorder each time,
+// across several blocks, and a view of an ended one stays refused while
+// later requests get theirs.
+func TestNewNeverReusesARecorder(t *testing.T) {
+	first := newFull()
+	rec := New(first)
+	held := rec.Wrap()
+	rec.End()
+	seen := map[*Recorder]bool{rec: true}
+	for range 5 * blockSize {
+		w := newFull()
+		r := New(w)
+		require.False(t, seen[r], "New returned a Recorder it had handed out before")
+		seen[r] = true
+		assert.Zero(t, r.Status, "a fresh Recorder records nothing")
+		assert.False(t, r.Ended(), "a fresh Recorder is not ended")
+		_, err := held.Write([]byte("late"))
+		assert.ErrorIs(t, err, ErrHandlerReturned, "late write")
+		_, err = r.Wrap().Write([]byte("own"))
+		require.NoError(t, err)
+		assert.Equal(t, "own", w.Body.String(), "each request's writes reach its own writer only")
+		r.End()
+	}
+	assert.Zero(t, first.Body.Len(), "the ended request's writer got nothing")
+}
+
+func TestNewAllocatesOncePerBlock(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items; run without -race")
+	}
+	full := newFull()
+	const n = 64 * blockSize
+	allocs := testing.AllocsPerRun(1, func() {
+		for range n {
+			New(full).End()
+		}
+	})
+	assert.LessOrEqual(t, allocs, float64(n/blockSize+2), "allocations for %d Recorders", n)
+}
+
+// TestEndWhileAViewIsInUse: End may run while a leaked goroutine is still
+// writing (a bug, but one that must not corrupt memory): the goroutine's
+// writes start failing, and the race detector finds nothing in the
+// Recorder.
+func TestEndWhileAViewIsInUse(t *testing.T) {
+	rec := New(struct{ http.ResponseWriter }{newFull()})
+	w := rec.Wrap()
+	failed := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := w.Write([]byte("x")); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	rec.End()
+	select {
+	case err := <-failed:
+		assert.ErrorIs(t, err, ErrHandlerReturned, "the writer's error once End ran")
+	case <-time.After(10 * time.Second): // liveness only
+		t.Fatal("writes still succeed after End")
+	}
 }
 
 func TestWrapDoesNotAllocate(t *testing.T) {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package respwriter
+
+const raceEnabled = false
