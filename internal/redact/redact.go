@@ -1,6 +1,18 @@
 // Package redact decides which query parameters and headers look secret and
 // hides their values. accesslog (log lines) and recoverer (Sentry events)
 // share it, so that both hide the same things.
+//
+// A name is secret when, ignoring ASCII case, it contains one of [Terms]
+// anywhere, or one of its words is one of [Words] (or that word with an "s"
+// after it). The words of a name are its runs of ASCII letters and digits,
+// split where a lower-case letter is followed by an upper-case one
+// ("apiKey": api, key), before the last of several upper-case letters
+// followed by a lower-case one ("APIKey": api, key), and between letters
+// and digits ("key2": key, 2). So "api_key", "x-api-key", "apiKey",
+// "APIKey", "apikey", "auth_code", "connect.sid" and "Otp" are secret, and
+// "keyword", "monkey", "author", "design", "inside", "zipcode",
+// "passenger" and "footprint" are not. Both lists err on the side of
+// redacting: "country_code" and "key_id" are secret too.
 package redact
 
 import (
@@ -8,29 +20,33 @@ import (
 	"strings"
 )
 
-// Terms mark a name as secret when the name contains one of them, ignoring
-// ASCII case: "access_token", "api_key", "client_secret",
-// "X-Amz-Signature", "sessionid", "X-Csrf-Token" all match. The list errs
-// on the side of redacting ("key" also matches "monkey", "sig" also
-// "design"): over-redaction is the price of not leaking the names nobody
-// listed.
+// Terms are long enough not to occur by chance inside ordinary words: any
+// occurrence makes a name secret ("client_secret", "X-Amz-Signature",
+// "JSESSIONID", "PHPSESSID", "access_token", "apikey").
 var Terms = []string{
-	"auth", "code", "cookie", "credential", "csrf", "jwt", "key", "passwd",
-	"password", "pwd", "secret", "session", "sig", "token", "xsrf",
+	"accesskey", "apikey", "authorization", "cookie", "credential", "csrf",
+	"jwt", "passcode", "passphrase", "passwd", "password", "privatekey",
+	"pwd", "secret", "sessid", "session", "signature", "ticket", "token",
+	"xsrf",
 }
 
-// Names matches parameter and header names against a list of terms. It is
-// safe for concurrent use once built.
+// Words are too short to be matched inside other words ("key" in
+// "monkey", "sig" in "design", "sid" in "inside"): they make a name secret
+// only as a word of it.
+var Words = []string{"auth", "code", "key", "otp", "pass", "pw", "sid", "sig", "totp"}
+
+// Names matches parameter and header names against the terms and words. It
+// is safe for concurrent use once built.
 type Names struct {
 	terms []string  // lower-case ASCII
 	first [256]bool // first bytes of terms, both cases: where a match can start
 }
 
-// Default is [Terms] alone.
+// Default is [Terms] and [Words] alone.
 var Default = New()
 
-// New returns [Terms] plus extra terms (trimmed, lower-cased; empty ones
-// are ignored).
+// New returns [Terms] and [Words] plus extra terms (trimmed, lower-cased;
+// empty ones are ignored), which match anywhere in a name like Terms.
 func New(extra ...string) *Names {
 	n := &Names{terms: append([]string(nil), Terms...)}
 	for _, t := range extra {
@@ -48,20 +64,22 @@ func New(extra ...string) *Names {
 	return n
 }
 
-// Match reports whether name contains one of the terms, as sent or, when it
-// is percent- or plus-encoded, decoded (so that "pass%77ord" does not hide
-// a password).
+// Match reports whether name is secret (see the package documentation), as
+// sent or, when it is percent- or plus-encoded, decoded (so that
+// "pass%77ord" does not hide a password).
 func (n *Names) Match(name string) bool {
-	if n.contains(name) {
+	if n.match(name) {
 		return true
 	}
 	if strings.ContainsAny(name, "%+") {
 		if d, err := url.QueryUnescape(name); err == nil {
-			return n.contains(d)
+			return n.match(d)
 		}
 	}
 	return false
 }
+
+func (n *Names) match(s string) bool { return n.contains(s) || hasWord(s) }
 
 func (n *Names) contains(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -76,6 +94,59 @@ func (n *Names) contains(s string) bool {
 	}
 	return false
 }
+
+// hasWord reports whether one of the words of s is one of Words, or one
+// followed by "s".
+func hasWord(s string) bool {
+	start := -1 // start of the current word, -1 between words
+	for i := 0; i <= len(s); i++ {
+		var c byte
+		if i < len(s) {
+			c = s[i]
+		}
+		if start >= 0 && (i == len(s) || wordBreak(s, i)) {
+			if isWord(s[start:i]) {
+				return true
+			}
+			start = -1
+		}
+		if i < len(s) && start < 0 && isAlnum(c) {
+			start = i
+		}
+	}
+	return false
+}
+
+// wordBreak reports whether a word ends before s[i] (i > 0).
+func wordBreak(s string, i int) bool {
+	c, prev := s[i], s[i-1]
+	switch {
+	case !isAlnum(c):
+		return true
+	case isDigit(c) != isDigit(prev):
+		return true
+	case isLower(prev) && isUpper(c):
+		return true
+	case isUpper(prev) && isUpper(c) && i+1 < len(s) && isLower(s[i+1]):
+		return true
+	}
+	return false
+}
+
+func isWord(w string) bool {
+	for _, t := range Words {
+		if len(w) == len(t) && hasPrefixFold(w, t) ||
+			len(w) == len(t)+1 && hasPrefixFold(w, t) && (w[len(t)] == 's' || w[len(t)] == 'S') {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+func isAlnum(c byte) bool { return isDigit(c) || isLower(c) || isUpper(c) }
 
 // Query returns the raw query q with the value of every parameter whose
 // name matches replaced by marker; everything else (order, encoding,
