@@ -33,8 +33,8 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 // BenchmarkHappyPath is a request that does not panic, through the
-// middleware: the deferred recover plus the pooled writer view. Target:
-// ≤ 50 ns/op and 0 allocs/op.
+// middleware: the deferred recover plus a writer view of its own, carved
+// from a block of 16 (so 0 allocs/op, and about 80 B/op of the block).
 func BenchmarkHappyPath(b *testing.B) {
 	h := recoverer.New()(okHandler)
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -59,7 +59,7 @@ func BenchmarkHappyPath(b *testing.B) {
 // BenchmarkTrackingAlternatives measures the ways the middleware could know
 // whether the status line was written, for the README's rationale: bare
 // handler, a deferred recover alone, chi's WrapResponseWriter and httpsnoop
-// per request, and recoverer's pooled view.
+// per request, and recoverer's view (never reused, from a block of 16).
 func BenchmarkTrackingAlternatives(b *testing.B) {
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	run := func(b *testing.B, h http.Handler) {

@@ -51,25 +51,77 @@
 // Flush on your hub) during graceful shutdown so that queued events leave
 // before the process exits.
 //
-// The request sent to Sentry is scrubbed by default: no cookies, no
-// Authorization, Proxy-Authorization, Cookie or Set-Cookie headers, no body,
-// no client address; the values of headers and query parameters whose names
-// look secret are replaced by "[Filtered]". [WithRequestScrubber] opts in to
-// more (or less).
+// # What Sentry gets about the request
 //
-// A request that does not panic costs one deferred call and a pooled
-// response-writer view: no allocation.
+// recoverer builds the event's request itself, so sentry-go's own request
+// collection (SendDefaultPII, DataCollection) never applies to it: method;
+// URL without the query; the query with the value of every secret-looking
+// parameter replaced by "[Filtered]"; and an allow-list of headers —
+// Accept, Content-Length, Content-Type, Host, Referer and User-Agent, plus
+// what [WithSentryHeaders] adds — with the query of a URL in a header
+// value (the Referer's) filtered the same way. Every other header is left
+// out, its name included: no cookies, no credentials, no client address
+// (X-Forwarded-For, Forwarded, X-Real-Ip, X-Azure-ClientIP, X-Client-Addr
+// and the rest, whatever a proxy calls them), no body, no REMOTE_ADDR.
+// [WithRequestScrubber] opts in to more (or less).
+//
+// A name is secret-looking when, ignoring ASCII case, raw or
+// percent-decoded, it contains accesskey, apikey, authorization, cookie,
+// credential, csrf, jwt, passcode, passphrase, passwd, password,
+// privatekey, pwd, secret, sessid, session, signature, ticket, token or
+// xsrf, or has auth, code, key, otp, pass, pw, sid, sig or totp (or one of
+// them followed by "s") as a word: the words of "api_key", "x-api-key",
+// "apiKey" and "APIKey" are api and key, so all four are secret, while
+// "keyword", "monkey", "author", "design" and "inside" are not. Words are
+// split at characters other than ASCII letters and digits, at a change
+// from lower to upper case, before the last of several upper-case letters
+// followed by a lower-case one, and between letters and digits. accesslog
+// redacts the same names.
+//
+// What the Sentry scope carries is still applied to the event by the SDK:
+// a user you set with Scope.SetUser (with an IP address, say), tags,
+// breadcrumbs. Transactions that sentryhttp's tracing sends are built by
+// the SDK from the request, not by recoverer: scrub them in
+// BeforeSendTransaction.
+//
+// # After the handler returned
+//
+// A goroutine that kept the handler's ResponseWriter and uses it after the
+// handler returned gets [ErrHandlerReturned] from Write, WriteString,
+// ReadFrom, Hijack, Push and every http.ResponseController method;
+// WriteHeader and Flush do nothing, Header returns a map that goes nowhere.
+// The writer belongs to one request and is never reused: no call on it can
+// reach another request's response. (A call still running when the handler
+// returns — a data race the handler already has — completes on the
+// request's own net/http writer, as it would without recoverer.) This is
+// safer than bare net/http, where
+// a late HTTP/1 write fails with [http.ErrContentLength] only when the
+// response had a known length; after a flushed (streamed) response it goes
+// into a buffer net/http has given back to its pool, which may by then be
+// another request's, and a late HTTP/2 write panics, which kills the
+// process when it happens in a goroutine.
+//
+// A request that does not panic costs one deferred call and a writer view
+// carved from a block of 16: one allocation per 16 requests (about 80 bytes
+// per request), no lock.
 package recoverer
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 
 	"github.com/getsentry/sentry-go"
 
 	"github.com/shipshape-go/shipshape/internal/respwriter"
 )
+
+// ErrHandlerReturned is what the ResponseWriter a handler got from [New]
+// returns once the handler returned, to a goroutine that kept it and writes
+// to it (see "After the handler returned" in the package documentation). A
+// wrapper between the handler and recoverer, such as accesslog's, passes it
+// on.
+var ErrHandlerReturned = respwriter.ErrHandlerReturned
 
 // Option configures [New] and [Go].
 type Option func(*config)
@@ -79,6 +131,9 @@ type config struct {
 	hub      *sentry.Hub
 	response http.Handler
 	scrubber func(dst *sentry.Request, r *http.Request)
+
+	sentryHeaderNames []string // as given to WithSentryHeaders
+	sentryHeaders     []string // validated, canonical, beyond the defaults
 }
 
 func newConfig(opts []Option) *config {
@@ -119,6 +174,28 @@ func WithResponse(h http.Handler) Option {
 	return func(c *config) { c.response = h }
 }
 
+// WithSentryHeaders adds request headers to the ones a Sentry event
+// carries. By default it carries Accept, Content-Length, Content-Type,
+// Host, Referer and User-Agent, and no other header, not even its name: an
+// allow-list, so that a header nobody thought of (a proxy's X-Client-Addr,
+// an X-Original-Uri with a token in it) stays out. An added header is sent
+// like the default ones: values joined with ",", the value filtered when
+// the name looks secret (as for the query, see the package documentation),
+// and the query of a URL in the value filtered. A client-address header
+// that you add (X-Forwarded-For) is sent as the client sent it.
+//
+// Names are ASCII case-insensitive and trimmed. A name that is not a
+// header field name (RFC 9110: letters, digits and !#$%&'*+-.^_`|~), and
+// Authorization, Proxy-Authorization, Cookie and Set-Cookie, are refused:
+// [New] logs one error record per refused name, through the logger of
+// [WithLogger] (else slog.Default), and leaves it out. [WithRequestScrubber]
+// can still send anything on purpose. WithSentryHeaders may be given more
+// than once; the names add up. It does not apply to [Go], which has no
+// request.
+func WithSentryHeaders(names ...string) Option {
+	return func(c *config) { c.sentryHeaderNames = append(c.sentryHeaderNames, names...) }
+}
+
 // WithRequestScrubber lets the caller change what Sentry receives about the
 // request. fn runs after the default scrubbing (see the package
 // documentation) with the event's request (dst) and the original request
@@ -140,10 +217,23 @@ func WithRequestScrubber(fn func(dst *sentry.Request, r *http.Request)) Option {
 // exactly the optional interfaces of the writer it wraps among
 // http.Flusher, http.Hijacker, io.ReaderFrom and http.Pusher (plus
 // io.StringWriter), and FlushError and Unwrap for http.ResponseController.
-// It is recycled when the handler returns, so, as net/http already
-// requires, it must not be used after that.
+// It belongs to this request alone and stops working when the handler
+// returns: a goroutine that kept it gets [ErrHandlerReturned] from Write
+// (see the package documentation), never another request's response.
 func New(opts ...Option) func(http.Handler) http.Handler {
 	c := newConfig(opts)
+	var refused []refusedHeader
+	c.sentryHeaders, refused = sentryHeaderNames(c.sentryHeaderNames)
+	if len(refused) > 0 {
+		logger := c.logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		for _, h := range refused {
+			logger.LogAttrs(context.Background(), slog.LevelError, msgHeaderRefused,
+				slog.String("header", h.name), slog.String("reason", h.reason))
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return &handler{cfg: c, next: next}
 	}
@@ -154,28 +244,17 @@ type handler struct {
 	next http.Handler
 }
 
+// ServeHTTP gives the handler a view of a Recorder of its own, which holds
+// what the handler did with the response: whether a status line may still
+// be written and whether the connection was hijacked. The Recorder is never
+// reused (respwriter.New carves them from blocks, so most requests do not
+// allocate), and it is ended before ServeHTTP returns: a goroutine that kept
+// the view gets ErrHandlerReturned, never the response of the request that
+// comes next.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := acquireRecorder(w)
+	rec := respwriter.New(w)
 	defer h.recover(rec, r)
 	h.next.ServeHTTP(rec.Wrap(), r)
-}
-
-// recorders hold what the handler did with the response: whether a status
-// line may still be written and whether the connection was hijacked. The
-// pool makes a request that does not panic cost no allocation.
-var recorders = sync.Pool{New: func() any { return new(respwriter.Recorder) }}
-
-func acquireRecorder(w http.ResponseWriter) *respwriter.Recorder {
-	rec := recorders.Get().(*respwriter.Recorder)
-	rec.Reset(w)
-	return rec
-}
-
-// releaseRecorder returns rec to the pool. Only call it when nothing can
-// still hold a view of rec: after the handler returned without panicking.
-func releaseRecorder(rec *respwriter.Recorder) {
-	rec.Reset(nil)
-	recorders.Put(rec)
 }
 
 // recover is deferred by ServeHTTP; recover() works here because recover is
@@ -183,14 +262,14 @@ func releaseRecorder(rec *respwriter.Recorder) {
 func (h *handler) recover(rec *respwriter.Recorder, r *http.Request) {
 	p := recover()
 	if p == nil {
-		releaseRecorder(rec)
+		rec.End()
 		return
 	}
+	// After the 500, and also when the panic goes on (ErrAbortHandler).
+	defer rec.End()
 	if p == http.ErrAbortHandler { // compared the way net/http does
 		panic(p)
 	}
-	// The recorder is not released from here on: the handler that panicked
-	// may have left goroutines holding its view.
 	pcs := callers()
 	ctx := r.Context()
 	eventID := h.cfg.report(ctx, r, p, pcs)

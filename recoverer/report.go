@@ -31,6 +31,7 @@ const (
 const (
 	msgPanic          = "panic recovered"
 	msgPanicGoroutine = "panic recovered in goroutine"
+	msgHeaderRefused  = "recoverer: WithSentryHeaders: header refused, not sent to Sentry"
 	maxFrames         = 64
 )
 

@@ -5,35 +5,84 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/shipshape-go/shipshape/internal/redact"
-
 	"github.com/getsentry/sentry-go"
+
+	"github.com/shipshape-go/shipshape/internal/redact"
 )
 
 // filtered replaces a secret value; it is Sentry's own marker, so that the
 // SDK's, Relay's and recoverer's scrubbing look the same in the UI.
 const filtered = "[Filtered]"
 
-// droppedHeaders never reach Sentry, not even their names.
-var droppedHeaders = map[string]bool{
+// defaultSentryHeaders are the request headers a Sentry event carries by
+// default (listed in WithSentryHeaders' documentation): what helps to
+// reproduce a request, and nothing that identifies the client or carries a
+// credential.
+var defaultSentryHeaders = []string{"Accept", "Content-Length", "Content-Type", "Host", "Referer", "User-Agent"}
+
+// credentialHeaders never reach Sentry through WithSentryHeaders; only a
+// WithRequestScrubber written for the purpose can send them.
+var credentialHeaders = map[string]bool{
 	"Authorization":       true,
 	"Proxy-Authorization": true,
 	"Cookie":              true,
 	"Set-Cookie":          true,
 }
 
-// isClientAddressHeader reports whether a header carries the client's IP
-// address, which is personal data: Forwarded, X-Forwarded-For, X-Real-Ip,
-// True-Client-Ip, Cf-Connecting-Ip and the like.
-func isClientAddressHeader(name string) bool {
-	lower := strings.ToLower(name)
-	return strings.Contains(lower, "forwarded") || strings.HasSuffix(lower, "-ip")
+// refusedHeader is a name WithSentryHeaders was given and does not send.
+type refusedHeader struct{ name, reason string }
+
+// sentryHeaderNames validates the names given to WithSentryHeaders and
+// returns the canonical ones to send beyond the defaults, without
+// duplicates, and the names refused, in the order given.
+func sentryHeaderNames(names []string) (valid []string, refused []refusedHeader) {
+	for _, name := range names {
+		trimmed := strings.TrimSpace(name)
+		canonical := http.CanonicalHeaderKey(trimmed)
+		switch {
+		case !validFieldName(trimmed):
+			refused = append(refused, refusedHeader{name, "not a header field name"})
+		case credentialHeaders[canonical]:
+			refused = append(refused, refusedHeader{name, "a credential; only WithRequestScrubber can send it"})
+		case containsName(defaultSentryHeaders, canonical) || containsName(valid, canonical):
+		default:
+			valid = append(valid, canonical)
+		}
+	}
+	return valid, refused
+}
+
+func containsName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// validFieldName reports whether s is a field name of RFC 9110: one or more
+// tchar.
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // sentryRequest builds the request part of the event with the default
 // scrubbing, then lets the configured scrubber change it.
 func (c *config) sentryRequest(r *http.Request) *sentry.Request {
-	sr := scrubbedRequest(r)
+	sr := scrubbedRequest(r, c.sentryHeaders)
 	if c.scrubber != nil {
 		c.scrubber(sr, r)
 	}
@@ -41,30 +90,46 @@ func (c *config) sentryRequest(r *http.Request) *sentry.Request {
 }
 
 // scrubbedRequest returns what Sentry may know about r by default: method,
-// URL without query, the query with secret values filtered, and the headers
-// minus credentials and cookies, with secret-looking values filtered (the
-// names accesslog redacts too: redact.Terms, also when percent-encoded). No
-// cookies, no body, no client address.
-func scrubbedRequest(r *http.Request) *sentry.Request {
+// URL without query, the query with secret values filtered (the names
+// accesslog redacts too, from internal/redact), and the headers of
+// defaultSentryHeaders plus extra. A header whose name looks secret has
+// its value filtered; the query of a URL in any header value (Referer, an
+// X-Original-Uri that was added) is filtered like the request's. No
+// cookies, no body, no client address: sentry-go adds none of them to a
+// request it did not build itself.
+func scrubbedRequest(r *http.Request, extra []string) *sentry.Request {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
 	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
-	headers := make(map[string]string, len(r.Header)+1)
-	for name, values := range r.Header {
-		canonical := http.CanonicalHeaderKey(name)
+	headers := make(map[string]string, len(defaultSentryHeaders)+len(extra))
+	add := func(name string) {
+		if name == "Host" {
+			// A server request carries it in r.Host, not in r.Header.
+			if r.Host != "" {
+				headers[name] = r.Host
+			}
+			return
+		}
+		values := r.Header.Values(name)
 		switch {
-		case droppedHeaders[canonical]:
-			continue
-		case redact.Default.Match(name) || isClientAddressHeader(name):
-			headers[canonical] = filtered
+		case len(values) == 0:
+		case redact.Default.Match(name):
+			headers[name] = filtered
 		default:
-			headers[canonical] = strings.Join(values, ",")
+			vs := make([]string, len(values))
+			for i, v := range values {
+				vs[i] = redact.Default.URL(v, filtered)
+			}
+			headers[name] = strings.Join(vs, ",")
 		}
 	}
-	if r.Host != "" {
-		headers["Host"] = r.Host
+	for _, name := range defaultSentryHeaders {
+		add(name)
+	}
+	for _, name := range extra {
+		add(name)
 	}
 	return &sentry.Request{
 		URL:         u.String(),

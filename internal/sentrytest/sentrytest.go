@@ -44,6 +44,9 @@ const (
 type Envelope struct {
 	Header EnvelopeHeader
 	Items  []Item
+	// Raw is the whole envelope as received (after gzip), for assertions
+	// on what was sent anywhere in it: headers, every item, every field.
+	Raw []byte
 }
 
 // EnvelopeHeader is the first line of an envelope.
@@ -205,6 +208,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	env.Raw = data
 	s.mu.Lock()
 	s.envelopes = append(s.envelopes, env)
 	s.mu.Unlock()

@@ -54,6 +54,11 @@ func TestServerReceivesEventsFromRealClient(t *testing.T) {
 	for _, env := range srv.Envelopes() {
 		headerIDs = append(headerIDs, env.Header.EventID)
 		assert.NotEmpty(t, env.Header.SDK.Name, "envelope header sdk name")
+		first, _, _ := bytes.Cut(env.Raw, []byte("\n"))
+		assert.Contains(t, string(first), env.Header.EventID, "Raw holds the envelope as sent, header line first")
+		for _, it := range env.Items {
+			assert.True(t, bytes.Contains(env.Raw, it.Payload), "Raw holds every item's payload")
+		}
 	}
 	assert.Contains(t, headerIDs, string(*id), "envelope header event ids %v, want one %s", headerIDs, *id)
 	assert.Len(t, srv.RawEvents(), 2, "raw events")
