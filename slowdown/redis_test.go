@@ -24,7 +24,8 @@ func TestRedisStoreAcrossProcesses(t *testing.T) {
 	newDelayer := func() *slowdown.Delayer {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		t.Cleanup(func() { c.Close() })
-		s := redisstore.New(c, redisstore.WithTimeout(2*time.Second))
+		s, err := redisstore.New(c, redisstore.WithTimeout(2*time.Second))
+		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		// An hour-long window: the count cannot slide out during the test
 		// (rounding the estimate up keeps it stable across a boundary).

@@ -176,7 +176,8 @@ func TestCrossProcessChild(t *testing.T) {
 	require.NoError(t, err, "%s=%q", childEnv, spec)
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	s := New(c, WithTimeout(10*time.Second))
+	s, err := New(c, WithTimeout(10*time.Second))
+	require.NoError(t, err)
 	defer s.Close()
 	ctx := context.Background()
 

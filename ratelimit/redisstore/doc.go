@@ -7,7 +7,10 @@
 //		Addr:                  "127.0.0.1:6379",
 //		ContextTimeoutEnabled: true, // let the store's timeout cut socket I/O
 //	})
-//	store := redisstore.New(rdb, redisstore.WithPrefix("myapp:rl:"))
+//	store, err := redisstore.New(rdb, redisstore.WithPrefix("myapp:rl:"))
+//	if err != nil {
+//		log.Fatal(err) // a nil client or a bad option
+//	}
 //	defer store.Close() // before rdb.Close()
 //	limiter, err := ratelimit.New(100, time.Minute, ratelimit.WithStore(store))
 //	if err != nil {

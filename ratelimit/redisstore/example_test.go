@@ -19,7 +19,10 @@ import (
 func ExampleNew() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	store := redisstore.New(rdb, redisstore.WithPrefix("myapp:rl:"))
+	store, err := redisstore.New(rdb, redisstore.WithPrefix("myapp:rl:"))
+	if err != nil {
+		panic(err) // a nil client or a bad option
+	}
 	defer store.Close() // stops the probe; before rdb.Close
 
 	api, err := ratelimit.New(100, time.Minute, ratelimit.WithStore(store), ratelimit.WithName("api"))
@@ -49,10 +52,13 @@ func ExampleWithFallback() {
 			return a
 		},
 	}))
-	store := redisstore.New(rdb,
+	store, err := redisstore.New(rdb,
 		redisstore.WithFallback(ratelimit.NewMemoryStore()),
 		redisstore.WithTimeout(20*time.Millisecond),
 		redisstore.WithLogger(logger))
+	if err != nil {
+		panic(err)
+	}
 	defer store.Close()
 
 	p := ratelimit.Policy{Name: "api", Limit: 2, Window: time.Minute}

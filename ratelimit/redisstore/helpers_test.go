@@ -44,7 +44,10 @@ func newClient(t testing.TB, addr string, mod ...func(*redis.Options)) *redis.Cl
 // newStore returns a Store closed when the test ends.
 func newStore(t testing.TB, c redis.UniversalClient, opts ...Option) *Store {
 	t.Helper()
-	s := New(c, opts...)
+	s, err := New(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }

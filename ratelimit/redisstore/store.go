@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,7 @@ import (
 	"github.com/shipshape-go/shipshape/ratelimit"
 )
 
-// Defaults used when an option is absent (or given a value it ignores).
+// Defaults used when an option is absent.
 const (
 	// DefaultPrefix starts every key the Store writes.
 	DefaultPrefix = "shipshape:rl:"
@@ -26,7 +27,8 @@ const (
 	DefaultProbeInterval = 500 * time.Millisecond
 )
 
-// ErrNilClient is returned by every Take of a Store made with a nil client.
+// ErrNilClient is returned by [New] for a nil client (or an interface
+// holding a nil pointer), and by Take of a Store not made by New.
 var ErrNilClient = errors.New("redisstore: nil redis client")
 
 var errNegativeN = errors.New("redisstore: n must be >= 0")
@@ -39,22 +41,38 @@ type config struct {
 	timeout       time.Duration
 	probeInterval time.Duration
 	fallback      ratelimit.Store
+	fallbackSet   bool // WithFallback was given, even with nil
 	logger        *slog.Logger
 }
 
+// validate reports the first bad setting; New returns it.
+func (c *config) validate() error {
+	switch {
+	case strings.ContainsAny(c.prefix, "{}"):
+		return errors.New("redisstore: WithPrefix: prefix must not contain '{' or '}'")
+	case c.timeout <= 0:
+		return errors.New("redisstore: WithTimeout: timeout must be > 0")
+	case c.probeInterval <= 0:
+		return errors.New("redisstore: WithProbeInterval: interval must be > 0")
+	case c.fallbackSet && isNil(c.fallback):
+		return errors.New("redisstore: WithFallback: nil store")
+	}
+	return nil
+}
+
 // WithPrefix sets the prefix of every Redis key the Store writes (default
-// [DefaultPrefix]). Give each application its own prefix when several
-// share a Redis. The prefix must not contain '{' or '}': Redis Cluster
-// would then take the hash tag from the prefix and put every key in one
-// slot.
+// [DefaultPrefix]; "" is allowed). Give each application its own prefix
+// when several share a Redis. A prefix that contains '{' or '}' is an
+// error from [New]: Redis Cluster would take the hash tag from the prefix
+// and put every key in one slot.
 func WithPrefix(prefix string) Option {
 	return func(c *config) { c.prefix = prefix }
 }
 
 // WithTimeout bounds each Take against Redis (default [DefaultTimeout]). A
-// Take that has no answer by then is answered by the fallback store, and
-// the Store switches to the fallback until a probe finds Redis healthy.
-// Values ≤ 0 keep the default.
+// Take that has no answer by then, while its caller's context is still
+// live, is answered by the fallback store, and the Store switches to the
+// fallback until a probe finds Redis healthy. It must be > 0.
 //
 // The timeout holds whatever the client's options. A *redis.Client,
 // *redis.ClusterClient or *redis.Ring with ContextTimeoutEnabled stops at
@@ -63,42 +81,29 @@ func WithPrefix(prefix string) Option {
 // Store runs each call on a goroutine of its own and stops waiting at the
 // timeout, which costs a little per Take. Set ContextTimeoutEnabled.
 func WithTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.timeout = d
-		}
-	}
+	return func(c *config) { c.timeout = d }
 }
 
 // WithFallback sets the store that answers while Redis is unavailable
 // (default a fresh [ratelimit.NewMemoryStore]). Its counts are its own:
 // with an in-memory fallback each process limits on its own during an
-// outage. A nil store keeps the default.
+// outage. A nil store is an error from [New].
 func WithFallback(s ratelimit.Store) Option {
-	return func(c *config) {
-		if s != nil {
-			c.fallback = s
-		}
-	}
+	return func(c *config) { c.fallback, c.fallbackSet = s, true }
 }
 
 // WithLogger sets the logger for the two state changes, Redis lost and
-// Redis back (default slog.Default() at the time of the message). Nothing
-// is logged per request.
+// Redis back (default, and with nil: slog.Default() at the time of the
+// message). Nothing is logged per request.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
 // WithProbeInterval sets how often the Store tries Redis while it answers
 // from the fallback (default [DefaultProbeInterval]). Each probe is one
-// script run on a key of its own, bounded by the timeout. Values ≤ 0 keep
-// the default.
+// script run on a key of its own, bounded by the timeout. It must be > 0.
 func WithProbeInterval(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.probeInterval = d
-		}
-	}
+	return func(c *config) { c.probeInterval = d }
 }
 
 // Store is a [ratelimit.Store] on Redis: one Lua script per Take reads the
@@ -140,24 +145,30 @@ type Store struct {
 // Redis 4.0 or later is required (tested with 7.0). With a Redis Cluster
 // each client's counters live in one key, so any client works.
 //
-// A nil client does not panic: every Take of that Store returns
-// [ErrNilClient].
-func New(client redis.UniversalClient, opts ...Option) *Store {
+// New returns an error, and no Store, for a nil client ([ErrNilClient],
+// also for a typed nil such as a nil *redis.Client), a nil option, or an
+// option given a value it cannot use (see each option). No goroutine is
+// started until Redis first fails.
+func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
+	if isNil(client) {
+		return nil, ErrNilClient
+	}
 	cfg := config{
 		prefix:        DefaultPrefix,
 		timeout:       DefaultTimeout,
 		probeInterval: DefaultProbeInterval,
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			return nil, errors.New("redisstore: nil option")
 		}
+		o(&cfg)
 	}
-	if cfg.fallback == nil {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.fallbackSet {
 		cfg.fallback = ratelimit.NewMemoryStore()
-	}
-	if isNil(client) {
-		client = nil
 	}
 	return &Store{
 		client:   client,
@@ -165,17 +176,18 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		probeKey: cfg.prefix + "{" + probeTag + "}",
 		guard:    !honoursContext(client),
 		stop:     make(chan struct{}),
-	}
+	}, nil
 }
 
-// isNil reports whether c is nil or an interface holding a nil pointer,
-// which go-redis would dereference.
-func isNil(c redis.UniversalClient) bool {
-	if c == nil {
+// isNil reports whether v is nil or an interface holding a nil pointer (a
+// nil *redis.Client, a nil *ratelimit.MemoryStore), which would be
+// dereferenced on the first Take.
+func isNil(v any) bool {
+	if v == nil {
 		return true
 	}
-	v := reflect.ValueOf(c)
-	return v.Kind() == reflect.Pointer && v.IsNil()
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // honoursContext reports whether client stops socket reads and writes at
@@ -196,8 +208,8 @@ func honoursContext(client redis.UniversalClient) bool {
 // on the Redis server's clock, and Elapsed is reported on it. While the
 // Store is on its fallback (see [Store.Degraded]) or closed, the fallback
 // answers with now. Take returns an error only for an invalid policy, a
-// negative n, a nil client, when ctx itself is done before Redis answers,
-// or when the fallback store fails.
+// negative n, a Store not made by [New], when ctx itself is done before
+// Redis answers, or when the fallback store fails.
 func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now time.Time, n int) (ratelimit.Window, error) {
 	if err := p.Valid(); err != nil {
 		return ratelimit.Window{}, err

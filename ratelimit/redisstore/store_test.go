@@ -204,23 +204,50 @@ func TestTakeRejectsBadInput(t *testing.T) {
 	assert.False(t, s.Degraded(), "bad input must not switch to the fallback")
 }
 
-func TestNilClient(t *testing.T) {
+// TestNewRejectsBadConfig: every invalid configuration is an error from
+// New, and no Store: a nil client is a mistake of the wiring, known at
+// start-up, not something to discover on every request.
+func TestNewRejectsBadConfig(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
 	tests := []struct {
 		name   string
 		client redis.UniversalClient
+		opts   []Option
+		want   string
 	}{
-		{"nil interface", nil},
-		{"nil *redis.Client", (*redis.Client)(nil)},
-		{"nil *redis.ClusterClient", (*redis.ClusterClient)(nil)},
+		{"nil interface", nil, nil, "nil redis client"},
+		{"nil *redis.Client", (*redis.Client)(nil), nil, "nil redis client"},
+		{"nil *redis.ClusterClient", (*redis.ClusterClient)(nil), nil, "nil redis client"},
+		{"nil option", c, []Option{WithPrefix("app:"), nil}, "nil option"},
+		{"brace in prefix", c, []Option{WithPrefix("bad{pre}:")}, "must not contain '{' or '}'"},
+		{"closing brace in prefix", c, []Option{WithPrefix("bad}:")}, "must not contain '{' or '}'"},
+		{"zero timeout", c, []Option{WithTimeout(0)}, "WithTimeout: timeout must be > 0"},
+		{"negative timeout", c, []Option{WithTimeout(-time.Second)}, "WithTimeout: timeout must be > 0"},
+		{"nil fallback", c, []Option{WithFallback(nil)}, "WithFallback: nil store"},
+		{"typed nil fallback", c, []Option{WithFallback((*ratelimit.MemoryStore)(nil))}, "WithFallback: nil store"},
+		{"zero probe interval", c, []Option{WithProbeInterval(0)}, "WithProbeInterval: interval must be > 0"},
+		{"negative probe interval", c, []Option{WithProbeInterval(-time.Second)}, "WithProbeInterval: interval must be > 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(tt.client)
-			_, err := s.Take(context.Background(), ratelimit.Policy{Limit: 1, Window: time.Second}, "k", time.Now(), 1)
-			assert.ErrorIs(t, err, ErrNilClient)
-			assert.NoError(t, s.Close())
+			s, err := New(tt.client, tt.opts...)
+			require.Error(t, err)
+			assert.Nil(t, s)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "redisstore: "), "error %q: want the package prefix", err)
+			if tt.client == nil || tt.want == "nil redis client" {
+				assert.ErrorIs(t, err, ErrNilClient)
+			}
 		})
 	}
+}
+
+// TestZeroStoreDoesNotPanic: a Store not made by New answers ErrNilClient.
+func TestZeroStoreDoesNotPanic(t *testing.T) {
+	var s Store
+	_, err := s.Take(context.Background(), ratelimit.Policy{Limit: 1, Window: time.Second}, "k", time.Now(), 1)
+	assert.ErrorIs(t, err, ErrNilClient)
 }
 
 // TestScriptCacheFlushed: after SCRIPT FLUSH (a restart, a failover to a
@@ -245,10 +272,11 @@ func TestCloseIsIdempotentAndUsesFallback(t *testing.T) {
 	r := testenv.StartRedis(t)
 	c := newClient(t, r.Addr)
 	fb := ratelimit.NewMemoryStore()
-	s := New(c, WithFallback(fb), WithTimeout(5*time.Second))
+	s, err := New(c, WithFallback(fb), WithTimeout(5*time.Second))
+	require.NoError(t, err)
 	ctx := ctxT(t)
 	p := ratelimit.Policy{Name: "close", Limit: 10, Window: day}
-	_, err := s.Take(ctx, p, "k", time.Now(), 1)
+	_, err = s.Take(ctx, p, "k", time.Now(), 1)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close(), "second Close")
@@ -271,13 +299,12 @@ func TestOptionsDefaults(t *testing.T) {
 		{"defaults", nil, config{prefix: DefaultPrefix, timeout: DefaultTimeout, probeInterval: DefaultProbeInterval}},
 		{"set", []Option{WithPrefix("app:"), WithTimeout(time.Second), WithProbeInterval(time.Minute), WithFallback(fb)},
 			config{prefix: "app:", timeout: time.Second, probeInterval: time.Minute, fallback: fb}},
-		{"non-positive durations keep defaults", []Option{WithTimeout(0), WithTimeout(-1), WithProbeInterval(-time.Second), nil},
-			config{prefix: DefaultPrefix, timeout: DefaultTimeout, probeInterval: DefaultProbeInterval}},
 		{"empty prefix is allowed", []Option{WithPrefix("")}, config{prefix: "", timeout: DefaultTimeout, probeInterval: DefaultProbeInterval}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), tt.opts...)
+			s, err := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), tt.opts...)
+			require.NoError(t, err)
 			defer s.Close()
 			defer s.client.Close()
 			assert.Equal(t, tt.want.prefix, s.cfg.prefix, "prefix")
@@ -304,7 +331,8 @@ func TestGuardOnlyWhenTheClientIgnoresDeadlines(t *testing.T) {
 		{"cluster default", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}), true},
 	}
 	for _, tt := range tests {
-		s := New(tt.client)
+		s, err := New(tt.client)
+		require.NoError(t, err, tt.name)
 		assert.Equal(t, tt.wantGuard, s.guard, "%s: guard", tt.name)
 		s.Close()
 		tt.client.Close()

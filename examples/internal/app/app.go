@@ -254,7 +254,11 @@ func (a *App) openStore(cfg Config) (ratelimit.Store, error) {
 	// Let the store's per-call timeout cut socket I/O (see redisstore).
 	opts.ContextTimeoutEnabled = true
 	client := redis.NewClient(opts)
-	store := redisstore.New(client, redisstore.WithLogger(a.Logger))
+	store, err := redisstore.New(client, redisstore.WithLogger(a.Logger))
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("app: redis store: %w", err)
+	}
 	a.closers = append(a.closers, client.Close, store.Close)
 	return store, nil
 }
