@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,9 +24,69 @@ import (
 //
 // At 100,000 keys the tables (16 MiB) exceed this machine's caches and a
 // take is one memory access; the 10,000-key case shows the in-cache cost.
+//
+// The flood case is a key flood against a full store: every take is a key
+// the store has never seen, so every take evicts one.
 func BenchmarkMemoryStoreTake(b *testing.B) {
 	for _, nkeys := range []int{100_000, 10_000} {
 		b.Run("keys="+strconv.Itoa(nkeys), func(b *testing.B) { benchmarkMemoryStoreTake(b, nkeys) })
+	}
+	b.Run("flood", func(b *testing.B) {
+		s := NewMemoryStore(WithMaxKeys(100_000))
+		p := Policy{Name: "default", Limit: 5, Window: time.Minute}
+		benchmarkMemoryStoreFlood(b, s, p, time.Now(), 2*100_000, 1)
+	})
+	// The worst case of eviction: every key of the store (at the default
+	// cap) is refused, so each new key is compared with keys until the scan
+	// finds the one that is not, the previous new key.
+	b.Run("flood-refused", func(b *testing.B) {
+		refusedOnce.Do(func() {
+			refusedStore, refusedNow = NewMemoryStore(), time.Now()
+			// Past the cap, so that every shard is full and has swept once.
+			benchmarkMemoryStoreFlood(nil, refusedStore, refusedPolicy, refusedNow, DefaultMaxKeys*11/10, refusedPolicy.Limit+1)
+		})
+		benchmarkMemoryStoreFlood(b, refusedStore, refusedPolicy, refusedNow, 0, 0)
+	})
+}
+
+var (
+	refusedOnce   sync.Once
+	refusedStore  *MemoryStore
+	refusedNow    time.Time
+	refusedPolicy = Policy{Name: "default", Limit: 2, Window: time.Hour}
+)
+
+// benchmarkMemoryStoreFlood fills s with nkeys keys taken times each at
+// now, then (with b) takes keys s has never seen from all cores.
+func benchmarkMemoryStoreFlood(b *testing.B, s *MemoryStore, p Policy, now time.Time, nkeys, times int) {
+	var buf [32]byte
+	for i := range nkeys {
+		k := string(benchKey(buf[:0], i))
+		for range times {
+			_, _ = s.Take(context.Background(), p, k, now, 1)
+		}
+	}
+	if b == nil {
+		return
+	}
+	maxKeys := s.perCap * len(s.shards)
+	var seq atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		var buf [32]byte
+		i := seq.Add(1) << 32 // a range of new keys per goroutine, no shared counter
+		for pb.Next() {
+			i++
+			k := benchKey(buf[:0], int(i))
+			if _, err := s.Take(ctx, p, unsafe.String(&k[0], len(k)), now, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if s.Len() > maxKeys {
+		b.Fatalf("%d keys tracked, cap %d", s.Len(), maxKeys)
 	}
 }
 

@@ -46,14 +46,32 @@ var errTooManyPolicies = errors.New("ratelimit: memory store: more than 65535 di
 //
 // There is no background goroutine and nothing to close: windows that have
 // expired are reset when their key is next seen, and removed when a shard
-// needs room. The number of tracked keys is capped (WithMaxKeys, default
-// 1,000,000; about 64–128 bytes each). When a new key arrives at a full
-// shard, the store first removes every key whose windows have both ended
-// (their count is zero anyway); if none has, it evicts the least recently
-// active of 8 keys sampled from that shard. An evicted key starts again
-// from zero: size the cap above the number of clients active within two
-// windows so that only idle keys are ever evicted. A client that keeps
-// sending is recently active and is not the one evicted.
+// needs room.
+//
+// The number of tracked keys is capped (WithMaxKeys, default 1,000,000).
+// Each shard's table is a power of two of 64-byte slots kept at most 3/4
+// full, so a tracked key costs 85 to 171 bytes; at the default cap a full
+// store takes 128 MiB, 134 bytes per key (measured as the heap growth after
+// 2,000,000 distinct keys: go test -run TestMemoryStoreBoundedUnderKeyFlood
+// -v ./ratelimit).
+//
+// When a new key arrives at a full shard, the store first removes every key
+// whose windows have both ended (their count is zero anyway). If none has,
+// it evicts one key, and a key that is being refused (after its last take
+// not one more request fitted: it is at or over its limit) is never evicted
+// while its shard holds a key that is not: of 8 keys sampled from the
+// shard, it evicts the one that is not refused with the fewest requests in
+// its trailing window, then the one whose count ends first; when all 8 are
+// refused it scans on to the first key that is not. So a flood of fresh
+// one-request keys evicts fresh one-request keys, and a client at its limit
+// stays refused however many new keys arrive, at any cap. Only a shard in
+// which every key is refused loses a refused key (the least counted of the
+// sample). The worst case of the scan is one pass over a shard's table
+// (8,192 slots, 512 KiB at the default cap: tens of µs under the shard's
+// lock), while nearly every key of the shard is refused, which costs
+// whoever wants it limit+1 requests per key and window. An evicted key
+// starts again from zero: size the cap above the number of clients active
+// within two windows so that only idle keys are ever evicted.
 //
 // Counts saturate at 2³²−1 per fixed window.
 type MemoryStore struct {
@@ -93,18 +111,44 @@ type memShard struct {
 
 // slot is one key's state, 64 bytes: one cache line.
 type slot struct {
-	hash   uint64 // 0: empty
-	index  int64  // fixed window that cur counts
-	prev   uint32 // count of window index-1
-	cur    uint32 // count of window index
-	pol    uint16
-	kn     uint8 // key length in key
-	hashed bool  // key holds a digest, not the key
-	key    [inlineKey]byte
+	hash  uint64 // 0: empty
+	index int64  // fixed window that cur counts
+	prev  uint32 // count of window index-1
+	cur   uint32 // count of window index
+	pol   uint16
+	kn    uint8 // key length in key
+	flags uint8 // slotHashed, slotRefused
+	key   [inlineKey]byte
 }
 
+const (
+	// slotHashed: key holds a digest, not the key.
+	slotHashed uint8 = 1 << iota
+	// slotRefused: after the key's last take not one more request fitted,
+	// so its next request is refused. The slot does not know the policy's
+	// limit; the take that sees it does, and records the outcome here for
+	// eviction.
+	slotRefused
+)
+
 func (s *slot) is(h uint64, pol uint16, key string, hashed bool) bool {
-	return s.hash == h && s.pol == pol && s.hashed == hashed && int(s.kn) == len(key) && string(s.key[:s.kn]) == key
+	return s.hash == h && s.pol == pol && (s.flags&slotHashed != 0) == hashed && int(s.kn) == len(key) && string(s.key[:s.kn]) == key
+}
+
+// countsAt returns the slot's previous and current counts as of fixed
+// window index, and whether its window is ahead of index (the caller's
+// clock went back, or AllowN was given an older time): such a key is
+// counted in its own window, at its start, rather than rewriting history.
+func (s *slot) countsAt(index int64) (prev, cur uint32, ahead bool) {
+	switch {
+	case index == s.index:
+		return s.prev, s.cur, false
+	case index == s.index+1:
+		return s.cur, 0, false
+	case index > s.index:
+		return 0, 0, false
+	}
+	return s.prev, s.cur, true
 }
 
 // MemoryOption configures a [MemoryStore].
@@ -116,7 +160,7 @@ type memConfig struct {
 
 // WithMaxKeys caps the number of keys the store tracks (default
 // [DefaultMaxKeys]); values below 1 keep the default. See [MemoryStore] for
-// the eviction rule.
+// the eviction rule and the memory per key.
 func WithMaxKeys(n int) MemoryOption {
 	return func(c *memConfig) {
 		if n > 0 {
@@ -224,27 +268,27 @@ func (s *MemoryStore) take(p Policy, pol uint16, key string, hashed bool, h uint
 		i = s.insert(sh, h, pol, key, hashed, nowNs)
 	}
 	e := &sh.slots[i]
-	switch {
-	case !found:
+	if !found {
 		e.index = index
-	case index == e.index:
-	case index == e.index+1:
-		e.index, e.prev, e.cur = index, e.cur, 0
-	case index > e.index:
-		e.index, e.prev, e.cur = index, 0, 0
-	default:
-		// now is before the key's current window (a caller's clock went
-		// back, or AllowN with an older time): count it in the newest
-		// window, at its start, rather than rewriting history.
-		elapsed = 0
 	}
-	prev, cur := int64(e.prev), int64(e.cur)
+	p32, c32, ahead := e.countsAt(index)
+	if ahead {
+		elapsed = 0
+	} else {
+		e.index, e.prev, e.cur = index, p32, c32
+	}
+	prev, cur := int64(p32), int64(c32)
 	w := Window{Previous: prev, Current: cur, Elapsed: elapsed}
 	if p.Fits(prev, cur, elapsed, n) {
 		cur = min(cur+int64(n), math.MaxUint32)
 		e.cur = uint32(cur)
 		w.Current = cur
 		w.Allowed = true
+	}
+	if p.Fits(prev, cur, elapsed, 1) {
+		e.flags &^= slotRefused
+	} else {
+		e.flags |= slotRefused
 	}
 	sh.nextSweep = min(sh.nextSweep, expires(e, win))
 	sh.mu.Unlock()
@@ -292,7 +336,7 @@ func (s *MemoryStore) insert(sh *memShard, h uint64, pol uint16, key string, has
 			s.sweep(sh, nowNs)
 		}
 		if sh.n >= s.perCap {
-			s.evictOne(sh, h)
+			s.evictOne(sh, h, nowNs)
 		}
 	case sh.slots == nil:
 		sh.slots = make([]slot, 8)
@@ -301,7 +345,10 @@ func (s *MemoryStore) insert(sh *memShard, h uint64, pol uint16, key string, has
 	}
 	i, _ := sh.find(h, pol, key, hashed)
 	e := &sh.slots[i]
-	*e = slot{hash: h, pol: pol, hashed: hashed}
+	*e = slot{hash: h, pol: pol}
+	if hashed {
+		e.flags = slotHashed
+	}
 	e.kn = uint8(copy(e.key[:], key))
 	sh.n++
 	return i
@@ -348,26 +395,89 @@ func (s *MemoryStore) sweep(sh *memShard, nowNs int64) {
 	sh.rehash(len(sh.slots)) // close the gaps left in the probe sequences
 }
 
-// evictOne removes the least recently active of up to 8 keys found from a
-// pseudo-random position (from the new key's hash). The caller holds sh.mu
-// and the shard is full.
-func (s *MemoryStore) evictOne(sh *memShard, h uint64) {
+// evictSample is how many keys eviction compares, at least.
+const evictSample = 8
+
+// evictOne removes one key of a full shard: of evictSample keys found from
+// a pseudo-random position (from the new key's seeded hash), the one that
+// is not refused with the fewest requests in its trailing window now, then
+// the one whose count ends first. When every sampled key is refused, the
+// scan goes on to the first key that is not, through the whole table if
+// need be, so a refused key is evicted only from a shard where every key
+// is refused. The caller holds sh.mu.
+func (s *MemoryStore) evictOne(sh *memShard, h uint64, nowNs int64) {
 	windows := s.pols.Load().windows
 	mask := len(sh.slots) - 1
-	victim, oldest, seen := -1, int64(math.MaxInt64), 0
-	for i, steps := int(h>>40)&mask, 0; seen < 8 && steps <= mask; i, steps = (i+1)&mask, steps+1 {
+	victim, best, seen := -1, standing{}, 0
+	var at windowAt // of the last policy seen: the sampled keys mostly share one
+	for i, steps := int(h>>40)&mask, 0; steps <= mask; i, steps = (i+1)&mask, steps+1 {
 		e := &sh.slots[i]
 		if e.hash == 0 {
 			continue
 		}
-		seen++
-		if exp := expires(e, windows[e.pol]); exp < oldest {
-			victim, oldest = i, exp
+		if seen == 0 || e.pol != at.pol {
+			at = windowAtOf(e.pol, windows[e.pol], nowNs)
+		}
+		if st := at.standing(e); victim < 0 || st.before(best) {
+			victim, best = i, st
+		}
+		if seen++; seen >= evictSample && !best.refused {
+			break
 		}
 	}
 	if victim >= 0 {
 		sh.deleteAt(victim)
 	}
+}
+
+// standing is what eviction weighs of a key: evict first what costs the
+// least to forget.
+type standing struct {
+	refused  bool    // its next request is refused (see slotRefused)
+	estimate float64 // requests in its trailing window now
+	expires  int64   // when (Unix ns) its count is zero
+}
+
+// before reports whether a key standing at a is evicted before one at b.
+func (a standing) before(b standing) bool {
+	switch {
+	case a.refused != b.refused:
+		return !a.refused
+	case a.estimate != b.estimate:
+		return a.estimate < b.estimate
+	}
+	return a.expires < b.expires
+}
+
+// windowAt is where now falls in the windows of one policy.
+type windowAt struct {
+	pol    uint16
+	window int64
+	index  int64   // the fixed window of now
+	weight float64 // the share of the previous window still in the trailing one
+}
+
+func windowAtOf(pol uint16, window, nowNs int64) windowAt {
+	index, elapsed := windowIndex(nowNs, window)
+	return windowAt{pol: pol, window: window, index: index, weight: float64(window-elapsed) / float64(window)}
+}
+
+// standing is e's standing now; e is under at's policy.
+func (at *windowAt) standing(e *slot) standing {
+	st := standing{expires: expires(e, at.window)}
+	prev, cur, ahead := e.countsAt(at.index)
+	if prev == 0 && cur == 0 {
+		// Both windows have ended: whatever its last take found, it counts
+		// nothing now.
+		return st
+	}
+	weight := at.weight
+	if ahead {
+		weight = 1 // counted at the start of its window
+	}
+	st.refused = e.flags&slotRefused != 0
+	st.estimate = float64(prev)*weight + float64(cur)
+	return st
 }
 
 // deleteAt empties slot i and shifts the following slots of its probe run

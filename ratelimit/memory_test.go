@@ -258,6 +258,95 @@ func TestMemoryStoreCapKeepsActiveClients(t *testing.T) {
 	assert.Positive(t, w.Previous+w.Current, "the active abuser's counter was evicted")
 }
 
+// TestMemoryStoreKeyFloodKeepsRefusedKeys: abusers at or over their limit
+// stay refused however many fresh keys flood the store in the same window
+// (where every key's windows end at the same time, so expiry cannot tell
+// them apart), at small and large caps and the default one.
+func TestMemoryStoreKeyFloodKeepsRefusedKeys(t *testing.T) {
+	tests := []struct {
+		name    string
+		maxKeys int // 0: the default
+		flood   int
+	}{
+		{"one shard", 64, 5 * 64},
+		{"many shards", 10_000, 5 * 10_000},
+		{"default cap", 0, 1_400_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.maxKeys == 0 && testing.Short() {
+				t.Skip("1,400,000 keys")
+			}
+			var opts []MemoryOption
+			if tt.maxKeys > 0 {
+				opts = append(opts, WithMaxKeys(tt.maxKeys))
+			}
+			s := NewMemoryStore(opts...)
+			maxKeys := tt.maxKeys
+			if maxKeys == 0 {
+				maxKeys = DefaultMaxKeys
+			}
+			p := Policy{Name: "login", Limit: 5, Window: 15 * time.Minute}
+			now := t0.Add(time.Minute)
+			// Half the abusers stopped at the limit, half went on and were
+			// refused: both are refused on their next request.
+			const abusers = 16
+			for a := range abusers {
+				key := "abuser" + strconv.Itoa(a)
+				for range p.Limit {
+					require.True(t, take(t, s, p, key, now).Allowed)
+				}
+				if a%2 == 1 {
+					require.False(t, take(t, s, p, key, now).Allowed)
+				}
+			}
+			ctx := context.Background()
+			buf := make([]byte, 0, 32)
+			for i := range tt.flood {
+				buf = strconv.AppendInt(append(buf[:0], "flood"...), int64(i), 10)
+				// Not testify: 1.4 M calls of it would dominate the run.
+				if w, err := s.Take(ctx, p, string(buf), now.Add(time.Duration(i)), 1); err != nil || !w.Allowed {
+					t.Fatalf("flood key %d: %+v, %v: want allowed", i, w, err)
+				}
+			}
+			assert.LessOrEqual(t, s.Len(), maxKeys, "cap respected")
+			for a := range abusers {
+				w := take(t, s, p, "abuser"+strconv.Itoa(a), now.Add(time.Duration(tt.flood)))
+				assert.False(t, w.Allowed, "abuser %d got a fresh quota after %d flood keys (window %+v)", a, tt.flood, w)
+			}
+		})
+	}
+}
+
+// TestMemoryStoreEvictionNeverPrefersRefusedKeys fills one shard with
+// refused keys but one: however the sample falls, every new key evicts the
+// one key that is not refused, never a refused one. A shard of nothing but
+// refused keys still takes a new key (the cap holds; one refused key goes).
+func TestMemoryStoreEvictionNeverPrefersRefusedKeys(t *testing.T) {
+	s := NewMemoryStore(WithMaxKeys(64))
+	require.Len(t, s.shards, 1)
+	p := Policy{Name: "t", Limit: 2, Window: time.Minute}
+	for i := range 63 {
+		k := "refused" + strconv.Itoa(i)
+		take(t, s, p, k, t0)
+		take(t, s, p, k, t0)
+		require.False(t, take(t, s, p, k, t0).Allowed)
+	}
+	for i := range 500 {
+		require.True(t, take(t, s, p, "fresh"+strconv.Itoa(i), t0).Allowed)
+		require.Equal(t, 64, s.Len())
+	}
+	for i := range 63 {
+		assert.False(t, take(t, s, p, "refused"+strconv.Itoa(i), t0).Allowed, "refused key %d was evicted", i)
+	}
+
+	// Now every key of the shard is refused: a new key evicts one of them.
+	take(t, s, p, "fresh499", t0)
+	require.False(t, take(t, s, p, "fresh499", t0).Allowed)
+	assert.True(t, take(t, s, p, "newcomer", t0).Allowed)
+	assert.Equal(t, 64, s.Len(), "cap respected")
+}
+
 // TestMemoryStoreBoundedUnderKeyFlood sends 2,000,000 distinct keys through
 // a store with the default cap and measures the heap.
 func TestMemoryStoreBoundedUnderKeyFlood(t *testing.T) {

@@ -121,12 +121,16 @@ type Store interface {
 // now, and the time elapsed since its start. Windows are aligned on the
 // Unix epoch so that every process computes the same windows.
 func windowOf(now time.Time, w time.Duration) (index int64, elapsed time.Duration) {
-	ns := now.UnixNano()
-	index = ns / int64(w)
-	rem := ns % int64(w)
-	if rem < 0 { // before 1970: floor, not truncate
+	index, ns := windowIndex(now.UnixNano(), int64(w))
+	return index, time.Duration(ns)
+}
+
+// windowIndex is windowOf on Unix nanoseconds and a window in nanoseconds.
+func windowIndex(ns, w int64) (index, elapsed int64) {
+	index, elapsed = ns/w, ns%w
+	if elapsed < 0 { // before 1970: floor, not truncate
 		index--
-		rem += int64(w)
+		elapsed += w
 	}
-	return index, time.Duration(rem)
+	return index, elapsed
 }
