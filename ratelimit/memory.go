@@ -139,13 +139,16 @@ func (s *slot) is(h uint64, pol uint16, key string, hashed bool) bool {
 // window index, and whether its window is ahead of index (the caller's
 // clock went back, or AllowN was given an older time): such a key is
 // counted in its own window, at its start, rather than rewriting history.
+// A window more than two windows ahead is stale (a clock that jumped ahead
+// and came back) and counts nothing, or a key would stay refused until the
+// clock caught up.
 func (s *slot) countsAt(index int64) (prev, cur uint32, ahead bool) {
 	switch {
 	case index == s.index:
 		return s.prev, s.cur, false
 	case index == s.index+1:
 		return s.cur, 0, false
-	case index > s.index:
+	case index > s.index || s.index > index+2:
 		return 0, 0, false
 	}
 	return s.prev, s.cur, true
@@ -467,8 +470,8 @@ func (at *windowAt) standing(e *slot) standing {
 	st := standing{expires: expires(e, at.window)}
 	prev, cur, ahead := e.countsAt(at.index)
 	if prev == 0 && cur == 0 {
-		// Both windows have ended: whatever its last take found, it counts
-		// nothing now.
+		// Both windows have ended (or the key's window is stale): whatever
+		// its last take found, it counts nothing now.
 		return st
 	}
 	weight := at.weight

@@ -151,14 +151,33 @@ func TestMemoryStoreTakeN(t *testing.T) {
 	assert.True(t, w.Allowed)
 }
 
+// TestMemoryStoreClockGoingBack: a time up to two windows before the key's
+// window is counted in the key's window, at its start, not in a rewritten
+// past; a key window further ahead than that is stale (a clock that jumped
+// ahead and came back) and starts over, rather than refusing the client
+// until the clock catches up.
 func TestMemoryStoreClockGoingBack(t *testing.T) {
-	s := NewMemoryStore()
-	p := Policy{Name: "t", Limit: 2, Window: time.Minute}
-	take(t, s, p, "k", t0.Add(2*time.Minute+10*time.Second))
-	// An older time is counted in the newest window, not in a rewritten past.
-	w := take(t, s, p, "k", t0)
-	assert.Equal(t, Window{Allowed: true, Current: 2, Elapsed: 0}, w)
-	assert.False(t, take(t, s, p, "k", t0).Allowed)
+	tests := []struct {
+		name  string
+		ahead time.Duration // of the first take, relative to the second
+		want  Window        // of the second take, at t0
+	}{
+		{"one window back", time.Minute, Window{Allowed: true, Current: 2}},
+		{"two windows back", 2 * time.Minute, Window{Allowed: true, Current: 2}},
+		{"three windows back: stale", 3 * time.Minute, Window{Allowed: true, Current: 1}},
+		{"a day back: stale", 24 * time.Hour, Window{Allowed: true, Current: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewMemoryStore()
+			p := Policy{Name: "t", Limit: 2, Window: time.Minute}
+			take(t, s, p, "k", t0.Add(tt.ahead+10*time.Second))
+			assert.Equal(t, tt.want, take(t, s, p, "k", t0))
+			if tt.want.Current == 2 {
+				assert.False(t, take(t, s, p, "k", t0).Allowed, "the limit holds in the key's window")
+			}
+		})
+	}
 }
 
 func TestMemoryStorePolicyNamesAndWindowsAreSeparate(t *testing.T) {

@@ -18,10 +18,14 @@ import "github.com/redis/go-redis/v9"
 // a script that calls TIME may only write with effects replication, hence
 // redis.replicate_commands (a no-op from Redis 5 on).
 //
-// A key whose window is ahead of the clock (the clock went back: a
-// failover to a replica whose clock is behind, an NTP step) is counted in
-// its own window, at its start, as ratelimit.MemoryStore does: counts are
-// never reset by a clock that goes back.
+// A key whose window is ahead of the clock by one or two windows (the
+// clock went back: a failover to a replica whose clock is behind, an NTP
+// step) is counted in its own window, at its start, as
+// ratelimit.MemoryStore does: counts are not reset by a clock that goes
+// back a little. A window further ahead is stale (the clock jumped ahead
+// and came back) and is started over like one in the past: kept, it would
+// refuse the client until the clock caught up, with a key TTL that long,
+// while Retry-After promised a few windows at most.
 //
 // The key expires on its own at the end of window w+1, after which c no
 // longer counts; it is set when a take starts a new window (PEXPIREAT, on
@@ -47,7 +51,7 @@ local idx = math.floor(now / w)
 local elapsed = now - idx * w
 local v = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
 local sw = tonumber(v[1])
-if sw and sw > idx then
+if sw and sw > idx and sw <= idx + 2 then
   idx, elapsed = sw, 0
 end
 local prev, curr = 0, 0

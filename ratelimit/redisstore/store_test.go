@@ -83,6 +83,11 @@ func TestTakeRollsWindows(t *testing.T) {
 		// The Redis clock went back (a failover to a replica whose clock is
 		// behind, an NTP step): the counts are kept, not reset.
 		{name: "window ahead of the clock keeps both", offset: 1, c: 7, prev: 5, wantPrev: 5, wantCurr: 7, wantW: 1},
+		{name: "two windows ahead keeps both", offset: 2, c: 7, prev: 5, wantPrev: 5, wantCurr: 7, wantW: 2},
+		// Further ahead the window is stale (the clock jumped ahead and came
+		// back): kept, it would refuse the client until the clock caught up.
+		{name: "three windows ahead is stale", offset: 3, c: 7, prev: 5, wantPrev: 0, wantCurr: 0},
+		{name: "far future is stale", offset: 1000, c: 7, prev: 5, wantPrev: 0, wantCurr: 0},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +116,31 @@ func TestTakeRollsWindows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClockJumpedAheadAndBack: a key written while the Redis clock was a
+// day ahead (its window index 1,440 one-minute windows in the future, its
+// TTL a day away) must not keep its client refused for that day once the
+// clock is back: the key starts over, with a TTL of at most two windows.
+func TestClockJumpedAheadAndBack(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := newClient(t, r.Addr)
+	s := newStore(t, c, WithTimeout(5*time.Second))
+	ctx := ctxT(t)
+	p := ratelimit.Policy{Name: "jump", Limit: 5, Window: time.Minute}
+	rk := s.redisKey(p.Name, "client")
+	ahead := redisWindow(t, c, p.Window) + 24*60
+	require.NoError(t, c.HSet(ctx, rk, "w", ahead, "c", p.Limit, "p", p.Limit).Err())
+	require.NoError(t, c.Expire(ctx, rk, 24*time.Hour).Err())
+
+	w, err := s.Take(ctx, p, "client", time.Time{}, 1)
+	require.NoError(t, err)
+	assert.True(t, w.Allowed, "the client is refused by counts from a clock a day ahead: %+v", w)
+	assert.Equal(t, int64(1), w.Current, "Current")
+	assert.Zero(t, w.Previous, "Previous")
+	ttl, err := c.PTTL(ctx, rk).Result()
+	require.NoError(t, err)
+	assert.True(t, ttl > 0 && ttl <= 2*p.Window, "PTTL %v, want in (0, %v]", ttl, 2*p.Window)
 }
 
 // redisWindow is the index of the window of length w that the Redis clock
