@@ -44,7 +44,8 @@ const minCompressSize = gzhttp.DefaultMinSize
 // edits are picked up.
 type Server struct {
 	fsys      fs.FS
-	immutable bool // embed.FS: contents never change
+	dir       *dirFS // fsys, when it is a Dir: opened without blocking
+	immutable bool   // embed.FS: contents never change
 	rules     []cacheRule
 	index     string
 	spa       string
@@ -64,6 +65,16 @@ type Server struct {
 
 // New returns a Server for the files of fsys, configured by opts. It
 // returns an error for an invalid option or a missing SPA fallback file.
+//
+// Only regular files are served; a FIFO, socket or device is a 404. A
+// [Dir], as Dir returns it, is opened with O_NONBLOCK and checked on the
+// descriptor, so nothing can make a request wait in open. Any other
+// fs.FS (os.DirFS, fs.Sub of a Dir, a wrapper) has no way to take the
+// flag: a name is stat'ed before it is opened and only a regular file is
+// opened, which costs a stat per request for files sent from disk and
+// leaves a window: a FIFO renamed over a file between the stat and the
+// open holds that request, and an OS thread, until something opens the
+// FIFO for writing. Use Dir for a directory that others can write to.
 func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	if fsys == nil {
 		return nil, errors.New("static: file system is nil")
@@ -89,9 +100,11 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 
 		revalidate: cfg.revalidate,
 	}
-	switch fsys.(type) {
+	switch fsys := fsys.(type) {
 	case embed.FS, *embed.FS:
 		s.immutable = true
+	case *dirFS:
+		s.dir = fsys
 	}
 	if s.notFound == nil {
 		s.notFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -343,32 +356,20 @@ func (s *Server) read(name, etagSuffix string) (*rep, []byte, error) {
 }
 
 func (s *Server) readOnce(name, etagSuffix string) (_ *rep, head []byte, err error) {
-	// Stat before opening: opening a FIFO would block until a writer
-	// shows up.
-	fi, err := fs.Stat(s.fsys, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-	}
 	if hidden, err := throughHidden(s.fsys, name); err != nil || hidden {
 		if err == nil {
 			err = &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 		}
 		return nil, nil, err
 	}
-	f, err := s.fsys.Open(name)
+	f, fi, err := s.openRegular(name)
+	if err == errNotRegular {
+		err = &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, nil, errChanged
-	}
 	size := fi.Size()
 	h := sha256.New()
 	var data []byte
@@ -449,6 +450,48 @@ func (c *content) close() {
 	}
 }
 
+// openRegular opens name for reading when it is a regular file and
+// returns it with its fstat information; errNotRegular otherwise (a FIFO,
+// socket, device or directory). It is the only way the Server opens a
+// file, and it must not block: open(2) of a FIFO waits for a writer, with
+// no deadline and no cancellation, holding an OS thread meanwhile.
+//
+// A [Dir] opens with O_NONBLOCK and checks the descriptor. Any other
+// fs.FS has no way to pass the flag, so the name is stat'ed first and
+// only a regular file is opened; a FIFO renamed over it between the stat
+// and the open still blocks that one request. An embed.FS has no FIFOs.
+func (s *Server) openRegular(name string) (fs.File, fs.FileInfo, error) {
+	if s.dir != nil {
+		f, fi, err := s.dir.openRegular(name)
+		if err != nil {
+			return nil, nil, err // not a nil *os.File in a non-nil fs.File
+		}
+		return f, fi, nil
+	}
+	if !s.immutable {
+		fi, err := fs.Stat(s.fsys, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, nil, errNotRegular
+		}
+	}
+	f, err := s.fsys.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errNotRegular
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
 // open returns the content of r. Content in memory was checked by lookup;
 // a file on disk is checked on every open, with fstat on the opened file,
 // to be the one that was hashed (errStale otherwise).
@@ -456,15 +499,14 @@ func (s *Server) open(r *rep) (content, error) {
 	if r.data != nil {
 		return content{data: r.data}, nil
 	}
-	f, err := s.fsys.Open(r.name)
+	f, fi, err := s.openRegular(r.name)
 	if err != nil {
 		if isServerError(err) {
 			return content{}, err
 		}
 		return content{}, errStale
 	}
-	fi, err := f.Stat()
-	if err != nil || !r.sameAs(fi) {
+	if !r.sameAs(fi) {
 		f.Close()
 		return content{}, errStale
 	}
