@@ -50,7 +50,9 @@
 // 304 for every encoding; If-Modified-Since, If-Match, If-Unmodified-Since,
 // If-Range and single or multiple ranges are handled by
 // [net/http.ServeContent] for files and precompressed variants (not for
-// on-the-fly compression, where Range is ignored). Cache-Control follows
+// on-the-fly compression, where Range is ignored). A request for more
+// than 16 ranges ([WithMaxRanges]), or for ranges that add up to more
+// than the file, gets the whole file with 200. Cache-Control follows
 // [WithCacheControl] rules, then the defaults [CacheImmutable] for
 // fingerprinted names, [CacheRevalidate] for HTML and [CacheDefault].
 //

@@ -18,6 +18,7 @@ type config struct {
 	notFound   http.Handler
 	compress   bool
 	revalidate time.Duration
+	maxRanges  int
 	errs       []error
 }
 
@@ -131,5 +132,27 @@ func WithRevalidate(d time.Duration) Option {
 			return
 		}
 		c.revalidate = d
+	}
+}
+
+// defaultMaxRanges is the default of WithMaxRanges.
+const defaultMaxRanges = 16
+
+// WithMaxRanges sets how many byte ranges one request may ask for; the
+// default is 16. A Range header with more is ignored and the whole file
+// is sent with 200, as nginx does past max_ranges: a multipart response
+// of thousands of one-byte parts costs about 100 ms of CPU and many times
+// the file's size on the wire. 0 turns range requests off: Range is
+// always ignored and responses carry "Accept-Ranges: none". Whatever the
+// limit, ranges whose lengths add up to more than the file (overlapping
+// ones, most likely) get the whole file with 200 too. New returns an
+// error for a negative n.
+func WithMaxRanges(n int) Option {
+	return func(c *config) {
+		if n < 0 {
+			c.fail(errors.New("static: max ranges must be >= 0"))
+			return
+		}
+		c.maxRanges = n
 	}
 }

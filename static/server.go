@@ -61,6 +61,10 @@ type Server struct {
 	// precompressed variants that appeared, vanished or changed, and a
 	// directory for still being one.
 	revalidate time.Duration
+	// maxRanges is the most byte ranges a request may ask for; past it
+	// Range is ignored. 0: ranges are off.
+	maxRanges     int
+	acceptRangesH []string // "bytes", or "none" when ranges are off
 }
 
 // New returns a Server for the files of fsys, configured by opts. It
@@ -79,7 +83,7 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	if fsys == nil {
 		return nil, errors.New("static: file system is nil")
 	}
-	cfg := config{index: "index.html", compress: true, revalidate: defaultRevalidate}
+	cfg := config{index: "index.html", compress: true, revalidate: defaultRevalidate, maxRanges: defaultMaxRanges}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -98,7 +102,12 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 		errs:     errlog.New(nil, "static: file system error", 0),
 		now:      time.Now,
 
-		revalidate: cfg.revalidate,
+		revalidate:    cfg.revalidate,
+		maxRanges:     cfg.maxRanges,
+		acceptRangesH: bytesH,
+	}
+	if s.maxRanges == 0 {
+		s.acceptRangesH = noneH
 	}
 	switch fsys := fsys.(type) {
 	case embed.FS, *embed.FS:
@@ -576,7 +585,7 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) er
 			h["Last-Modified"] = rp.lastModifiedH
 		}
 		h["Content-Length"] = rp.lengthH
-		h["Accept-Ranges"] = bytesH
+		h["Accept-Ranges"] = s.acceptRangesH
 		if ch.coding != identity {
 			h["Content-Encoding"] = encodingH[ch.coding]
 		}
@@ -591,22 +600,25 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) er
 		}
 		return nil
 	}
-	if ch.coding != identity {
+	if ch.coding != identity || s.maxRanges == 0 {
 		// ServeContent omits Content-Length when Content-Encoding is
 		// set (it expects on-the-fly compression), so the coding is
 		// added only once the status is known to carry the variant's
-		// bytes.
-		enc := codingName[ch.coding]
+		// bytes. It also always says "Accept-Ranges: bytes".
+		cod := ch.coding
 		w = httpsnoop.Wrap(w, httpsnoop.Hooks{WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 			return func(code int) {
-				if code == http.StatusOK || code == http.StatusPartialContent {
-					h.Set("Content-Encoding", enc)
+				if cod != identity && (code == http.StatusOK || code == http.StatusPartialContent) {
+					h["Content-Encoding"] = encodingH[cod]
+				}
+				if _, ok := h["Accept-Ranges"]; ok {
+					h["Accept-Ranges"] = s.acceptRangesH
 				}
 				next(code)
 			}
 		}})
 	}
-	http.ServeContent(w, withKnownRange(r), "", rp.modTime, c.readSeeker())
+	http.ServeContent(w, s.servableRange(r), "", rp.modTime, c.readSeeker())
 	return nil
 }
 
@@ -666,11 +678,19 @@ func (s *Server) serveOnTheFly(w http.ResponseWriter, r *http.Request, e *entry,
 	return nil
 }
 
-// withKnownRange drops a Range header whose unit is not bytes: RFC 9110
-// (section 14.2) says to ignore it, where ServeContent answers 416.
-func withKnownRange(r *http.Request) *http.Request {
-	v := r.Header.Get("Range")
-	if v == "" || strings.HasPrefix(strings.TrimSpace(v), "bytes=") {
+// servableRange decides whether http.ServeContent sees the Range header
+// of r. It drops (on a copy of r) a Range whose unit is not bytes, which
+// RFC 9110 (section 14.2) says to ignore where ServeContent answers 416,
+// and one that lists more ranges than s.maxRanges: ServeContent would
+// build a multipart response of every one, and ignores only ranges that
+// add up to more than the file. If-Range goes with it: without Range it
+// means nothing, and the answer is the whole file either way.
+func (s *Server) servableRange(r *http.Request) *http.Request {
+	v := r.Header.Get("Range") // the field ServeContent reads
+	if v == "" {
+		return r
+	}
+	if set, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes="); ok && !tooManyRanges(set, s.maxRanges) {
 		return r
 	}
 	r2 := &http.Request{}
@@ -681,10 +701,31 @@ func withKnownRange(r *http.Request) *http.Request {
 	return r2
 }
 
+// tooManyRanges reports whether a range set (a Range value after
+// "bytes=") lists more than limit ranges. It counts the non-empty list
+// elements, as ServeContent parses them, stopping at limit+1: a scan
+// without allocation, where ServeContent allocates for every range
+// before it counts them.
+func tooManyRanges(set string, limit int) bool {
+	n := 0
+	for set != "" {
+		var elem string
+		elem, set, _ = strings.Cut(set, ",")
+		if strings.Trim(elem, " \t\r\n") == "" { // as textproto.TrimString
+			continue
+		}
+		if n++; n > limit {
+			return true
+		}
+	}
+	return false
+}
+
 // Shared header values (len == cap: an Add elsewhere copies, it never
 // writes into them).
 var (
 	bytesH    = []string{"bytes"}
+	noneH     = []string{"none"}
 	varyH     = []string{"Accept-Encoding"}
 	encodingH = [numCodings][]string{nil, {"br"}, {"zstd"}, {"gzip"}}
 )

@@ -487,6 +487,9 @@ func TestNew(t *testing.T) {
 		{"nil not-found handler", fsys, []static.Option{static.WithNotFound(nil)}, false},
 		{"negative revalidate", fsys, []static.Option{static.WithRevalidate(-time.Second)}, false},
 		{"revalidate 0", fsys, []static.Option{static.WithRevalidate(0)}, true},
+		{"negative max ranges", fsys, []static.Option{static.WithMaxRanges(-1)}, false},
+		{"max ranges 0 turns ranges off", fsys, []static.Option{static.WithMaxRanges(0)}, true},
+		{"max ranges 1", fsys, []static.Option{static.WithMaxRanges(1)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
