@@ -12,6 +12,14 @@ import (
 // "..", an absolute path or a symbolic link (links that stay inside are
 // followed), and on Windows reserved device names are refused.
 //
+// A hard link is not a way out that os.Root can see: it is the file
+// itself under a second name, not a path that leads elsewhere. Whoever
+// can create files in the directory can link into it any file of the
+// same file system they may link (on Linux with fs.protected_hardlinks=1,
+// the usual default, files they own or may read and write), and a
+// [Server] serves it like any other. Keep the directory writable only by
+// whoever deploys the files.
+//
 // A [Server] opens the files of a Dir without blocking (O_NONBLOCK, then
 // fstat on the descriptor), so a FIFO or socket renamed over a served
 // file is refused, never waited on. That holds for the file

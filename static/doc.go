@@ -28,7 +28,8 @@
 // served, nor are directory listings: a directory request serves its
 // index.html ([WithIndex]), and ".../index.html" redirects to "./" as in
 // net/http. [Dir] confines the file system with os.Root, so neither "..",
-// absolute paths nor symbolic links reach outside the directory. Only regular files are
+// absolute paths nor symbolic links reach outside the directory (a hard
+// link is the file itself and is served: see Dir). Only regular files are
 // served: FIFOs, sockets and devices are 404s, and a Dir is opened so
 // that none of them can make a request wait ([New] says what other file
 // systems can promise).

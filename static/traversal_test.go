@@ -196,6 +196,30 @@ func TestSymlinksInsideTheRoot(t *testing.T) {
 	assert.Empty(t, rec.Header().Get("Content-Encoding"), "small html, escaping .gz ignored")
 }
 
+// TestDirServesHardLinksToOutsideFiles shows what os.Root cannot see, as
+// the documentation of Dir says: a hard link in the root to a file
+// outside it is that file under a name inside the root, and it is
+// served, where a symbolic link to the same file is refused. If this
+// test starts to fail, the documentation (Dir, docs/static.md) is what
+// must change.
+func TestDirServesHardLinksToOutsideFiles(t *testing.T) {
+	outside := t.TempDir()
+	root := filepath.Join(outside, "root")
+	secret := []byte("SECRET-OUTSIDE-THE-ROOT\n")
+	writeFile(t, outside, "secret.txt", secret)
+	writeFile(t, root, "index.html", []byte("<p>index</p>"))
+	require.NoError(t, os.Link(filepath.Join(outside, "secret.txt"), filepath.Join(root, "hard.txt")))
+	require.NoError(t, os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "soft.txt")))
+	fsys, err := static.Dir(root)
+	require.NoError(t, err)
+	s := newServer(t, fsys)
+
+	rec := do(s, http.MethodGet, "/hard.txt")
+	assert.Equal(t, http.StatusOK, rec.Code, "a hard link is served")
+	assert.Equal(t, secret, rec.Body.Bytes(), "with the content of the file outside the root")
+	assert.Equal(t, http.StatusNotFound, do(s, http.MethodGet, "/soft.txt").Code, "a symbolic link to it is not")
+}
+
 // rawGet sends target as the request-target of a raw HTTP/1.1 request, so
 // that nothing on the client side cleans or re-encodes it, and returns
 // the status and body (0 when the server closed without answering).
