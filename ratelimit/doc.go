@@ -51,5 +51,9 @@
 //
 // When the store fails the limiter fails open by default (the request is
 // served and the error is logged at most once per 10 seconds);
-// WithFailOpen(false) answers 503 instead.
+// WithFailOpen(false) answers 503 instead. A request whose client left
+// (net/http cancels the context when the connection is closed, reset or
+// half-closed) is never served, whatever the store answered: a store call
+// it cut short is not a store failure, and disconnecting is not a way past
+// the limit.
 package ratelimit

@@ -126,6 +126,16 @@ func (l *Limiter) AllowN(ctx context.Context, key string, now time.Time, n int) 
 // rate-limit headers set; one over it gets 429 (see [WithDeniedHandler]).
 // A request whose key cannot be computed is never passed on uncounted:
 // it goes to the error handler (see [WithErrorHandler]).
+//
+// A request whose context is done once the store has answered (the client
+// closed, reset or half-closed its connection, which net/http reports by
+// cancelling the context, or a deadline outside passed) is never passed
+// on, whatever the store answered: the status is set to 499
+// (accesslog.StatusClientClosedRequest) with no body when the client left,
+// and nothing is written under a deadline, which belongs to the timeout
+// middleware that set it (decision=canceled or deadline on the access log
+// line). It is not a store failure and is not logged as one: failing open
+// applies only to requests that are still alive.
 func (l *Limiter) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if l.skip != nil && l.skip(r) {
@@ -139,13 +149,17 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		}
 		now := l.now()
 		d, err := l.AllowN(r.Context(), key, now, 1)
+		if cerr := r.Context().Err(); cerr != nil {
+			// The one rule for a request whose client is gone: a store
+			// call cut short by the request's own context (redisstore
+			// returns its error) would otherwise fail open and serve the
+			// request uncounted. Counted and not served is harmless.
+			l.abandon(w, r, cerr)
+			return
+		}
 		if err != nil {
 			if l.failOpen {
-				// A store call cut short because the client left is not a
-				// store failure worth a log line.
-				if r.Context().Err() == nil {
-					l.report.Report(r.Context(), err, slog.String("policy", l.policy.Name))
-				}
+				l.report.Report(r.Context(), err, slog.String("policy", l.policy.Name))
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -165,6 +179,20 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		w.Header().Set("Retry-After", itoa(retryAfterSeconds(d.RetryAfter)))
 		l.denied.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// abandon ends a request whose context ended (cerr) before it was decided.
+func (l *Limiter) abandon(w http.ResponseWriter, r *http.Request, cerr error) {
+	decision := "canceled"
+	if errors.Is(cerr, context.DeadlineExceeded) {
+		decision = "deadline"
+	}
+	accesslog.AddAttrs(r.Context(), slog.Group("ratelimit",
+		slog.String("policy", l.policy.Name),
+		slog.String("decision", decision)))
+	if decision == "canceled" {
+		w.WriteHeader(accesslog.StatusClientClosedRequest)
+	}
 }
 
 func (l *Limiter) fail(w http.ResponseWriter, r *http.Request, err error) {

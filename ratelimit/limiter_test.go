@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -404,20 +405,87 @@ func TestHeaderValuesAreNotShared(t *testing.T) {
 	assert.Equal(t, "5", rec.Header().Get("X-RateLimit-Limit"))
 }
 
-// TestStoreErrorAfterClientLeftIsNotReported: a store call cut short by
-// the request's own context (the client left) is not a store failure.
-func TestStoreErrorAfterClientLeftIsNotReported(t *testing.T) {
+// leavingStore is a store during whose take the client goes away: it
+// cancels the request's context, then answers with err, or with what the
+// store it wraps answers when err is nil.
+type leavingStore struct {
+	Store
+	cancel context.CancelFunc
+	err    error
+}
+
+func (s *leavingStore) Take(ctx context.Context, p Policy, key string, now time.Time, n int) (Window, error) {
+	s.cancel()
+	if s.err != nil {
+		return Window{}, s.err
+	}
+	return s.Store.Take(ctx, p, key, now, n)
+}
+
+// TestClientGoneNeverPassedOn: a request whose context is done by the time
+// it is decided is never passed on, whatever the store answered: not
+// served uncounted when a store call cut short by the request's own
+// context fails open, and not served after a successful take either. A
+// client that left gets 499 (for the access log); under a deadline the
+// timeout middleware outside answers. Nothing is reported as a store
+// failure.
+func TestClientGoneNeverPassedOn(t *testing.T) {
+	tests := []struct {
+		name     string
+		failOpen bool
+		store    func(cancel context.CancelFunc) Store // nil: cancelled before the request
+		deadline bool                                  // the context's deadline passed, under chi's Timeout
+		want     int
+	}{
+		{name: "cancelled, store error, fail open", failOpen: true,
+			store: func(context.CancelFunc) Store { return &failingStore{} }, want: 499},
+		{name: "cancelled, store error, fail closed",
+			store: func(context.CancelFunc) Store { return &failingStore{} }, want: 499},
+		{name: "cancelled, memory store", failOpen: true,
+			store: func(context.CancelFunc) Store { return NewMemoryStore() }, want: 499},
+		{name: "left during the take, store error", failOpen: true,
+			store: func(c context.CancelFunc) Store { return &leavingStore{cancel: c, err: context.Canceled} }, want: 499},
+		{name: "left during the take, store allowed", failOpen: true,
+			store: func(c context.CancelFunc) Store { return &leavingStore{Store: NewMemoryStore(), cancel: c} }, want: 499},
+		{name: "deadline passed, store error", failOpen: true, deadline: true,
+			store: func(context.CancelFunc) Store { return &failingStore{} }, want: http.StatusGatewayTimeout},
+		{name: "deadline passed, memory store", failOpen: true, deadline: true,
+			store: func(context.CancelFunc) Store { return NewMemoryStore() }, want: http.StatusGatewayTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			store := tt.store(cancel)
+			if _, leaving := store.(*leavingStore); !leaving && !tt.deadline {
+				cancel()
+			}
+			l, _ := newTestLimiter(t, 3, time.Minute, WithStore(store), WithFailOpen(tt.failOpen),
+				WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			var calls atomic.Int64
+			var h http.Handler = l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) }))
+			if tt.deadline {
+				h = middleware.Timeout(-time.Second)(h) // a deadline already past
+			}
+			for i := range 10 {
+				req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+				req.RemoteAddr = "192.0.2.1:1"
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				assert.Equal(t, tt.want, rec.Code, "request %d: status", i+1)
+				assert.Empty(t, rec.Body.String(), "request %d: body", i+1)
+			}
+			assert.Zero(t, calls.Load(), "handler calls for requests whose client had left")
+			assert.Empty(t, logs.String(), "log: a request cut short is not a store failure")
+		})
+	}
+
+	// A live request's store error is still a store failure.
 	var logs bytes.Buffer
 	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
-	req.RemoteAddr = "192.0.2.1:1"
-	l.Handler(okHandler).ServeHTTP(httptest.NewRecorder(), req)
-	assert.Empty(t, logs.String())
-
-	serve(l.Handler(okHandler), "192.0.2.1:1")
+	assert.Equal(t, 200, serve(l.Handler(okHandler), "192.0.2.1:1").Code, "a live request fails open")
 	assert.Contains(t, logs.String(), "store failed", "a live request's store error is reported")
 }
 

@@ -46,7 +46,9 @@ var errTooManyPolicies = errors.New("ratelimit: memory store: more than 65535 di
 //
 // There is no background goroutine and nothing to close: windows that have
 // expired are reset when their key is next seen, and removed when a shard
-// needs room.
+// needs room. Take ignores ctx: it never blocks, and the Limiter and
+// slowdown.Delayer do not pass on a request whose context is done however
+// the take went (see [Store]).
 //
 // The number of tracked keys is capped (WithMaxKeys, default 1,000,000).
 // Each shard's table is a power of two of 64-byte slots kept at most 3/4

@@ -102,7 +102,9 @@ func WithErrorHandler(fn func(http.ResponseWriter, *http.Request, error)) Option
 // WithFailOpen chooses what happens when the store fails (default true):
 // serve the request uncounted and log the error (at most once per 10s), or,
 // with false, refuse it through the error handler (503 by default). Key
-// errors never fail open.
+// errors never fail open, and neither does a request whose context is done
+// by the time the store answers (the client left): that is not a store
+// failure, and the request is not served at all (see [Limiter.Handler]).
 func WithFailOpen(open bool) Option {
 	return func(c *config) { c.failOpen = open }
 }

@@ -113,6 +113,16 @@ func (p Policy) Fits(prev, curr int64, elapsed time.Duration, n int) bool {
 // use its own clock instead of now (so that several processes agree); it
 // must then report Elapsed on that clock. Take must be safe for concurrent
 // use and must not retain key beyond the call unless it copies it.
+//
+// ctx is the request's. A Store that waits on I/O returns an error when
+// ctx ends first (redisstore does), and must not take that for a failure
+// of its own; a Store that cannot block may ignore ctx ([MemoryStore]
+// does). Either way the Limiter and slowdown.Delayer look at the request's
+// context after the take and do not pass on a request whose context is
+// done, whatever Take returned: a take that was counted for a request
+// that is then not served costs its client one request, while failing
+// open on such an error would let any client walk past the limit by
+// disconnecting. Only a failure while ctx is still live is a store error.
 type Store interface {
 	Take(ctx context.Context, p Policy, key string, now time.Time, n int) (Window, error)
 }

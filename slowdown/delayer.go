@@ -59,9 +59,10 @@ import (
 )
 
 // StatusClientClosedRequest is the status a [Delayer] records for a request
-// whose client went away during its delay: nginx's non-standard 499, which
-// log tools know. The client never sees it.
-const StatusClientClosedRequest = 499
+// whose client went away before it was passed on: nginx's non-standard
+// 499, which log tools know, the same as accesslog's. A client that only
+// half-closed its connection may still read it.
+const StatusClientClosedRequest = accesslog.StatusClientClosedRequest
 
 // countLimit is the Limit of the Delayer's policy: large enough that the
 // store never refuses a take, so that every request is counted.
@@ -195,22 +196,27 @@ func (d *Delayer) delayFor(k int) time.Duration {
 // then passed on with the delay in its context ([FromContext]) and on its
 // access log line (accesslog group "slowdown": delay, decision=delayed).
 //
-// While waiting:
-//   - if the client disconnects (the context is canceled), the wait ends
-//     at once, next is not called, and the status is set to 499
+// A request whose context is done once the store has answered, or ends
+// while it waits, is never passed on, whatever the store answered:
+//   - if the client disconnected (it closed, reset or half-closed its
+//     connection, and net/http canceled the context), a wait ends at once,
+//     next is not called, and the status is set to 499
 //     ([StatusClientClosedRequest]) with no body, so that an access log
-//     shows what happened (decision=canceled); the client never sees it.
-//   - if the context's deadline passes (a timeout middleware outside, such
-//     as http.TimeoutHandler or chi's middleware.Timeout), the wait ends
-//     and nothing is written: the timeout middleware owns that response
+//     shows what happened (decision=canceled).
+//   - if the context's deadline passed (a timeout middleware outside, such
+//     as http.TimeoutHandler or chi's middleware.Timeout), a wait ends and
+//     nothing is written: the timeout middleware owns that response
 //     (decision=deadline).
+//
+// Neither is a store failure, nor logged as one.
 //
 // A request that should wait while [WithMaxWaiting] others already do
 // gets 503 with Retry-After and an RFC 9457 problem body
 // (decision=overflow).
 //
-// The Delayer fails open: when the store fails the request is passed on
-// without delay and the error is logged at most once per 10s. When the
+// The Delayer fails open: when the store fails while the request is alive,
+// the request is passed on without delay and the error is logged at most
+// once per 10s. When the
 // KeyFunc fails the request is also passed on (a ratelimit.Limiter behind
 // with the same KeyFunc refuses it); errors that do not wrap
 // ratelimit.ErrNoKey, which point at a misconfigured KeyFunc rather than at
@@ -236,37 +242,43 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	k, delay, win, err := d.take(ctx, key, time.Now())
-	if err != nil {
-		if ctx.Err() == nil { // else the client left: not the store's fault
-			d.storeErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+	if err == nil && ctx.Err() == nil {
+		if d.headers {
+			d.setHeaders(w.Header(), k, win, delay)
 		}
-		next.ServeHTTP(w, r)
-		return
+		if delay > 0 {
+			if !d.admit() {
+				d.logDecision(ctx, "overflow", delay)
+				w.Header().Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(delay)), 10))
+				problem.Write(w, http.StatusServiceUnavailable,
+					"The server is busy slowing down other requests; retry later.")
+				return
+			}
+			d.wait(ctx, delay)
+			d.waiting.Add(-1)
+		}
 	}
-	if d.headers {
-		d.setHeaders(w.Header(), k, win, delay)
-	}
-	if delay <= 0 {
-		next.ServeHTTP(w, r)
-		return
-	}
-
-	if !d.admit() {
-		d.logDecision(ctx, "overflow", delay)
-		w.Header().Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(delay)), 10))
-		problem.Write(w, http.StatusServiceUnavailable,
-			"The server is busy slowing down other requests; retry later.")
-		return
-	}
-	ok := d.wait(ctx, delay)
-	d.waiting.Add(-1)
-	if !ok {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if cerr := ctx.Err(); cerr != nil {
+		// The one rule for a request whose client is gone, after the take
+		// and after the wait alike: a store call cut short by the
+		// request's own context would otherwise fail open, and a limiter
+		// behind on the same store would get the same error. Counted and
+		// not served is harmless.
+		if errors.Is(cerr, context.DeadlineExceeded) {
 			d.logDecision(ctx, "deadline", delay)
 			return
 		}
 		d.logDecision(ctx, "canceled", delay)
 		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
+	if err != nil {
+		d.storeErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+		next.ServeHTTP(w, r)
+		return
+	}
+	if delay <= 0 {
+		next.ServeHTTP(w, r)
 		return
 	}
 	ctx = context.WithValue(ctx, delayKey{}, delay)
@@ -294,9 +306,10 @@ func (d *Delayer) admit() bool {
 	}
 }
 
-// wait waits for delay or until ctx is done, and reports whether the whole
-// delay passed. The timer is stopped either way.
-func (d *Delayer) wait(ctx context.Context, delay time.Duration) bool {
+// wait waits for delay or until ctx is done; the caller then looks at
+// ctx, which may also have ended just as the delay passed. The timer is
+// stopped either way.
+func (d *Delayer) wait(ctx context.Context, delay time.Duration) {
 	if d.waitHook != nil {
 		d.waitHook(+1)
 		defer d.waitHook(-1)
@@ -305,9 +318,7 @@ func (d *Delayer) wait(ctx context.Context, delay time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
 	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -410,15 +410,12 @@ func (s failingStore) Take(context.Context, ratelimit.Policy, string, time.Time,
 
 func TestFailOpen(t *testing.T) {
 	tests := []struct {
-		name     string
-		opts     []Option
-		canceled bool   // the request's context is done before the store is asked
-		wantLog  string // "" means no log line
+		name    string
+		opts    []Option
+		wantLog string // "" means no log line
 	}{
 		{name: "store error", opts: []Option{WithStore(failingStore{errors.New("connection refused")})},
 			wantLog: "store failed"},
-		{name: "store error after the client left", opts: []Option{WithStore(failingStore{context.Canceled})},
-			canceled: true},
 		{name: "request without key", opts: []Option{WithKey(ratelimit.KeyByHeader("X-Api-Key"))}},
 		{name: "misconfigured key", opts: []Option{WithKey(ratelimit.KeyByIPPrefix(0, 0))},
 			wantLog: "key function failed"},
@@ -431,14 +428,9 @@ func TestFailOpen(t *testing.T) {
 			require.NoError(t, err)
 			final := &recorder{}
 			h := d.Handler(final)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			if tt.canceled {
-				cancel()
-			}
 			for range 5 {
 				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, newRequest().WithContext(ctx))
+				h.ServeHTTP(rec, newRequest())
 				assert.Equal(t, http.StatusOK, rec.Code)
 				assert.False(t, final.ok.Load(), "request was delayed, want passed on at once")
 			}
@@ -450,6 +442,87 @@ func TestFailOpen(t *testing.T) {
 			assert.Equal(t, 1, strings.Count(logs.String(), "\n"), "log lines for 5 errors: got %q, want one", logs.String())
 			assert.Contains(t, logs.String(), tt.wantLog)
 			assert.Contains(t, logs.String(), "policy=slowdown")
+		})
+	}
+}
+
+// leavingStore is a store during whose take the client goes away: it
+// cancels the request's context, then answers with err, or with what the
+// store it wraps answers when err is nil.
+type leavingStore struct {
+	ratelimit.Store
+	cancel context.CancelFunc
+	err    error
+}
+
+func (s *leavingStore) Take(ctx context.Context, p ratelimit.Policy, key string, now time.Time, n int) (ratelimit.Window, error) {
+	s.cancel()
+	if s.err != nil {
+		return ratelimit.Window{}, s.err
+	}
+	return s.Store.Take(ctx, p, key, now, n)
+}
+
+// TestClientGoneNeverPassedOn: a request whose context is done once the
+// store has answered is never passed on, whatever the store answered and
+// whether or not it was to be delayed: not on a store error it caused
+// itself (failing open would serve it uncounted by a limiter behind on
+// the same store), and not after a successful take. A client that left
+// gets 499; under a deadline the timeout middleware outside answers.
+// Nothing is reported as a store failure.
+func TestClientGoneNeverPassedOn(t *testing.T) {
+	tests := []struct {
+		name     string
+		after    int
+		store    func(cancel context.CancelFunc) ratelimit.Store
+		cancel   bool // before the request
+		deadline bool // a deadline already past, under chi's Timeout
+		want     int
+	}{
+		{name: "cancelled, store error", cancel: true,
+			store: func(context.CancelFunc) ratelimit.Store { return failingStore{context.Canceled} }, want: 499},
+		{name: "cancelled, under the threshold", after: 100, cancel: true,
+			store: func(context.CancelFunc) ratelimit.Store { return ratelimit.NewMemoryStore() }, want: 499},
+		{name: "cancelled, over the threshold", cancel: true,
+			store: func(context.CancelFunc) ratelimit.Store { return ratelimit.NewMemoryStore() }, want: 499},
+		{name: "left during the take, store error",
+			store: func(c context.CancelFunc) ratelimit.Store { return &leavingStore{cancel: c, err: context.Canceled} }, want: 499},
+		{name: "left during the take, under the threshold", after: 100,
+			store: func(c context.CancelFunc) ratelimit.Store {
+				return &leavingStore{Store: ratelimit.NewMemoryStore(), cancel: c}
+			}, want: 499},
+		{name: "deadline passed, store error", deadline: true,
+			store: func(context.CancelFunc) ratelimit.Store { return failingStore{context.DeadlineExceeded} },
+			want:  http.StatusGatewayTimeout},
+		{name: "deadline passed, under the threshold", after: 100, deadline: true,
+			store: func(context.CancelFunc) ratelimit.Store { return ratelimit.NewMemoryStore() },
+			want:  http.StatusGatewayTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			d, err := New(tt.after, time.Minute, WithStore(tt.store(cancel)), WithStep(time.Hour), WithMaxDelay(time.Hour),
+				WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			require.NoError(t, err)
+			if tt.cancel {
+				cancel()
+			}
+			final := &recorder{}
+			var h http.Handler = d.Handler(final)
+			if tt.deadline {
+				h = middleware.Timeout(-time.Second)(h)
+			}
+			for i := range 5 {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, newRequest().WithContext(ctx))
+				assert.Equal(t, tt.want, rec.Code, "request %d: status", i+1)
+				assert.Empty(t, rec.Body.String(), "request %d: body", i+1)
+			}
+			assert.Zero(t, final.calls.Load(), "handler calls for requests whose client had left")
+			assert.Empty(t, logs.String(), "log: a request cut short is not a store failure")
+			assert.Zero(t, d.waiting.Load(), "waiting gauge")
 		})
 	}
 }

@@ -42,6 +42,11 @@
 // outage each process counts on its own. [Store.Degraded] reports the state
 // for a health check; [Store.Close] stops the probe.
 //
+// A Take whose caller's context ends first (the client disconnected) is not
+// a Redis failure: it returns the context's error and the Store stays on
+// Redis. The ratelimit.Limiter and slowdown.Delayer then do not serve that
+// request at all, so disconnecting never gets a request past the limit.
+//
 // # Keys
 //
 // A Redis key is prefix + "{" + tag + "}". The tag is "name:key" when both

@@ -208,8 +208,10 @@ func honoursContext(client redis.UniversalClient) bool {
 // on the Redis server's clock, and Elapsed is reported on it. While the
 // Store is on its fallback (see [Store.Degraded]) or closed, the fallback
 // answers with now. Take returns an error only for an invalid policy, a
-// negative n, a Store not made by [New], when ctx itself is done before
-// Redis answers, or when the fallback store fails.
+// negative n, a Store not made by [New], when ctx itself is done (the
+// caller left: the take may or may not have been counted, and Redis is not
+// considered failed), or when the fallback store fails. A ctx already done
+// is not sent to Redis at all.
 func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now time.Time, n int) (ratelimit.Window, error) {
 	if err := p.Valid(); err != nil {
 		return ratelimit.Window{}, err
@@ -219,6 +221,9 @@ func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now ti
 	}
 	if s.client == nil {
 		return ratelimit.Window{}, ErrNilClient
+	}
+	if err := ctx.Err(); err != nil {
+		return ratelimit.Window{}, fmt.Errorf("redisstore: %w", err)
 	}
 	if s.degraded.Load() {
 		return s.cfg.fallback.Take(ctx, p, key, now, n)
