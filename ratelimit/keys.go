@@ -29,6 +29,20 @@ var ErrNoKey = errors.New("ratelimit: request has no usable key")
 // X-Forwarded-For itself: put chi's middleware, with your proxies as
 // trusted prefixes, in front of the limiter when there is a proxy.
 //
+// Behind a proxy, KeyByIP is only as good as what chi stored. When chi's
+// ClientIPFromXFF cannot use the X-Forwarded-For of a trusted peer (the
+// entry it reaches is not a bare IP: garbage, "ip:port"; or there are only
+// trusted hops, or no header at all), it stores no client IP (it fails
+// closed), and KeyByIP then silently keys the request by r.RemoteAddr:
+// the proxy's address. That happens when the proxy appends "ip:port" (some
+// load balancers do), passes a client's header on unchanged instead of
+// appending to it, or sends no header (a health check from the proxy's
+// host). All such requests share the proxy's key and one quota. Make the
+// proxy append the peer as a bare IP (nginx: proxy_set_header
+// X-Forwarded-For $proxy_add_x_forwarded_for), or use a KeyFunc of your
+// own that refuses a request for which middleware.GetClientIPAddr is not
+// valid.
+//
 // The key is the address in its canonical text form ("192.0.2.1",
 // "2001:db8:1:2::/64"). An IPv4 RemoteAddr is keyed without allocating.
 func KeyByIP(r *http.Request) (string, error) {

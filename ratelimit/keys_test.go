@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -103,6 +104,47 @@ func TestKeyByIPBehindProxy(t *testing.T) {
 	// IPv6 via the proxy is still grouped by /64, mapped folds.
 	assert.Equal(t, "2001:db8:aa:bb::/64", keyOf(trustLoopback, "127.0.0.1:5", "2001:db8:aa:bb::7"))
 	assert.Equal(t, "198.51.100.1", keyOf(trustLoopback, "127.0.0.1:5", "::ffff:198.51.100.1"))
+}
+
+// TestKeyByIPWhenChiSetsNoClientIP: when chi's ClientIPFromXFF cannot use
+// the X-Forwarded-For of a trusted peer (garbage, ip:port, only trusted
+// hops, no header at all), it fails closed and leaves no client IP in the
+// context; KeyByIP then falls back to RemoteAddr, the proxy's address, so
+// every such request shares the proxy's key.
+func TestKeyByIPWhenChiSetsNoClientIP(t *testing.T) {
+	trustLoopback := middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")
+	tests := []struct {
+		name string
+		xff  []string // nil: no header
+	}{
+		{"garbage", []string{"not-an-ip"}},
+		{"ip:port", []string{"198.51.100.1:4711"}},
+		{"bracketed ipv6:port", []string{"[2001:db8::1]:443"}},
+		{"garbage right of the client", []string{"198.51.100.1, garbage"}},
+		{"only trusted hops", []string{"127.0.0.9, 127.0.0.5"}},
+		{"empty", []string{""}},
+		{"no header", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var key string
+			var chiIP netip.Addr
+			h := trustLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				chiIP = middleware.GetClientIPAddr(r.Context())
+				var err error
+				key, err = KeyByIP(r)
+				require.NoError(t, err)
+			}))
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.RemoteAddr = "127.0.0.1:5" // the trusted proxy
+			if tt.xff != nil {
+				req.Header["X-Forwarded-For"] = tt.xff
+			}
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			assert.False(t, chiIP.IsValid(), "chi set a client IP (%v): the premise of this test no longer holds", chiIP)
+			assert.Equal(t, "127.0.0.1", key, "the key is the proxy's address")
+		})
+	}
 }
 
 func TestKeyByHeader(t *testing.T) {
