@@ -38,9 +38,22 @@ var Words = []string{"auth", "code", "key", "otp", "pass", "pw", "sid", "sig", "
 // Names matches parameter and header names against the terms and words. It
 // is safe for concurrent use once built.
 type Names struct {
-	terms []string  // lower-case ASCII
-	first [256]bool // first bytes of terms, both cases: where a match can start
+	// byFirst holds the terms (lower-case ASCII) by their first byte, in
+	// both cases: only the terms that can start at a byte are tried there.
+	byFirst [256][]string
 }
+
+// wordsByFirst holds Words by their first letter, in both cases.
+var wordsByFirst = func() (t [256][]string) {
+	for _, w := range Words {
+		t[w[0]] = append(t[w[0]], w)
+		t[w[0]-('a'-'A')] = append(t[w[0]-('a'-'A')], w)
+	}
+	return t
+}()
+
+// Words are 2 to 4 letters long; with a trailing "s", 5.
+const minWord, maxWord = 2, 5
 
 // Default is [Terms] and [Words] alone.
 var Default = New()
@@ -48,17 +61,18 @@ var Default = New()
 // New returns [Terms] and [Words] plus extra terms (trimmed, lower-cased;
 // empty ones are ignored), which match anywhere in a name like Terms.
 func New(extra ...string) *Names {
-	n := &Names{terms: append([]string(nil), Terms...)}
+	terms := append([]string(nil), Terms...)
 	for _, t := range extra {
 		if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
-			n.terms = append(n.terms, t)
+			terms = append(terms, t)
 		}
 	}
-	for _, t := range n.terms {
+	n := &Names{}
+	for _, t := range terms {
 		c := t[0]
-		n.first[c] = true
+		n.byFirst[c] = append(n.byFirst[c], t)
 		if 'a' <= c && c <= 'z' {
-			n.first[c-('a'-'A')] = true
+			n.byFirst[c-('a'-'A')] = append(n.byFirst[c-('a'-'A')], t)
 		}
 	}
 	return n
@@ -71,7 +85,7 @@ func (n *Names) Match(name string) bool {
 	if n.match(name) {
 		return true
 	}
-	if strings.ContainsAny(name, "%+") {
+	if strings.IndexByte(name, '%') >= 0 || strings.IndexByte(name, '+') >= 0 {
 		if d, err := url.QueryUnescape(name); err == nil {
 			return n.match(d)
 		}
@@ -83,10 +97,7 @@ func (n *Names) match(s string) bool { return n.contains(s) || hasWord(s) }
 
 func (n *Names) contains(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !n.first[s[i]] {
-			continue
-		}
-		for _, t := range n.terms {
+		for _, t := range n.byFirst[s[i]] {
 			if hasPrefixFold(s[i:], t) {
 				return true
 			}
@@ -98,43 +109,63 @@ func (n *Names) contains(s string) bool {
 // hasWord reports whether one of the words of s is one of Words, or one
 // followed by "s".
 func hasWord(s string) bool {
-	start := -1 // start of the current word, -1 between words
-	for i := 0; i <= len(s); i++ {
-		var c byte
-		if i < len(s) {
-			c = s[i]
+	for i := 0; i < len(s); {
+		if class[s[i]] == other {
+			i++
+			continue
 		}
-		if start >= 0 && (i == len(s) || wordBreak(s, i)) {
-			if isWord(s[start:i]) {
-				return true
-			}
-			start = -1
+		j := i + 1
+		for j < len(s) && !wordBreak(s, j) {
+			j++
 		}
-		if i < len(s) && start < 0 && isAlnum(c) {
-			start = i
+		if isWord(s[i:j]) {
+			return true
 		}
+		i = j
 	}
 	return false
 }
 
-// wordBreak reports whether a word ends before s[i] (i > 0).
-func wordBreak(s string, i int) bool {
-	c, prev := s[i], s[i-1]
-	switch {
-	case !isAlnum(c):
-		return true
-	case isDigit(c) != isDigit(prev):
-		return true
-	case isLower(prev) && isUpper(c):
-		return true
-	case isUpper(prev) && isUpper(c) && i+1 < len(s) && isLower(s[i+1]):
-		return true
+// Classes of bytes for splitting names into words.
+const (
+	other = iota
+	digit
+	lower
+	upper
+)
+
+var class = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = digit
 	}
-	return false
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = lower
+		t[c-'a'+'A'] = upper
+	}
+	return t
+}()
+
+// wordBreak reports whether a word ends before s[i] (i > 0, s[i-1] a
+// letter or digit).
+func wordBreak(s string, i int) bool {
+	c, prev := class[s[i]], class[s[i-1]]
+	switch {
+	case c == prev:
+		// Within a run of capitals, the last one before a lower-case
+		// letter starts the next word: "APIKey".
+		return c == upper && i+1 < len(s) && class[s[i+1]] == lower
+	case c == other, c == digit, prev == digit:
+		return true
+	default: // a letter after a letter of the other case
+		return c == upper
+	}
 }
 
 func isWord(w string) bool {
-	for _, t := range Words {
+	if len(w) < minWord || len(w) > maxWord {
+		return false
+	}
+	for _, t := range wordsByFirst[w[0]] {
 		if len(w) == len(t) && hasPrefixFold(w, t) ||
 			len(w) == len(t)+1 && hasPrefixFold(w, t) && (w[len(t)] == 's' || w[len(t)] == 'S') {
 			return true
@@ -142,11 +173,6 @@ func isWord(w string) bool {
 	}
 	return false
 }
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
-func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
-func isAlnum(c byte) bool { return isDigit(c) || isLower(c) || isUpper(c) }
 
 // Query returns the raw query q with the value of every parameter whose
 // name matches replaced by marker; everything else (order, encoding,
