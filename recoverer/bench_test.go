@@ -142,3 +142,39 @@ func BenchmarkPanicWithSentry(b *testing.B) {
 		h.ServeHTTP(&benchWriter{h: http.Header{}}, req)
 	}
 }
+
+// BenchmarkLoopback is a whole request on a real server over loopback TCP
+// (keep-alive, client in the same process), with and without the
+// middleware: what the happy path costs next to net/http's own work.
+func BenchmarkLoopback(b *testing.B) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	})
+	for _, bb := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"bare", hello},
+		{"recoverer", recoverer.New()(hello)},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			srv := httptest.NewServer(bb.h)
+			defer srv.Close()
+			tr := &http.Transport{MaxIdleConnsPerHost: 64}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := client.Get(srv.URL)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, res.Body)
+					_ = res.Body.Close()
+				}
+			})
+		})
+	}
+}

@@ -10,10 +10,10 @@ import "context"
 // over).
 //
 // Go has no middleware to take its settings from: it uses opts when given
-// (WithLogger, WithSentry; WithResponse and WithRequestScrubber do not
-// apply), else slog.Default and the hub in ctx or sentry.CurrentHub, read
-// when the panic happens. Pass the same options as to [New] to get the same
-// destinations.
+// (WithLogger, WithSentry; WithResponse, WithRequestScrubber and
+// WithSentryHeaders do not apply), else slog.Default and the hub in ctx or
+// sentry.CurrentHub, read when the panic happens. Pass the same options as
+// to [New] to get the same destinations.
 //
 // ctx is passed to fn as is: a request's context is canceled when the
 // response is done, so work that must outlive the request should get
