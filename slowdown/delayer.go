@@ -242,7 +242,8 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	k, delay, win, err := d.take(ctx, key, time.Now())
-	if err == nil && ctx.Err() == nil {
+	cerr := ctx.Err()
+	if err == nil && cerr == nil {
 		if d.headers {
 			d.setHeaders(w.Header(), k, win, delay)
 		}
@@ -256,9 +257,10 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			}
 			d.wait(ctx, delay)
 			d.waiting.Add(-1)
+			cerr = ctx.Err()
 		}
 	}
-	if cerr := ctx.Err(); cerr != nil {
+	if cerr != nil {
 		// The one rule for a request whose client is gone, after the take
 		// and after the wait alike: a store call cut short by the
 		// request's own context would otherwise fail open, and a limiter
