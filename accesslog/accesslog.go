@@ -75,11 +75,16 @@
 //
 // # Secrets
 //
-// Query parameters whose names contain auth, code, cookie, credential,
-// csrf, jwt, key, passwd, password, pwd, secret, session, sig, token or
-// xsrf (ASCII case-insensitive, also percent-decoded; add more with
-// [WithRedactQuery]) have their value replaced by REDACTED, in url.query and
-// in the query of the Referer. recoverer hides the same names from Sentry.
+// Query parameters with a secret-looking name have their value replaced by
+// REDACTED, in url.query and in the query of the Referer. A name is secret
+// when it contains one of accesskey, apikey, authorization, cookie,
+// credential, csrf, jwt, passcode, passphrase, passwd, password,
+// privatekey, pwd, secret, sessid, session, signature, ticket, token or
+// xsrf anywhere, or has auth, code, key, otp, pass, pw, sid, sig or totp as
+// one of its words ("api_key", "apiKey", "auth_code", "connect.sid"; not
+// "keyword" or "author"); ASCII case-insensitive, also percent-decoded.
+// Add terms with [WithRedactQuery]. recoverer hides the same names from
+// Sentry: the rule is one, shared.
 // Bodies are never logged. Authorization, Proxy-Authorization and Cookie
 // headers are never logged, even when listed in [WithRequestHeaders]. The
 // Basic auth user name is logged only with [WithBasicAuthUser] (some APIs
@@ -176,11 +181,10 @@ func WithLevels(info, clientErr, serverErr slog.Level) Option {
 	return func(c *config) { c.info, c.clientErr, c.serverErr = info, clientErr, serverErr }
 }
 
-// WithRedactQuery adds query parameter names whose values are replaced by
-// [Redacted]. Names match as ASCII case-insensitive substrings of the
-// parameter name, like the built-in list (password, token, secret, key,
-// code, session, auth, sig, cookie, csrf, jwt, …; see "Secrets" in the
-// package documentation), which stays in force.
+// WithRedactQuery adds terms to the secret-name rule: a query parameter
+// whose name contains one of them anywhere (ASCII case-insensitive) has its
+// value replaced by [Redacted]. The built-in rule (see "Secrets" in the
+// package documentation) stays in force.
 func WithRedactQuery(names ...string) Option {
 	return func(c *config) { c.redactExtra = append(c.redactExtra, names...) }
 }
@@ -328,6 +332,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.rw.Start = time.Now()
 	finished := false
 	defer func() {
+		// From here on, a goroutine the handler leaked that still holds the
+		// writer gets ErrHandlerReturned instead of writing into a
+		// response net/http may already have handed to another request.
+		s.rw.End()
 		if !finished {
 			// A panic (or runtime.Goexit) is unwinding: write the line and
 			// let it continue, without recovering it.
@@ -336,6 +344,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	h.next.ServeHTTP(s.rw.Wrap(), &s.req)
 	finished = true
+	s.rw.End()
 	h.log(s, r, false)
 }
 

@@ -28,6 +28,7 @@ func TestLateWriteNeverReachesAnotherResponse(t *testing.T) {
 		wrap func(http.Handler) http.Handler
 	}{
 		{"recoverer", recoverer.New()},
+		{"accesslog", accesslog.New(quiet)},
 		{"accesslog outside recoverer", func(h http.Handler) http.Handler {
 			return accesslog.New(quiet)(recoverer.New()(h))
 		}},
