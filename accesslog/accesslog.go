@@ -7,20 +7,18 @@
 // the JSON output is recognised by log pipelines. slog handlers in this
 // package print the same records in the Apache/nginx "combined" and
 // "common" formats (byte for byte what nginx writes) or in a short coloured
-// form for terminals. [File] is an append-only log file that rotates by
-// size and time and gzips the old files in the background; it follows its
-// path when the file or its directory is deleted, moved or replaced, and
-// counts the lines it could not save ([File.Dropped]). [BufferedWriter]
-// batches writes to it.
+// form for terminals. The records go wherever the slog handler writes:
+// package logfile has the rotating, gzip'ing file and the buffered writer
+// that suit them.
 //
-//	f, err := accesslog.OpenFile("/var/log/app/access.log",
-//		accesslog.WithMaxSize(100<<20), accesslog.WithRotateEvery(24*time.Hour),
-//		accesslog.WithMaxBackups(14))
+//	f, err := logfile.OpenFile("/var/log/app/access.log",
+//		logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
+//		logfile.WithMaxBackups(14))
 //	if err != nil {
 //		return err
 //	}
 //	defer f.Close()
-//	bw := accesslog.NewBufferedWriter(f)
+//	bw := logfile.NewBufferedWriter(f)
 //	defer bw.Close() // runs before f.Close: everything buffered is written
 //	logger := slog.New(accesslog.NewCombinedHandler(bw, nil))
 //

@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	slogmulti "github.com/samber/slog-multi"
-
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/logfile"
 )
 
 // fixedDuration makes the dev handler's duration the same on every run.
@@ -90,40 +89,40 @@ func ExampleNewCombinedHandler() {
 	// level=INFO msg=listening addr=:8080
 }
 
-// Example_fanOut sends everything as JSON to one file, the access lines in
-// the combined format to another, and errors to stderr, with slog-multi.
+// Example_fanOut writes the access lines in the combined format to one
+// file and every record, access lines and application records, as JSON to
+// another, with the standard library's slog.NewMultiHandler; application
+// errors also go to stderr (a handler's Level option filters by level).
 func Example_fanOut() {
 	dir, err := os.MkdirTemp("", "accesslog-example")
 	if err != nil {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	all, err := accesslog.OpenFile(filepath.Join(dir, "app.json"))
+	all, err := logfile.OpenFile(filepath.Join(dir, "app.json"))
 	if err != nil {
 		panic(err)
 	}
-	access, err := accesslog.OpenFile(filepath.Join(dir, "access.log"), accesslog.WithRotateEvery(24*time.Hour))
+	access, err := logfile.OpenFile(filepath.Join(dir, "access.log"), logfile.WithRotateEvery(24*time.Hour))
 	if err != nil {
 		panic(err)
 	}
-	bufferedAll := accesslog.NewBufferedWriter(all)
-	isError := func(_ context.Context, r slog.Record) bool { return r.Level >= slog.LevelError }
+	bufferedAll := logfile.NewBufferedWriter(all)
+	everything := slog.NewJSONHandler(bufferedAll, nil)
 
-	logger := slog.New(slogmulti.Fanout(
-		slog.NewJSONHandler(bufferedAll, nil),
-		slogmulti.Router().Add(accesslog.NewCombinedHandler(access, nil), slogmulti.MessageIs(accesslog.Message)).Handler(),
-		slogmulti.Router().Add(slog.NewTextHandler(os.Stderr, nil), isError).Handler(),
-	))
+	accessLogger := slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(access, nil), everything))
+	appLogger := slog.New(slog.NewMultiHandler(everything,
+		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/fail" {
-			logger.ErrorContext(r.Context(), "database unreachable")
+			appLogger.ErrorContext(r.Context(), "database unreachable")
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	handler := accesslog.New(logger)(app)
+	handler := accesslog.New(accessLogger)(app)
 	for _, path := range []string{"/", "/fail"} {
 		handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 	}
@@ -135,56 +134,12 @@ func Example_fanOut() {
 
 	combined, _ := os.ReadFile(filepath.Join(dir, "access.log"))
 	fmt.Print(regexp.MustCompile(`\[.*?\]`).ReplaceAllString(string(combined), "[…]"))
-	everything, _ := os.ReadFile(filepath.Join(dir, "app.json"))
-	fmt.Println("JSON records:", strings.Count(string(everything), "\n"))
+	records, _ := os.ReadFile(filepath.Join(dir, "app.json"))
+	fmt.Println("JSON records:", strings.Count(string(records), "\n"))
 	// Output:
 	// 192.0.2.1 - - […] "GET / HTTP/1.1" 200 2 "-" "-"
 	// 192.0.2.1 - - […] "GET /fail HTTP/1.1" 503 12 "-" "-"
 	// JSON records: 3
-}
-
-func ExampleOpenFile() {
-	dir, err := os.MkdirTemp("", "accesslog-example")
-	if err != nil {
-		panic(err)
-	}
-	defer os.RemoveAll(dir)
-	f, err := accesslog.OpenFile(filepath.Join(dir, "access.log"),
-		accesslog.WithMaxSize(100<<20),          // rotate before 100 MiB
-		accesslog.WithRotateEvery(24*time.Hour), // and at local midnight
-		accesslog.WithMaxBackups(14),            // keep two weeks of files
-		accesslog.WithMaxAge(30*24*time.Hour),   // and nothing older than 30 days
-		accesslog.WithCompress(true),            // gzip rotated files (the default)
-	)
-	if err != nil {
-		panic(err)
-	}
-	_, _ = io.WriteString(f, "first line\n")
-	_ = f.Rotate() // on demand; logrotate users call Reopen or ReopenOnSignal instead
-	_, _ = io.WriteString(f, "second line\n")
-	_ = f.Close() // waits for the compression
-
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		fmt.Println(regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}`).ReplaceAllString(e.Name(), "<UTC time>"))
-	}
-	// Output:
-	// access-<UTC time>.log.gz
-	// access.log
-}
-
-func ExampleNewBufferedWriter() {
-	bw := accesslog.NewBufferedWriter(os.Stdout,
-		accesslog.WithBufferSize(64<<10),         // write in batches of up to 64 KiB
-		accesslog.WithFlushInterval(time.Minute), // or every minute (default: second)
-	)
-	logger := slog.New(accesslog.NewDevHandler(bw, &slog.HandlerOptions{ReplaceAttr: fixedDuration}))
-	accesslog.New(logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope", nil))
-	fmt.Println("buffered so far: nothing")
-	_ = bw.Close() // writes what is buffered
-	// Output:
-	// buffered so far: nothing
-	// GET /nope 404 1.500 ms - 19
 }
 
 func ExampleNewDevHandler() {

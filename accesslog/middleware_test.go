@@ -26,6 +26,7 @@ import (
 
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/testenv"
+	"github.com/shipshape-go/shipshape/logfile"
 )
 
 // serve runs one request through the middleware with a recorder and
@@ -1017,7 +1018,7 @@ func TestFullDiskKeepsServing(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	f, err := accesslog.OpenFile("/dev/full", accesslog.WithCompress(false), accesslog.WithMaxSize(0))
+	f, err := logfile.OpenFile("/dev/full", logfile.WithCompress(false), logfile.WithMaxSize(0))
 	require.NoError(t, err)
 	defer f.Close()
 	reports := &capture{}

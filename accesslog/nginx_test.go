@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	slogmulti "github.com/samber/slog-multi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -110,7 +109,7 @@ func lastLine(t *testing.T, what string, n int, log func() string) string {
 // TestCombinedAndCommonMatchNginx sends the same raw requests to nginx (its
 // predefined combined format, and the common format written out) and to a
 // Go server logging with NewCombinedHandler and NewCommonHandler through a
-// slog-multi fan-out, and compares the lines byte for byte, except the time
+// slog.NewMultiHandler fan-out, and compares the lines byte for byte, except the time
 // stamp, which is checked for its format.
 func TestCombinedAndCommonMatchNginx(t *testing.T) {
 	port := testenv.FreePort(t)
@@ -125,7 +124,7 @@ func TestCombinedAndCommonMatchNginx(t *testing.T) {
 		}
 	`, port)
 	var goCombined, goCommon testenv.Buffer
-	logger := slog.New(slogmulti.Fanout(
+	logger := slog.New(slog.NewMultiHandler(
 		accesslog.NewCombinedHandler(&goCombined, nil),
 		accesslog.NewCommonHandler(&goCommon, nil),
 	))

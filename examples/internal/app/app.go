@@ -25,9 +25,9 @@ import (
 	"github.com/getsentry/sentry-go"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/redis/go-redis/v9"
-	slogmulti "github.com/samber/slog-multi"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/logfile"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/ratelimit/redisstore"
 	"github.com/shipshape-go/shipshape/recoverer"
@@ -218,9 +218,9 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, err
 	}
-	f, err := accesslog.OpenFile(filepath.Join(cfg.LogDir, cfg.LogName),
-		accesslog.WithMaxSize(100<<20), accesslog.WithRotateEvery(24*time.Hour),
-		accesslog.WithMaxBackups(14), accesslog.WithCompress(true))
+	f, err := logfile.OpenFile(filepath.Join(cfg.LogDir, cfg.LogName),
+		logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
+		logfile.WithMaxBackups(14), logfile.WithCompress(true))
 	if err != nil {
 		return nil, err
 	}
@@ -236,9 +236,9 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 		f.ReopenOnSignal(reopenCtx, syscall.SIGHUP)
 	}()
 	a.closers = append(a.closers, func() error { stopReopen(); <-reopened; return nil })
-	bw := accesslog.NewBufferedWriter(f)
+	bw := logfile.NewBufferedWriter(f)
 	a.closers = append(a.closers, bw.Close) // closed before f: everything buffered reaches the file
-	return slog.New(slogmulti.Fanout(accesslog.NewCombinedHandler(bw, nil), out)), nil
+	return slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(bw, nil), out)), nil
 }
 
 // openStore returns the rate-limit store: Redis when REDIS_URL is set

@@ -21,6 +21,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/logfile"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/recoverer"
 	"github.com/shipshape-go/shipshape/slowdown"
@@ -94,11 +95,11 @@ type namedMiddleware struct {
 // shipshapeMiddleware returns the layers of the shipshape stack, outermost
 // first, and the mux they wrap.
 func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func() error, error) {
-	f, err := accesslog.OpenFile(filepath.Join(logDir, "shipshape-access.log"), accesslog.WithMaxSize(0))
+	f, err := logfile.OpenFile(filepath.Join(logDir, "shipshape-access.log"), logfile.WithMaxSize(0))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bw := accesslog.NewBufferedWriter(f)
+	bw := logfile.NewBufferedWriter(f)
 	closers := []func() error{bw.Close, f.Close}
 	fail := func(err error) ([]namedMiddleware, http.Handler, []func() error, error) {
 		for _, c := range closers {

@@ -1,4 +1,4 @@
-package accesslog
+package logfile
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 
 // ErrClosed is returned by writes to, and rotations of, a closed [File] or
 // [BufferedWriter].
-var ErrClosed = errors.New("accesslog: closed")
+var ErrClosed = errors.New("logfile: closed")
 
 // DefaultMaxSize is the size at which a [File] rotates unless
 // [WithMaxSize] says otherwise.
@@ -46,7 +46,7 @@ const (
 )
 
 // errDeleted is reported when the file was deleted while it was written.
-var errDeleted = errors.New("accesslog: log file deleted while open")
+var errDeleted = errors.New("logfile: log file deleted while open")
 
 // FileOption configures a [File].
 type FileOption func(*fileConfig)
@@ -218,24 +218,21 @@ func openFile(path string, now func() time.Time, opts ...FileOption) (*File, err
 	}
 	switch {
 	case path == "":
-		return nil, errors.New("accesslog: file path is empty")
+		return nil, errors.New("logfile: file path is empty")
 	case cfg.maxSize < 0:
-		return nil, errors.New("accesslog: max size must be >= 0")
+		return nil, errors.New("logfile: max size must be >= 0")
 	case cfg.rotateEvery < 0:
-		return nil, errors.New("accesslog: rotation interval must be >= 0")
+		return nil, errors.New("logfile: rotation interval must be >= 0")
 	case cfg.maxBackups < 0:
-		return nil, errors.New("accesslog: max backups must be >= 0")
+		return nil, errors.New("logfile: max backups must be >= 0")
 	case cfg.maxAge < 0:
-		return nil, errors.New("accesslog: max age must be >= 0")
+		return nil, errors.New("logfile: max age must be >= 0")
 	case cfg.mode&^fs.ModePerm != 0:
-		return nil, errors.New("accesslog: file mode must be permission bits only")
-	}
-	if cfg.errLogger == nil {
-		cfg.errLogger = stderrLogger()
+		return nil, errors.New("logfile: file mode must be permission bits only")
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("accesslog: %w", err)
+		return nil, fmt.Errorf("logfile: %w", err)
 	}
 	ext := filepath.Ext(abs)
 	f := &File{
@@ -243,19 +240,19 @@ func openFile(path string, now func() time.Time, opts ...FileOption) (*File, err
 		prefix: strings.TrimSuffix(abs, ext),
 		ext:    ext,
 		cfg:    cfg,
-		errs:   errlog.New(cfg.errLogger, "accesslog: log file maintenance failed", 0),
-		losses: errlog.New(cfg.errLogger, "accesslog: access log lines lost", 0),
+		errs:   errlog.New(cfg.errLogger, "logfile: log file maintenance failed", 0),
+		losses: errlog.New(cfg.errLogger, "logfile: log lines lost", 0),
 		now:    now,
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
 	dir := filepath.Dir(abs)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("accesslog: %w", err)
+		return nil, fmt.Errorf("logfile: %w", err)
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("accesslog: %w", err)
+		return nil, fmt.Errorf("logfile: %w", err)
 	}
 	f.dirMode = st.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
 	if err := f.reopenLocked(now()); err != nil {
@@ -355,7 +352,7 @@ func (f *File) retireLocked() error {
 	}
 	f.unchecked = 0
 	if err := old.Close(); err != nil && lost == nil {
-		return fmt.Errorf("accesslog: %w", err)
+		return fmt.Errorf("logfile: %w", err)
 	}
 	return lost
 }
@@ -380,12 +377,12 @@ func (f *File) openPath() (*os.File, os.FileInfo, error) {
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("accesslog: %w", err)
+		return nil, nil, fmt.Errorf("logfile: %w", err)
 	}
 	st, err := fh.Stat()
 	if err != nil {
 		fh.Close()
-		return nil, nil, fmt.Errorf("accesslog: %w", err)
+		return nil, nil, fmt.Errorf("logfile: %w", err)
 	}
 	return fh, st, nil
 }
@@ -466,7 +463,7 @@ func (f *File) Write(p []byte) (int, error) {
 			w = 0
 		}
 		f.size += int64(w)
-		return w, fmt.Errorf("accesslog: %w", err)
+		return w, fmt.Errorf("logfile: %w", err)
 	}
 	f.size += int64(w)
 	f.unchecked++
@@ -526,7 +523,7 @@ func (f *File) rotateLocked(now time.Time) error {
 		if f.cfg.rotateEvery > 0 {
 			f.next = nextBoundary(now, f.cfg.rotateEvery)
 		}
-		return fmt.Errorf("accesslog: rotate: %w", err)
+		return fmt.Errorf("logfile: rotate: %w", err)
 	}
 	// The renamed file is not checked for links as reopenLocked would: a
 	// mill pass still running may compress and remove it at any moment,
@@ -707,7 +704,7 @@ func (f *File) backups() ([]backup, error) {
 	dir := filepath.Dir(f.path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("accesslog: %w", err)
+		return nil, fmt.Errorf("logfile: %w", err)
 	}
 	base := filepath.Base(f.prefix) + "-"
 	byName := map[string]*backup{}
@@ -802,7 +799,7 @@ func (f *File) prune(backups []backup) {
 				continue
 			}
 			if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				f.errs.Report(context.Background(), fmt.Errorf("accesslog: prune: %w", err), slog.String("path", name))
+				f.errs.Report(context.Background(), fmt.Errorf("logfile: prune: %w", err), slog.String("path", name))
 			}
 		}
 	}
@@ -813,7 +810,7 @@ func (f *File) prune(backups []backup) {
 func compressFile(src string, mode os.FileMode) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	defer in.Close()
 	if st, err := in.Stat(); err == nil {
@@ -823,7 +820,7 @@ func compressFile(src string, mode os.FileMode) (err error) {
 	tmp := dst + ".tmp"
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -834,22 +831,22 @@ func compressFile(src string, mode os.FileMode) (err error) {
 	gz := gzip.NewWriter(out)
 	gz.Name = filepath.Base(src)
 	if _, err = io.Copy(gz, in); err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	if err = gz.Close(); err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	if err = out.Sync(); err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	if err = out.Close(); err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	if err = os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	if err := os.Remove(src); err != nil {
-		return fmt.Errorf("accesslog: compress: %w", err)
+		return fmt.Errorf("logfile: compress: %w", err)
 	}
 	return nil
 }

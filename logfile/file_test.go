@@ -1,4 +1,4 @@
-package accesslog
+package logfile
 
 import (
 	"bufio"
@@ -329,12 +329,12 @@ func TestFileOptionErrors(t *testing.T) {
 		opts []FileOption
 		want string
 	}{
-		{"empty path", "", nil, "accesslog: file path is empty"},
-		{"negative size", filepath.Join(dir, "a.log"), []FileOption{WithMaxSize(-1)}, "accesslog: max size must be >= 0"},
-		{"negative interval", filepath.Join(dir, "a.log"), []FileOption{WithRotateEvery(-time.Second)}, "accesslog: rotation interval must be >= 0"},
-		{"negative backups", filepath.Join(dir, "a.log"), []FileOption{WithMaxBackups(-1)}, "accesslog: max backups must be >= 0"},
-		{"negative age", filepath.Join(dir, "a.log"), []FileOption{WithMaxAge(-time.Hour)}, "accesslog: max age must be >= 0"},
-		{"mode with type bits", filepath.Join(dir, "a.log"), []FileOption{WithFileMode(os.ModeDir | 0o600)}, "accesslog: file mode must be permission bits only"},
+		{"empty path", "", nil, "logfile: file path is empty"},
+		{"negative size", filepath.Join(dir, "a.log"), []FileOption{WithMaxSize(-1)}, "logfile: max size must be >= 0"},
+		{"negative interval", filepath.Join(dir, "a.log"), []FileOption{WithRotateEvery(-time.Second)}, "logfile: rotation interval must be >= 0"},
+		{"negative backups", filepath.Join(dir, "a.log"), []FileOption{WithMaxBackups(-1)}, "logfile: max backups must be >= 0"},
+		{"negative age", filepath.Join(dir, "a.log"), []FileOption{WithMaxAge(-time.Hour)}, "logfile: max age must be >= 0"},
+		{"mode with type bits", filepath.Join(dir, "a.log"), []FileOption{WithFileMode(os.ModeDir | 0o600)}, "logfile: file mode must be permission bits only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -596,7 +596,7 @@ func TestFileErrorLoggerGetsMaintenanceFailures(t *testing.T) {
 	mu.Lock()
 	out := buf.String()
 	mu.Unlock()
-	assert.Contains(t, out, "accesslog: log file maintenance failed")
+	assert.Contains(t, out, "logfile: log file maintenance failed")
 	got, _ := readLog(t, path)
 	assert.Equal(t, "1234\n1234\n1234\n", got, "a failed compression keeps the plain backup")
 }
@@ -767,7 +767,7 @@ func TestFileDirectoryCannotBeMadeAgain(t *testing.T) {
 		if _, err := f.Write(numbered(i)); err != nil {
 			if failed == 0 {
 				assert.ErrorIs(t, err, syscall.ENOTDIR)
-				assert.True(t, strings.HasPrefix(err.Error(), "accesslog: "), "got %q", err)
+				assert.True(t, strings.HasPrefix(err.Error(), "logfile: "), "got %q", err)
 			}
 			failed++
 		}

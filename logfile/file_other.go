@@ -1,6 +1,6 @@
 //go:build !unix
 
-package accesslog
+package logfile
 
 import "os"
 

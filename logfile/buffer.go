@@ -1,4 +1,4 @@
-package accesslog
+package logfile
 
 import (
 	"context"
@@ -126,13 +126,10 @@ func NewBufferedWriter(w io.Writer, opts ...BufferOption) *BufferedWriter {
 	if cfg.queue < 1 {
 		cfg.queue = DefaultQueueSize
 	}
-	if cfg.errLogger == nil {
-		cfg.errLogger = stderrLogger()
-	}
 	bw := &BufferedWriter{
 		w:    w,
 		cfg:  cfg,
-		errs: errlog.New(cfg.errLogger, "accesslog: buffered write failed", 0),
+		errs: errlog.New(cfg.errLogger, "logfile: buffered write failed", 0),
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
