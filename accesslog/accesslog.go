@@ -49,7 +49,7 @@
 //	aborted                      "panic", "client_disconnect" or "timeout"; only on aborted requests
 //	http.request.header.<name>   headers listed with WithRequestHeaders
 //
-// followed by what [AddAttrs] added. An added attribute with the key of one
+// followed by what [reqlog.AddAttrs] added. An added attribute with the key of one
 // of the above replaces it.
 //
 // # Aborted requests
@@ -109,31 +109,11 @@ import (
 	"github.com/shipshape-go/shipshape/internal/errlog"
 	"github.com/shipshape-go/shipshape/internal/redact"
 	"github.com/shipshape-go/shipshape/internal/respwriter"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // Message is the message of every access record.
 const Message = "http request"
-
-// Attribute keys of the access record (see the package documentation).
-const (
-	KeyMethod       = "http.request.method"
-	KeyPath         = "url.path"
-	KeyQuery        = "url.query"
-	KeyRoute        = "http.route"
-	KeyProtocol     = "network.protocol.version"
-	KeyStatus       = "http.response.status_code"
-	KeyRequestSize  = "http.request.body.size"
-	KeyResponseSize = "http.response.body.size"
-	KeyClient       = "client.address"
-	KeyPeer         = "network.peer.address"
-	KeyUserAgent    = "user_agent.original"
-	KeyReferer      = "http.request.header.referer"
-	KeyUser         = "user.name"
-	KeyRequestID    = "http.request.id"
-	KeyDuration     = "duration"
-	KeyTTFB         = "ttfb"
-	KeyAborted      = "aborted"
-)
 
 // Values of the "aborted" attribute.
 const (
@@ -141,10 +121,6 @@ const (
 	AbortedClientDisconnect = "client_disconnect"
 	AbortedTimeout          = "timeout"
 )
-
-// StatusClientClosedRequest is nginx's 499: the client went away before a
-// status was sent.
-const StatusClientClosedRequest = 499
 
 // Option configures the middleware returned by [New].
 type Option func(*config)
@@ -220,7 +196,7 @@ func containsHeader(hs []headerKey, name string) bool {
 // default (false) leaves it out, "-" in those formats: APIs that take an
 // API key as the Basic auth user name (with an empty password) would
 // otherwise write the key into the log. The password is never logged. A
-// user.name added with [AddAttrs] (the account a handler authenticated) is
+// user.name added with [reqlog.AddAttrs] (the account a handler authenticated) is
 // logged either way.
 func WithBasicAuthUser(on bool) Option {
 	return func(c *config) { c.basicUser = on }
@@ -281,7 +257,7 @@ type handler struct {
 // handler's goroutine may hold the context after the request ended.
 type reqState struct {
 	context.Context // the incoming request's context
-	entry           entry
+	entry           reqlog.Entry
 	rw              respwriter.Recorder
 	body            bodyCounter
 	req             http.Request
@@ -303,10 +279,10 @@ func (b *bodyCounter) Read(p []byte) (int, error) {
 
 func (b *bodyCounter) Close() error { return b.rc.Close() }
 
-// Value returns the request's entry for [AddAttrs] and defers every other
+// Value returns the request's entry for [reqlog.AddAttrs] and defers every other
 // key to the incoming context.
 func (s *reqState) Value(key any) any {
-	if key == (entryKey{}) {
+	if key == reqlog.ContextKey {
 		return &s.entry
 	}
 	return s.Context.Value(key)
@@ -351,7 +327,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // meaningless for an access line and costs a third of the budget.
 func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	dur := time.Since(s.rw.Start)
-	extra := s.entry.finish()
+	extra := s.entry.Finish()
 
 	status, aborted := s.outcome(r, panicked)
 	level := h.cfg.info
@@ -484,7 +460,7 @@ func (s *reqState) outcome(r *http.Request, panicked bool) (int, string) {
 			aborted = AbortedClientDisconnect
 		}
 		if aborted == AbortedClientDisconnect && status == 0 {
-			status = StatusClientClosedRequest
+			status = reqlog.StatusClientClosedRequest
 		}
 	}
 	if status == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // discardResponse is a reusable ResponseWriter that throws the response
@@ -70,19 +71,19 @@ func BenchmarkBareJSON(b *testing.B) {
 		for pb.Next() {
 			start := time.Now()
 			logger.LogAttrs(ctx, slog.LevelInfo, accesslog.Message,
-				slog.String(accesslog.KeyMethod, "GET"),
-				slog.String(accesslog.KeyPath, "/api/items/42"),
-				slog.String(accesslog.KeyQuery, "page=2&sort=name"),
-				slog.String(accesslog.KeyProtocol, "1.1"),
-				slog.Int(accesslog.KeyStatus, 200),
-				slog.Int64(accesslog.KeyRequestSize, 0),
-				slog.Int64(accesslog.KeyResponseSize, int64(len(body))),
-				slog.String(accesslog.KeyClient, "203.0.113.7"),
-				slog.String(accesslog.KeyPeer, "203.0.113.7"),
-				slog.String(accesslog.KeyUserAgent, "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0"),
-				slog.String(accesslog.KeyReferer, "https://example.com/list?page=1"),
-				slog.Duration(accesslog.KeyDuration, time.Since(start)),
-				slog.Duration(accesslog.KeyTTFB, time.Since(start)),
+				slog.String(reqlog.KeyMethod, "GET"),
+				slog.String(reqlog.KeyPath, "/api/items/42"),
+				slog.String(reqlog.KeyQuery, "page=2&sort=name"),
+				slog.String(reqlog.KeyProtocol, "1.1"),
+				slog.Int(reqlog.KeyStatus, 200),
+				slog.Int64(reqlog.KeyRequestSize, 0),
+				slog.Int64(reqlog.KeyResponseSize, int64(len(body))),
+				slog.String(reqlog.KeyClient, "203.0.113.7"),
+				slog.String(reqlog.KeyPeer, "203.0.113.7"),
+				slog.String(reqlog.KeyUserAgent, "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0"),
+				slog.String(reqlog.KeyReferer, "https://example.com/list?page=1"),
+				slog.Duration(reqlog.KeyDuration, time.Since(start)),
+				slog.Duration(reqlog.KeyTTFB, time.Since(start)),
 			)
 		}
 	})

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // clfTime is the layout of %t in the Common Log Format ($time_local in
@@ -34,7 +36,7 @@ const (
 //
 //   - %h is client.address (network.peer.address when absent), %u is
 //     user.name (the middleware sets it only with [WithBasicAuthUser] or
-//     [AddAttrs]), "-" for a missing value; a missing Referer or
+//     [reqlog.AddAttrs]), "-" for a missing value; a missing Referer or
 //     User-Agent header is "-", an empty one is "".
 //   - %r is the request line as the client sent it (method, path and query
 //     still percent-encoded, protocol), with sensitive query values
@@ -231,46 +233,46 @@ const (
 )
 
 var fieldKeys = [numFields]string{
-	KeyMethod, KeyPath, KeyQuery, KeyRoute, KeyProtocol, KeyStatus, KeyRequestSize,
-	KeyResponseSize, KeyClient, KeyPeer, KeyUserAgent, KeyReferer, KeyUser,
-	KeyRequestID, KeyDuration, KeyTTFB, KeyAborted,
+	reqlog.KeyMethod, reqlog.KeyPath, reqlog.KeyQuery, reqlog.KeyRoute, reqlog.KeyProtocol, reqlog.KeyStatus, reqlog.KeyRequestSize,
+	reqlog.KeyResponseSize, reqlog.KeyClient, reqlog.KeyPeer, reqlog.KeyUserAgent, reqlog.KeyReferer, reqlog.KeyUser,
+	reqlog.KeyRequestID, reqlog.KeyDuration, reqlog.KeyTTFB, reqlog.KeyAborted,
 }
 
 func fieldIndex(key string) int {
 	switch key {
-	case KeyMethod:
+	case reqlog.KeyMethod:
 		return fMethod
-	case KeyPath:
+	case reqlog.KeyPath:
 		return fPath
-	case KeyQuery:
+	case reqlog.KeyQuery:
 		return fQuery
-	case KeyRoute:
+	case reqlog.KeyRoute:
 		return fRoute
-	case KeyProtocol:
+	case reqlog.KeyProtocol:
 		return fProto
-	case KeyStatus:
+	case reqlog.KeyStatus:
 		return fStatus
-	case KeyRequestSize:
+	case reqlog.KeyRequestSize:
 		return fRequestSize
-	case KeyResponseSize:
+	case reqlog.KeyResponseSize:
 		return fResponseSize
-	case KeyClient:
+	case reqlog.KeyClient:
 		return fClient
-	case KeyPeer:
+	case reqlog.KeyPeer:
 		return fPeer
-	case KeyUserAgent:
+	case reqlog.KeyUserAgent:
 		return fUserAgent
-	case KeyReferer:
+	case reqlog.KeyReferer:
 		return fReferer
-	case KeyUser:
+	case reqlog.KeyUser:
 		return fUser
-	case KeyRequestID:
+	case reqlog.KeyRequestID:
 		return fRequestID
-	case KeyDuration:
+	case reqlog.KeyDuration:
 		return fDuration
-	case KeyTTFB:
+	case reqlog.KeyTTFB:
 		return fTTFB
-	case KeyAborted:
+	case reqlog.KeyAborted:
 		return fAborted
 	}
 	return -1

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // at is the time of the golden records: 5 March 2024 09:04:05 at UTC-7.
@@ -29,16 +30,16 @@ var at = time.Date(2024, 3, 5, 9, 4, 5, 123456789, time.FixedZone("MST", -7*3600
 func accessRecord(attrs ...slog.Attr) slog.Record {
 	r := slog.NewRecord(at, slog.LevelInfo, accesslog.Message, 0)
 	base := []slog.Attr{
-		slog.String(accesslog.KeyMethod, "GET"),
-		slog.String(accesslog.KeyPath, "/items/42"),
-		slog.String(accesslog.KeyProtocol, "1.1"),
-		slog.Int(accesslog.KeyStatus, 200),
-		slog.Int64(accesslog.KeyRequestSize, 0),
-		slog.Int64(accesslog.KeyResponseSize, 512),
-		slog.String(accesslog.KeyClient, "203.0.113.9"),
-		slog.String(accesslog.KeyPeer, "10.0.0.1"),
-		slog.Duration(accesslog.KeyDuration, 1234567*time.Nanosecond),
-		slog.Duration(accesslog.KeyTTFB, time.Millisecond),
+		slog.String(reqlog.KeyMethod, "GET"),
+		slog.String(reqlog.KeyPath, "/items/42"),
+		slog.String(reqlog.KeyProtocol, "1.1"),
+		slog.Int(reqlog.KeyStatus, 200),
+		slog.Int64(reqlog.KeyRequestSize, 0),
+		slog.Int64(reqlog.KeyResponseSize, 512),
+		slog.String(reqlog.KeyClient, "203.0.113.9"),
+		slog.String(reqlog.KeyPeer, "10.0.0.1"),
+		slog.Duration(reqlog.KeyDuration, 1234567*time.Nanosecond),
+		slog.Duration(reqlog.KeyTTFB, time.Millisecond),
 	}
 outer:
 	for _, a := range attrs {
@@ -80,32 +81,32 @@ func TestGoldenLines(t *testing.T) {
 		{"combined, missing referer and user agent", combined, nil,
 			`203.0.113.9 - - [05/Mar/2024:09:04:05 -0700] "GET /items/42 HTTP/1.1" 200 512 "-" "-"` + "\n"},
 		{"combined, all fields", combined, []slog.Attr{
-			slog.String(accesslog.KeyQuery, "page=2"),
-			slog.String(accesslog.KeyUser, "alice"),
-			slog.String(accesslog.KeyReferer, "https://example.com/"),
-			slog.String(accesslog.KeyUserAgent, "curl/8.0"),
+			slog.String(reqlog.KeyQuery, "page=2"),
+			slog.String(reqlog.KeyUser, "alice"),
+			slog.String(reqlog.KeyReferer, "https://example.com/"),
+			slog.String(reqlog.KeyUserAgent, "curl/8.0"),
 		}, `203.0.113.9 - alice [05/Mar/2024:09:04:05 -0700] "GET /items/42?page=2 HTTP/1.1" 200 512 "https://example.com/" "curl/8.0"` + "\n"},
-		{"combined, empty user agent is \"\"", combined, []slog.Attr{slog.String(accesslog.KeyUserAgent, "")},
+		{"combined, empty user agent is \"\"", combined, []slog.Attr{slog.String(reqlog.KeyUserAgent, "")},
 			`203.0.113.9 - - [05/Mar/2024:09:04:05 -0700] "GET /items/42 HTTP/1.1" 200 512 "-" ""` + "\n"},
 		{"combined, HTTP/2 is HTTP/2.0 and 0 bytes is 0", combined, []slog.Attr{
-			slog.String(accesslog.KeyProtocol, "2"), slog.Int64(accesslog.KeyResponseSize, 0), slog.Int(accesslog.KeyStatus, 304),
+			slog.String(reqlog.KeyProtocol, "2"), slog.Int64(reqlog.KeyResponseSize, 0), slog.Int(reqlog.KeyStatus, 304),
 		}, `203.0.113.9 - - [05/Mar/2024:09:04:05 -0700] "GET /items/42 HTTP/2.0" 304 0 "-" "-"` + "\n"},
-		{"combined, peer when no client address", combined, []slog.Attr{slog.Any(accesslog.KeyClient, nil)},
+		{"combined, peer when no client address", combined, []slog.Attr{slog.Any(reqlog.KeyClient, nil)},
 			`10.0.0.1 - - [05/Mar/2024:09:04:05 -0700] "GET /items/42 HTTP/1.1" 200 512 "-" "-"` + "\n"},
-		{"common, no address, no size", common, []slog.Attr{slog.Any(accesslog.KeyClient, nil), slog.Any(accesslog.KeyPeer, nil), slog.Any(accesslog.KeyResponseSize, nil)},
+		{"common, no address, no size", common, []slog.Attr{slog.Any(reqlog.KeyClient, nil), slog.Any(reqlog.KeyPeer, nil), slog.Any(reqlog.KeyResponseSize, nil)},
 			`- - - [05/Mar/2024:09:04:05 -0700] "GET /items/42 HTTP/1.1" 200 -` + "\n"},
-		{"common", common, []slog.Attr{slog.String(accesslog.KeyQuery, "a=1&b=2"), slog.String(accesslog.KeyUserAgent, "ignored")},
+		{"common", common, []slog.Attr{slog.String(reqlog.KeyQuery, "a=1&b=2"), slog.String(reqlog.KeyUserAgent, "ignored")},
 			`203.0.113.9 - - [05/Mar/2024:09:04:05 -0700] "GET /items/42?a=1&b=2 HTTP/1.1" 200 512` + "\n"},
-		{"common, 499 of a client that left", common, []slog.Attr{slog.Int(accesslog.KeyStatus, 499), slog.Int64(accesslog.KeyResponseSize, 0)},
+		{"common, 499 of a client that left", common, []slog.Attr{slog.Int(reqlog.KeyStatus, 499), slog.Int64(reqlog.KeyResponseSize, 0)},
 			`203.0.113.9 - - [05/Mar/2024:09:04:05 -0700] "GET /items/42 HTTP/1.1" 499 0` + "\n"},
-		{"dev", dev, []slog.Attr{slog.String(accesslog.KeyQuery, "page=2")},
+		{"dev", dev, []slog.Attr{slog.String(reqlog.KeyQuery, "page=2")},
 			"GET /items/42?page=2 200 1.235 ms - 512\n"},
-		{"dev, aborted", dev, []slog.Attr{slog.Int(accesslog.KeyStatus, 500), slog.String(accesslog.KeyAborted, "panic")},
+		{"dev, aborted", dev, []slog.Attr{slog.Int(reqlog.KeyStatus, 500), slog.String(reqlog.KeyAborted, "panic")},
 			"GET /items/42 500 1.235 ms - 512 aborted=panic\n"},
 		{"dev colour 2xx", colorDev, nil, "GET /items/42 \x1b[32m200\x1b[0m 1.235 ms - 512\n"},
-		{"dev colour 3xx", colorDev, []slog.Attr{slog.Int(accesslog.KeyStatus, 301)}, "GET /items/42 \x1b[36m301\x1b[0m 1.235 ms - 512\n"},
-		{"dev colour 4xx", colorDev, []slog.Attr{slog.Int(accesslog.KeyStatus, 404)}, "GET /items/42 \x1b[33m404\x1b[0m 1.235 ms - 512\n"},
-		{"dev colour 5xx", colorDev, []slog.Attr{slog.Int(accesslog.KeyStatus, 503)}, "GET /items/42 \x1b[31m503\x1b[0m 1.235 ms - 512\n"},
+		{"dev colour 3xx", colorDev, []slog.Attr{slog.Int(reqlog.KeyStatus, 301)}, "GET /items/42 \x1b[36m301\x1b[0m 1.235 ms - 512\n"},
+		{"dev colour 4xx", colorDev, []slog.Attr{slog.Int(reqlog.KeyStatus, 404)}, "GET /items/42 \x1b[33m404\x1b[0m 1.235 ms - 512\n"},
+		{"dev colour 5xx", colorDev, []slog.Attr{slog.Int(reqlog.KeyStatus, 503)}, "GET /items/42 \x1b[31m503\x1b[0m 1.235 ms - 512\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,7 +199,7 @@ func TestBasicAuthUserField(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.SetBasicAuth("sk_live_51Habc", "pw")
 		accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyUser, "account-42"))
+			reqlog.AddAttrs(r.Context(), slog.String(reqlog.KeyUser, "account-42"))
 		})).ServeHTTP(httptest.NewRecorder(), r)
 		assert.True(t, strings.HasPrefix(buf.String(), "192.0.2.1 - account-42 ["), "got %q", buf.String())
 	})
@@ -231,7 +232,7 @@ func TestHandlerOptions(t *testing.T) {
 	t.Run("ReplaceAttr anonymises the client", func(t *testing.T) {
 		got := format(t, func(w *bytes.Buffer) slog.Handler {
 			return accesslog.NewCommonHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-				if a.Key == accesslog.KeyClient {
+				if a.Key == reqlog.KeyClient {
 					return slog.String(a.Key, "203.0.113.0")
 				}
 				return a
@@ -241,7 +242,7 @@ func TestHandlerOptions(t *testing.T) {
 	})
 	t.Run("WithAttrs can carry the user", func(t *testing.T) {
 		var buf bytes.Buffer
-		h := accesslog.NewCommonHandler(&buf, nil).WithAttrs([]slog.Attr{slog.String(accesslog.KeyUser, "svc-account")})
+		h := accesslog.NewCommonHandler(&buf, nil).WithAttrs([]slog.Attr{slog.String(reqlog.KeyUser, "svc-account")})
 		require.NoError(t, h.Handle(context.Background(), accessRecord()))
 		assert.Contains(t, buf.String(), " - svc-account [")
 	})
@@ -254,7 +255,7 @@ func TestHandlerOptions(t *testing.T) {
 	t.Run("an empty-key group is inlined", func(t *testing.T) {
 		r := slog.NewRecord(at, slog.LevelInfo, accesslog.Message, 0)
 		r.AddAttrs(slog.Attr{Key: "", Value: slog.GroupValue(
-			slog.String(accesslog.KeyMethod, "PUT"), slog.String(accesslog.KeyPath, "/x"), slog.Int(accesslog.KeyStatus, 201),
+			slog.String(reqlog.KeyMethod, "PUT"), slog.String(reqlog.KeyPath, "/x"), slog.Int(reqlog.KeyStatus, 201),
 		)})
 		assert.Equal(t, `- - - [05/Mar/2024:09:04:05 -0700] "PUT /x" 201 -`+"\n", format(t, common, r))
 	})
@@ -316,11 +317,11 @@ func FuzzCombinedLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, query, ua, referer, user string) {
 		var buf bytes.Buffer
 		err := accesslog.NewCombinedHandler(&buf, nil).Handle(context.Background(), accessRecord(
-			slog.String(accesslog.KeyPath, path),
-			slog.String(accesslog.KeyQuery, query),
-			slog.String(accesslog.KeyUserAgent, ua),
-			slog.String(accesslog.KeyReferer, referer),
-			slog.String(accesslog.KeyUser, user),
+			slog.String(reqlog.KeyPath, path),
+			slog.String(reqlog.KeyQuery, query),
+			slog.String(reqlog.KeyUserAgent, ua),
+			slog.String(reqlog.KeyReferer, referer),
+			slog.String(reqlog.KeyUser, user),
 		))
 		require.NoError(t, err)
 		line := buf.String()
@@ -361,7 +362,7 @@ func TestDirectPathWritesWhatTheRecordPathWrites(t *testing.T) {
 	}
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/override" {
-			accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyUser, "from-handler"), slog.String("other", "x"))
+			reqlog.AddAttrs(r.Context(), slog.String(reqlog.KeyUser, "from-handler"), slog.String("other", "x"))
 		}
 		time.Sleep(1500 * time.Microsecond)
 		w.WriteHeader(http.StatusAccepted)
@@ -371,7 +372,7 @@ func TestDirectPathWritesWhatTheRecordPathWrites(t *testing.T) {
 			t.Run(fname+"/"+rname, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					var direct, viaRecord bytes.Buffer
-					pre := []slog.Attr{slog.String(accesslog.KeyUser, "from-WithAttrs")}
+					pre := []slog.Attr{slog.String(reqlog.KeyUser, "from-WithAttrs")}
 					for _, h := range []slog.Handler{
 						newHandler(&direct).WithAttrs(pre),
 						opaque{newHandler(&viaRecord).WithAttrs(pre)},

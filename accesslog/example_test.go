@@ -15,11 +15,12 @@ import (
 
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/logfile"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // fixedDuration makes the dev handler's duration the same on every run.
 func fixedDuration(_ []string, a slog.Attr) slog.Attr {
-	if a.Key == accesslog.KeyDuration {
+	if a.Key == reqlog.KeyDuration {
 		return slog.Duration(a.Key, 1500*time.Microsecond)
 	}
 	return a
@@ -29,7 +30,7 @@ func fixedDuration(_ []string, a slog.Attr) slog.Attr {
 // the examples have a fixed output.
 func dropVarying(groups []string, a slog.Attr) slog.Attr {
 	switch a.Key {
-	case slog.TimeKey, accesslog.KeyDuration, accesslog.KeyTTFB:
+	case slog.TimeKey, reqlog.KeyDuration, reqlog.KeyTTFB:
 		return slog.Attr{}
 	}
 	return a
@@ -57,7 +58,7 @@ func ExampleAddAttrs() {
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: dropVarying}))
 	handler := accesslog.New(logger)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Any handler or middleware below accesslog can add to the line.
-		accesslog.AddAttrs(r.Context(), slog.String("tenant", "acme"), slog.Int("items", 3))
+		reqlog.AddAttrs(r.Context(), slog.String("tenant", "acme"), slog.Int("items", 3))
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodDelete, "/cart", nil))
@@ -70,16 +71,16 @@ func ExampleNewCombinedHandler() {
 	// The record the middleware writes for one request, at a fixed time.
 	r := slog.NewRecord(time.Date(2024, 3, 5, 9, 4, 5, 0, time.FixedZone("", -7*3600)), slog.LevelInfo, accesslog.Message, 0)
 	r.AddAttrs(
-		slog.String(accesslog.KeyMethod, "GET"),
-		slog.String(accesslog.KeyPath, "/caf%C3%A9"),
-		slog.String(accesslog.KeyQuery, "q=1"),
-		slog.String(accesslog.KeyProtocol, "1.1"),
-		slog.Int(accesslog.KeyStatus, 200),
-		slog.Int64(accesslog.KeyResponseSize, 512),
-		slog.String(accesslog.KeyClient, "203.0.113.7"),
-		slog.String(accesslog.KeyUser, "alice"),
-		slog.String(accesslog.KeyReferer, "https://example.com/"),
-		slog.String(accesslog.KeyUserAgent, "Mozilla/5.0 \"quoted\" K\u00e4se"),
+		slog.String(reqlog.KeyMethod, "GET"),
+		slog.String(reqlog.KeyPath, "/caf%C3%A9"),
+		slog.String(reqlog.KeyQuery, "q=1"),
+		slog.String(reqlog.KeyProtocol, "1.1"),
+		slog.Int(reqlog.KeyStatus, 200),
+		slog.Int64(reqlog.KeyResponseSize, 512),
+		slog.String(reqlog.KeyClient, "203.0.113.7"),
+		slog.String(reqlog.KeyUser, "alice"),
+		slog.String(reqlog.KeyReferer, "https://example.com/"),
+		slog.String(reqlog.KeyUserAgent, "Mozilla/5.0 \"quoted\" K\u00e4se"),
 	)
 	_ = h.Handle(context.Background(), r)
 	// Other records on the same logger are not dropped.

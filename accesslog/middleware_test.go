@@ -27,6 +27,7 @@ import (
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/testenv"
 	"github.com/shipshape-go/shipshape/logfile"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // serve runs one request through the middleware with a recorder and
@@ -65,14 +66,14 @@ func TestRecordAttributes(t *testing.T) {
 			},
 			handler: hello,
 			want: map[string]any{
-				accesslog.KeyMethod: "GET", accesslog.KeyPath: "/items/42",
-				accesslog.KeyQuery: "page=2&access_token=REDACTED", accesslog.KeyProtocol: "1.1",
-				accesslog.KeyStatus: int64(201), accesslog.KeyRequestSize: int64(0),
-				accesslog.KeyResponseSize: int64(5), accesslog.KeyClient: "192.0.2.1",
-				accesslog.KeyPeer: "192.0.2.1", accesslog.KeyUserAgent: "curl/8.0",
-				accesslog.KeyReferer: "https://example.com/",
+				reqlog.KeyMethod: "GET", reqlog.KeyPath: "/items/42",
+				reqlog.KeyQuery: "page=2&access_token=REDACTED", reqlog.KeyProtocol: "1.1",
+				reqlog.KeyStatus: int64(201), reqlog.KeyRequestSize: int64(0),
+				reqlog.KeyResponseSize: int64(5), reqlog.KeyClient: "192.0.2.1",
+				reqlog.KeyPeer: "192.0.2.1", reqlog.KeyUserAgent: "curl/8.0",
+				reqlog.KeyReferer: "https://example.com/",
 			},
-			absent: []string{accesslog.KeyRoute, accesslog.KeyUser, accesslog.KeyRequestID, accesslog.KeyAborted},
+			absent: []string{reqlog.KeyRoute, reqlog.KeyUser, reqlog.KeyRequestID, reqlog.KeyAborted},
 			never:  []string{"abc"},
 		},
 		{
@@ -83,8 +84,8 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			want:    map[string]any{accesslog.KeyPath: "/"},
-			absent:  []string{accesslog.KeyQuery, accesslog.KeyUserAgent, accesslog.KeyReferer},
+			want:    map[string]any{reqlog.KeyPath: "/"},
+			absent:  []string{reqlog.KeyQuery, reqlog.KeyUserAgent, reqlog.KeyReferer},
 		},
 		{
 			name: "empty user agent is kept, a bare ? gives an empty query",
@@ -94,7 +95,7 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			want:    map[string]any{accesslog.KeyPath: "/x", accesslog.KeyQuery: "", accesslog.KeyUserAgent: ""},
+			want:    map[string]any{reqlog.KeyPath: "/x", reqlog.KeyQuery: "", reqlog.KeyUserAgent: ""},
 		},
 		{
 			name: "path is logged as sent, percent-encoding kept",
@@ -102,7 +103,7 @@ func TestRecordAttributes(t *testing.T) {
 				return httptest.NewRequest(http.MethodGet, "/a%2Fb/caf%C3%A9?q=%22x%22", nil)
 			},
 			handler: hello,
-			want:    map[string]any{accesslog.KeyPath: "/a%2Fb/caf%C3%A9", accesslog.KeyQuery: "q=%22x%22"},
+			want:    map[string]any{reqlog.KeyPath: "/a%2Fb/caf%C3%A9", reqlog.KeyQuery: "q=%22x%22"},
 		},
 		{
 			name: "basic auth user is not logged by default: it may be an API key",
@@ -112,7 +113,7 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			absent:  []string{accesslog.KeyUser},
+			absent:  []string{reqlog.KeyUser},
 			never:   []string{"sk_live_51Habc"},
 		},
 		{
@@ -127,7 +128,7 @@ func TestRecordAttributes(t *testing.T) {
 				accesslog.WithBasicAuthUser(true),
 				accesslog.WithRequestHeaders("Authorization", "Cookie", "Proxy-Authorization"),
 			},
-			want:   map[string]any{accesslog.KeyUser: "alice"},
+			want:   map[string]any{reqlog.KeyUser: "alice"},
 			absent: []string{"http.request.header.authorization", "http.request.header.cookie", "http.request.header.proxy-authorization"},
 			never:  []string{"s3cret", "YWxpY2U6czNjcmV0"},
 		},
@@ -140,7 +141,7 @@ func TestRecordAttributes(t *testing.T) {
 			},
 			handler: hello,
 			opts:    []accesslog.Option{accesslog.WithBasicAuthUser(true), accesslog.WithBasicAuthUser(false)},
-			absent:  []string{accesslog.KeyUser},
+			absent:  []string{reqlog.KeyUser},
 			never:   []string{"alice", "s3cret"},
 		},
 		{
@@ -170,8 +171,8 @@ func TestRecordAttributes(t *testing.T) {
 			handler: hello,
 			outer:   []func(http.Handler) http.Handler{middleware.ClientIPFromXFF("10.0.0.0/8"), middleware.RequestID},
 			want: map[string]any{
-				accesslog.KeyClient: "198.51.100.7", accesslog.KeyPeer: "10.1.2.3",
-				accesslog.KeyRequestID: "req-42",
+				reqlog.KeyClient: "198.51.100.7", reqlog.KeyPeer: "10.1.2.3",
+				reqlog.KeyRequestID: "req-42",
 			},
 		},
 		{
@@ -182,19 +183,19 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			want:    map[string]any{accesslog.KeyClient: "2001:db8::1", accesslog.KeyPeer: "2001:db8::1"},
+			want:    map[string]any{reqlog.KeyClient: "2001:db8::1", reqlog.KeyPeer: "2001:db8::1"},
 		},
 		{
 			name:    "HEAD sends no body: 0 bytes, as nginx",
 			req:     func() *http.Request { return httptest.NewRequest(http.MethodHead, "/", nil) },
 			handler: hello,
-			want:    map[string]any{accesslog.KeyMethod: "HEAD", accesslog.KeyStatus: int64(201), accesslog.KeyResponseSize: int64(0)},
+			want:    map[string]any{reqlog.KeyMethod: "HEAD", reqlog.KeyStatus: int64(201), reqlog.KeyResponseSize: int64(0)},
 		},
 		{
 			name:    "handler that writes nothing: implicit 200",
 			req:     func() *http.Request { return httptest.NewRequest(http.MethodGet, "/", nil) },
 			handler: func(http.ResponseWriter, *http.Request) {},
-			want:    map[string]any{accesslog.KeyStatus: int64(200), accesslog.KeyResponseSize: int64(0)},
+			want:    map[string]any{reqlog.KeyStatus: int64(200), reqlog.KeyResponseSize: int64(0)},
 		},
 		{
 			name: "103 Early Hints is not the final status",
@@ -204,7 +205,7 @@ func TestRecordAttributes(t *testing.T) {
 				w.WriteHeader(http.StatusAccepted)
 				w.WriteHeader(http.StatusTeapot) // ignored, as net/http does
 			},
-			want: map[string]any{accesslog.KeyStatus: int64(202)},
+			want: map[string]any{reqlog.KeyStatus: int64(202)},
 		},
 		{
 			name: "chunked body: the bytes the handler read",
@@ -214,7 +215,7 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) },
-			want:    map[string]any{accesslog.KeyRequestSize: int64(10)},
+			want:    map[string]any{reqlog.KeyRequestSize: int64(10)},
 		},
 		{
 			name: "Content-Length body, unread",
@@ -222,7 +223,7 @@ func TestRecordAttributes(t *testing.T) {
 				return httptest.NewRequest(http.MethodPost, "/upload", strings.NewReader("0123456789abc"))
 			},
 			handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusRequestEntityTooLarge) },
-			want:    map[string]any{accesslog.KeyRequestSize: int64(13), accesslog.KeyStatus: int64(413)},
+			want:    map[string]any{reqlog.KeyRequestSize: int64(13), reqlog.KeyStatus: int64(413)},
 		},
 		{
 			name: "absolute-form target loses its userinfo",
@@ -230,7 +231,7 @@ func TestRecordAttributes(t *testing.T) {
 				return httptest.NewRequest(http.MethodGet, "http://bob:hunter2@example.com/p?q=1", nil)
 			},
 			handler: hello,
-			want:    map[string]any{accesslog.KeyPath: "/p", accesslog.KeyQuery: "q=1"},
+			want:    map[string]any{reqlog.KeyPath: "/p", reqlog.KeyQuery: "q=1"},
 			never:   []string{"hunter2", "bob"},
 		},
 		{
@@ -241,7 +242,7 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			want:    map[string]any{accesslog.KeyReferer: "https://example.com/reset?token=REDACTED&lang=en"},
+			want:    map[string]any{reqlog.KeyReferer: "https://example.com/reset?token=REDACTED&lang=en"},
 			never:   []string{"t0ps3cret"},
 		},
 		{
@@ -251,7 +252,7 @@ func TestRecordAttributes(t *testing.T) {
 			},
 			handler: hello,
 			opts:    []accesslog.Option{accesslog.WithRedactQuery("SSN")},
-			want:    map[string]any{accesslog.KeyQuery: "ssn=REDACTED&page=1"},
+			want:    map[string]any{reqlog.KeyQuery: "ssn=REDACTED&page=1"},
 			never:   []string{"6789"},
 		},
 	}
@@ -280,7 +281,7 @@ func TestRecordAttributes(t *testing.T) {
 					assert.NotContainsf(t, v.String(), s, "attribute %q leaks %q", k, s)
 				}
 			}
-			for _, k := range []string{accesslog.KeyDuration, accesslog.KeyTTFB} {
+			for _, k := range []string{reqlog.KeyDuration, reqlog.KeyTTFB} {
 				assert.Equalf(t, slog.KindDuration, m[k].Kind(), "%s kind", k)
 			}
 		})
@@ -292,13 +293,13 @@ func TestAttributeOrder(t *testing.T) {
 	r.Header.Set("Referer", "https://example.com/")
 	r.Header.Set("User-Agent", "test")
 	rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		accesslog.AddAttrs(r.Context(), slog.String("extra", "1"))
+		reqlog.AddAttrs(r.Context(), slog.String("extra", "1"))
 	}), r)
 	want := []string{
-		accesslog.KeyMethod, accesslog.KeyPath, accesslog.KeyQuery, accesslog.KeyProtocol,
-		accesslog.KeyStatus, accesslog.KeyRequestSize, accesslog.KeyResponseSize,
-		accesslog.KeyClient, accesslog.KeyPeer, accesslog.KeyUserAgent, accesslog.KeyReferer,
-		accesslog.KeyDuration, accesslog.KeyTTFB, "extra",
+		reqlog.KeyMethod, reqlog.KeyPath, reqlog.KeyQuery, reqlog.KeyProtocol,
+		reqlog.KeyStatus, reqlog.KeyRequestSize, reqlog.KeyResponseSize,
+		reqlog.KeyClient, reqlog.KeyPeer, reqlog.KeyUserAgent, reqlog.KeyReferer,
+		reqlog.KeyDuration, reqlog.KeyTTFB, "extra",
 	}
 	assert.Equal(t, want, attrKeys(rec))
 }
@@ -355,7 +356,7 @@ func TestSkip(t *testing.T) {
 	assert.Equal(t, 2, served, "skipped requests are still served")
 	recs := c.records()
 	require.Len(t, recs, 1, "only /api is logged")
-	assert.Equal(t, "/api", attrMap(t, recs[0])[accesslog.KeyPath].String())
+	assert.Equal(t, "/api", attrMap(t, recs[0])[reqlog.KeyPath].String())
 }
 
 func TestNilLoggerUsesDefault(t *testing.T) {
@@ -364,7 +365,7 @@ func TestNilLoggerUsesDefault(t *testing.T) {
 	slog.SetDefault(slog.New(c))
 	t.Cleanup(func() { slog.SetDefault(old) })
 	accesslog.New(nil)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
-	assert.Equal(t, int64(404), attrMap(t, c.only(t))[accesslog.KeyStatus].Int64())
+	assert.Equal(t, int64(404), attrMap(t, c.only(t))[reqlog.KeyStatus].Int64())
 }
 
 func TestRoute(t *testing.T) {
@@ -391,7 +392,7 @@ func TestRoute(t *testing.T) {
 	}
 	reporting := http.NewServeMux()
 	reporting.HandleFunc("GET /r/{id}", func(w http.ResponseWriter, r *http.Request) {
-		accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyRoute, r.Pattern))
+		reqlog.AddAttrs(r.Context(), slog.String(reqlog.KeyRoute, r.Pattern))
 	})
 
 	tests := []struct {
@@ -419,10 +420,10 @@ func TestRoute(t *testing.T) {
 			require.Len(t, recs, 1)
 			m := attrMap(t, recs[0])
 			if tt.want == "" {
-				assert.NotContains(t, m, accesslog.KeyRoute)
+				assert.NotContains(t, m, reqlog.KeyRoute)
 				return
 			}
-			assert.Equal(t, tt.want, m[accesslog.KeyRoute].String())
+			assert.Equal(t, tt.want, m[reqlog.KeyRoute].String())
 		})
 	}
 }
@@ -430,13 +431,13 @@ func TestRoute(t *testing.T) {
 func TestAddAttrs(t *testing.T) {
 	t.Run("no-op without the middleware", func(t *testing.T) {
 		assert.NotPanics(t, func() {
-			accesslog.AddAttrs(context.Background(), slog.String("k", "v"))
-			accesslog.AddAttrs(context.Background())
+			reqlog.AddAttrs(context.Background(), slog.String("k", "v"))
+			reqlog.AddAttrs(context.Background())
 		})
 	})
 	t.Run("added attributes follow the built-in ones", func(t *testing.T) {
 		rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			accesslog.AddAttrs(r.Context(), slog.String("tenant", "acme"), slog.Int("items", 3))
+			reqlog.AddAttrs(r.Context(), slog.String("tenant", "acme"), slog.Int("items", 3))
 		}), httptest.NewRequest(http.MethodGet, "/", nil))
 		keys := attrKeys(rec)
 		require.GreaterOrEqual(t, len(keys), 2)
@@ -446,9 +447,9 @@ func TestAddAttrs(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.SetBasicAuth("basic-user", "pw")
 		rec, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			accesslog.AddAttrs(r.Context(), slog.String(accesslog.KeyUser, "jwt-user"))
+			reqlog.AddAttrs(r.Context(), slog.String(reqlog.KeyUser, "jwt-user"))
 		}), r)
-		assert.Equal(t, "jwt-user", attrMap(t, rec)[accesslog.KeyUser].String())
+		assert.Equal(t, "jwt-user", attrMap(t, rec)[reqlog.KeyUser].String())
 	})
 	t.Run("concurrent additions all land", func(t *testing.T) {
 		const goroutines, each = 8, 50
@@ -457,7 +458,7 @@ func TestAddAttrs(t *testing.T) {
 			for g := range goroutines {
 				wg.Go(func() {
 					for i := range each {
-						accesslog.AddAttrs(r.Context(), slog.Int(fmt.Sprintf("g%d.%d", g, i), i))
+						reqlog.AddAttrs(r.Context(), slog.Int(fmt.Sprintf("g%d.%d", g, i), i))
 					}
 				})
 			}
@@ -478,7 +479,7 @@ func TestAddAttrs(t *testing.T) {
 			go func() {
 				defer close(done)
 				<-release
-				accesslog.AddAttrs(ctx, slog.String("late", "1"))
+				reqlog.AddAttrs(ctx, slog.String("late", "1"))
 			}()
 		}), httptest.NewRequest(http.MethodGet, "/", nil))
 		close(release)
@@ -540,7 +541,7 @@ func TestPanic(t *testing.T) {
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				defer func() {
 					if p := recover(); p != nil {
-						accesslog.AddAttrs(r.Context(), slog.Any("panic", p))
+						reqlog.AddAttrs(r.Context(), slog.Any("panic", p))
 						http.Error(w, "internal error", http.StatusInternalServerError)
 					}
 				}()
@@ -561,13 +562,13 @@ func TestPanic(t *testing.T) {
 			assert.Equal(t, tt.wantPanic, got, "the panic goes on unchanged")
 			rec := c.only(t)
 			m := attrMap(t, rec)
-			assert.Equal(t, tt.wantStatus, m[accesslog.KeyStatus].Int64())
-			assert.Equal(t, tt.wantBytes, m[accesslog.KeyResponseSize].Int64())
+			assert.Equal(t, tt.wantStatus, m[reqlog.KeyStatus].Int64())
+			assert.Equal(t, tt.wantBytes, m[reqlog.KeyResponseSize].Int64())
 			assert.Equal(t, tt.wantLevel, rec.Level)
 			if tt.wantAbort == "" {
-				assert.NotContains(t, m, accesslog.KeyAborted)
+				assert.NotContains(t, m, reqlog.KeyAborted)
 			} else {
-				assert.Equal(t, tt.wantAbort, m[accesslog.KeyAborted].String())
+				assert.Equal(t, tt.wantAbort, m[reqlog.KeyAborted].String())
 			}
 		})
 	}
@@ -588,8 +589,8 @@ func TestPanicOnRealServer(t *testing.T) {
 	require.Error(t, err, "net/http closes the connection of a panicking handler")
 	rec := waitRecord(t, c.ch)
 	m := attrMap(t, rec)
-	assert.Equal(t, int64(500), m[accesslog.KeyStatus].Int64())
-	assert.Equal(t, accesslog.AbortedPanic, m[accesslog.KeyAborted].String())
+	assert.Equal(t, int64(500), m[reqlog.KeyStatus].Int64())
+	assert.Equal(t, accesslog.AbortedPanic, m[reqlog.KeyAborted].String())
 }
 
 func waitRecord(t *testing.T, ch <-chan slog.Record) slog.Record {
@@ -631,8 +632,8 @@ func TestClientDisconnect(t *testing.T) {
 	require.Error(t, <-errc)
 	rec := waitRecord(t, c.ch)
 	m := attrMap(t, rec)
-	assert.Equal(t, int64(accesslog.StatusClientClosedRequest), m[accesslog.KeyStatus].Int64())
-	assert.Equal(t, accesslog.AbortedClientDisconnect, m[accesslog.KeyAborted].String())
+	assert.Equal(t, int64(reqlog.StatusClientClosedRequest), m[reqlog.KeyStatus].Int64())
+	assert.Equal(t, accesslog.AbortedClientDisconnect, m[reqlog.KeyAborted].String())
 	assert.Equal(t, slog.LevelWarn, rec.Level)
 }
 
@@ -646,8 +647,8 @@ func TestDeadline(t *testing.T) {
 		defer cancel()
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
 		m := attrMap(t, c.only(t))
-		assert.Equal(t, accesslog.AbortedTimeout, m[accesslog.KeyAborted].String())
-		assert.Equal(t, time.Second, m[accesslog.KeyDuration].Duration())
+		assert.Equal(t, accesslog.AbortedTimeout, m[reqlog.KeyAborted].String())
+		assert.Equal(t, time.Second, m[reqlog.KeyDuration].Duration())
 	})
 }
 
@@ -684,8 +685,8 @@ func TestDurationAndTTFB(t *testing.T) {
 				start := time.Now()
 				rec, _ := serve(t, tt.handler, httptest.NewRequest(http.MethodGet, "/", nil))
 				m := attrMap(t, rec)
-				assert.Equal(t, tt.ttfb, m[accesslog.KeyTTFB].Duration(), "ttfb")
-				assert.Equal(t, tt.duration, m[accesslog.KeyDuration].Duration(), "duration")
+				assert.Equal(t, tt.ttfb, m[reqlog.KeyTTFB].Duration(), "ttfb")
+				assert.Equal(t, tt.duration, m[reqlog.KeyDuration].Duration(), "duration")
 				assert.True(t, rec.Time.Equal(start.Add(tt.duration)), "record time %v, want the end %v", rec.Time, start.Add(tt.duration))
 			})
 		})
@@ -872,7 +873,7 @@ func TestResponseControllerThroughWrapper(t *testing.T) {
 		resp, err := srv.Client().Get(srv.URL)
 		require.NoError(t, err)
 		resp.Body.Close()
-		assert.Equal(t, int64(200), attrMap(t, waitRecord(t, c.ch))[accesslog.KeyStatus].Int64(), "a flush commits a 200")
+		assert.Equal(t, int64(200), attrMap(t, waitRecord(t, c.ch))[reqlog.KeyStatus].Int64(), "a flush commits a 200")
 	})
 }
 
@@ -915,8 +916,8 @@ func TestServerSentEventsStreamThroughWrapper(t *testing.T) {
 	}
 	rec := waitRecord(t, c.ch)
 	m := attrMap(t, rec)
-	assert.Equal(t, int64(200), m[accesslog.KeyStatus].Int64())
-	assert.Equal(t, int64(events*len("data: 0\n\n")), m[accesslog.KeyResponseSize].Int64())
+	assert.Equal(t, int64(200), m[reqlog.KeyStatus].Int64())
+	assert.Equal(t, int64(events*len("data: 0\n\n")), m[reqlog.KeyResponseSize].Int64())
 }
 
 func TestHijackThroughWrapper(t *testing.T) {
@@ -955,8 +956,8 @@ func TestHijackThroughWrapper(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "echo: ping\n", line)
 	m := attrMap(t, waitRecord(t, c.ch))
-	assert.Equal(t, int64(101), m[accesslog.KeyStatus].Int64())
-	assert.NotContains(t, m, accesslog.KeyAborted)
+	assert.Equal(t, int64(101), m[reqlog.KeyStatus].Int64())
+	assert.NotContains(t, m, reqlog.KeyAborted)
 }
 
 func TestReadFromThroughWrapper(t *testing.T) {
@@ -982,7 +983,7 @@ func TestReadFromThroughWrapper(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, err)
 	assert.Equal(t, payload, string(got))
-	assert.Equal(t, int64(len(payload)), attrMap(t, waitRecord(t, c.ch))[accesslog.KeyResponseSize].Int64())
+	assert.Equal(t, int64(len(payload)), attrMap(t, waitRecord(t, c.ch))[reqlog.KeyResponseSize].Int64())
 }
 
 func TestHTTP2(t *testing.T) {

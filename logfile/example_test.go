@@ -13,11 +13,12 @@ import (
 
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/logfile"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // fixedDuration makes the dev handler's duration the same on every run.
 func fixedDuration(_ []string, a slog.Attr) slog.Attr {
-	if a.Key == accesslog.KeyDuration {
+	if a.Key == reqlog.KeyDuration {
 		return slog.Duration(a.Key, 1500*time.Microsecond)
 	}
 	return a

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/errlog"
 	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // Limiter limits requests per key to a number per sliding window. It is
@@ -131,7 +131,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, now time.Time, n int) 
 // closed, reset or half-closed its connection, which net/http reports by
 // cancelling the context, or a deadline outside passed) is never passed
 // on, whatever the store answered: the status is set to 499
-// (accesslog.StatusClientClosedRequest) with no body when the client left,
+// (reqlog.StatusClientClosedRequest) with no body when the client left,
 // and nothing is written under a deadline, which belongs to the timeout
 // middleware that set it (decision=canceled or deadline on the access log
 // line). It is not a store failure and is not logged as one: failing open
@@ -172,7 +172,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), decisionKey{}, d)
-		accesslog.AddAttrs(ctx, slog.Group("ratelimit",
+		reqlog.AddAttrs(ctx, slog.Group("ratelimit",
 			slog.String("policy", l.policy.Name),
 			slog.String("decision", "denied"),
 			slog.Duration("retry_after", d.RetryAfter)))
@@ -187,16 +187,16 @@ func (l *Limiter) abandon(w http.ResponseWriter, r *http.Request, cerr error) {
 	if errors.Is(cerr, context.DeadlineExceeded) {
 		decision = "deadline"
 	}
-	accesslog.AddAttrs(r.Context(), slog.Group("ratelimit",
+	reqlog.AddAttrs(r.Context(), slog.Group("ratelimit",
 		slog.String("policy", l.policy.Name),
 		slog.String("decision", decision)))
 	if decision == "canceled" {
-		w.WriteHeader(accesslog.StatusClientClosedRequest)
+		w.WriteHeader(reqlog.StatusClientClosedRequest)
 	}
 }
 
 func (l *Limiter) fail(w http.ResponseWriter, r *http.Request, err error) {
-	accesslog.AddAttrs(r.Context(), slog.Group("ratelimit",
+	reqlog.AddAttrs(r.Context(), slog.Group("ratelimit",
 		slog.String("policy", l.policy.Name),
 		slog.String("decision", "error"),
 		slog.String("error", err.Error())))

@@ -29,7 +29,7 @@
 //     one Sentry event (exception type and value, the stack with the handler
 //     frames, the route as transaction, the request id as tag, the request
 //     without secrets); it adds the panic and the event id to the request's
-//     access log line with [accesslog.AddAttrs];
+//     access log line with [reqlog.AddAttrs];
 //   - answers 500 when nothing has been written yet: RFC 9457
 //     application/problem+json when the client accepts JSON, text/plain
 //     otherwise, or what [WithResponse] writes. The body never contains the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/recoverer"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 type customPanic struct{ Code int }
@@ -344,5 +345,5 @@ func TestInvalidStatusCodeGets500(t *testing.T) {
 	require.Len(t, capture.withMsg(msgPanic), 1, "the panic is reported")
 	lines := capture.withMsg(accesslog.Message)
 	require.Len(t, lines, 1, "access lines")
-	assert.Equal(t, "500", lines[0].Attrs[accesslog.KeyStatus], "status logged")
+	assert.Equal(t, "500", lines[0].Attrs[reqlog.KeyStatus], "status logged")
 }

@@ -12,20 +12,15 @@ import (
 	"github.com/getsentry/sentry-go"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-
-	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // Keys of the attributes recoverer writes, in its own record and on the
-// access log line. The HTTP ones are the OpenTelemetry names accesslog uses.
+// access log line, beside reqlog's HTTP keys.
 const (
 	keyPanic   = "panic"           // the panic value, formatted with %v
 	keyStack   = "stack"           // one "function\n\tfile:line" pair per frame, innermost first
 	keyEventID = "sentry.event_id" // absent when nothing was sent to Sentry
-	keyMethod  = "http.request.method"
-	keyPath    = "url.path"
-	keyRoute   = "http.route"
-	keyReqID   = "http.request.id"
 )
 
 const (
@@ -139,13 +134,13 @@ func (c *config) report(ctx context.Context, r *http.Request, p any, pcs []uintp
 	msg := msgPanicGoroutine
 	if r != nil {
 		msg = msgPanic
-		attrs = append(attrs, slog.String(keyMethod, r.Method), slog.String(keyPath, r.URL.Path))
+		attrs = append(attrs, slog.String(reqlog.KeyMethod, r.Method), slog.String(reqlog.KeyPath, r.URL.Path))
 		if rt := route(r); rt != "" {
-			attrs = append(attrs, slog.String(keyRoute, rt))
+			attrs = append(attrs, slog.String(reqlog.KeyRoute, rt))
 		}
 	}
 	if id := middleware.GetReqID(ctx); id != "" {
-		attrs = append(attrs, slog.String(keyReqID, id))
+		attrs = append(attrs, slog.String(reqlog.KeyRequestID, id))
 	}
 	if eventID != "" {
 		attrs = append(attrs, slog.String(keyEventID, eventID))
@@ -164,7 +159,7 @@ func (c *config) report(ctx context.Context, r *http.Request, p any, pcs []uintp
 		if eventID != "" {
 			line = append(line, slog.String(keyEventID, eventID))
 		}
-		accesslog.AddAttrs(ctx, line...)
+		reqlog.AddAttrs(ctx, line...)
 	}
 	return eventID
 }

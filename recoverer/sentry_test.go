@@ -25,6 +25,7 @@ import (
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/sentrytest"
 	"github.com/shipshape-go/shipshape/recoverer"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 const flushTimeout = 10 * time.Second
@@ -134,7 +135,7 @@ func TestSentryEventPerPanic(t *testing.T) {
 			require.Len(t, lines, 1, "access lines")
 			assert.Equal(t, string(ev.EventID), lines[0].Attrs["sentry.event_id"], "event id on the access line")
 			assert.Contains(t, lines[0].Attrs["panic"], tt.wantValue, "panic on the access line")
-			assert.Equal(t, "500", lines[0].Attrs[accesslog.KeyStatus], "access line status")
+			assert.Equal(t, "500", lines[0].Attrs[reqlog.KeyStatus], "access line status")
 		})
 	}
 }
@@ -164,8 +165,8 @@ func TestSentryMidStreamPanicIsReportedOnce(t *testing.T) {
 	lines := capture.withMsg(accesslog.Message)
 	require.Len(t, lines, 1, "access lines")
 	assert.Equal(t, string(events[0].EventID), lines[0].Attrs["sentry.event_id"], "event id on the access line")
-	assert.Equal(t, "200", lines[0].Attrs[accesslog.KeyStatus], "the status that was sent")
-	assert.Equal(t, accesslog.AbortedPanic, lines[0].Attrs[accesslog.KeyAborted], "the line says the response was aborted")
+	assert.Equal(t, "200", lines[0].Attrs[reqlog.KeyStatus], "the status that was sent")
+	assert.Equal(t, accesslog.AbortedPanic, lines[0].Attrs[reqlog.KeyAborted], "the line says the response was aborted")
 }
 
 func TestSentryNotReportedForErrAbortHandler(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/reqlog"
 	"github.com/shipshape-go/shipshape/slowdown"
 )
 
@@ -65,7 +66,7 @@ func TestAccessLog(t *testing.T) {
 		line = lastLine()
 		assert.Equal(t, map[string]any{"policy": "slowdown", "decision": "canceled", "delay": float64(2 * time.Second)},
 			line["slowdown"], "request whose client left")
-		assert.EqualValues(t, slowdown.StatusClientClosedRequest, line["http.response.status_code"])
+		assert.EqualValues(t, reqlog.StatusClientClosedRequest, line["http.response.status_code"])
 	})
 }
 

@@ -52,17 +52,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/errlog"
 	"github.com/shipshape-go/shipshape/internal/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
-
-// StatusClientClosedRequest is the status a [Delayer] records for a request
-// whose client went away before it was passed on: nginx's non-standard
-// 499, which log tools know, the same as accesslog's. A client that only
-// half-closed its connection may still read it.
-const StatusClientClosedRequest = accesslog.StatusClientClosedRequest
 
 // countLimit is the Limit of the Delayer's policy: large enough that the
 // store never refuses a take, so that every request is counted.
@@ -201,7 +195,7 @@ func (d *Delayer) delayFor(k int) time.Duration {
 //   - if the client disconnected (it closed, reset or half-closed its
 //     connection, and net/http canceled the context), a wait ends at once,
 //     next is not called, and the status is set to 499
-//     ([StatusClientClosedRequest]) with no body, so that an access log
+//     ([reqlog.StatusClientClosedRequest]) with no body, so that an access log
 //     shows what happened (decision=canceled).
 //   - if the context's deadline passed (a timeout middleware outside, such
 //     as http.TimeoutHandler or chi's middleware.Timeout), a wait ends and
@@ -271,7 +265,7 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			return
 		}
 		d.logDecision(ctx, "canceled", delay)
-		w.WriteHeader(StatusClientClosedRequest)
+		w.WriteHeader(reqlog.StatusClientClosedRequest)
 		return
 	}
 	if err != nil {
@@ -325,7 +319,7 @@ func (d *Delayer) wait(ctx context.Context, delay time.Duration) {
 }
 
 func (d *Delayer) logDecision(ctx context.Context, decision string, delay time.Duration) {
-	accesslog.AddAttrs(ctx, slog.Group("slowdown",
+	reqlog.AddAttrs(ctx, slog.Group("slowdown",
 		slog.String("policy", d.policy.Name),
 		slog.String("decision", decision),
 		slog.Duration("delay", delay)))

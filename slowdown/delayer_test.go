@@ -24,6 +24,7 @@ import (
 
 	"github.com/shipshape-go/shipshape/internal/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -207,7 +208,7 @@ func TestDisconnect(t *testing.T) {
 		<-done
 		assert.Zero(t, time.Since(start), "returned after %v of fake time, want at once", time.Since(start))
 		assert.Zero(t, final.calls.Load(), "handler ran after the client went away")
-		assert.Equal(t, StatusClientClosedRequest, rec.Code, "status recorded for the access log")
+		assert.Equal(t, reqlog.StatusClientClosedRequest, rec.Code, "status recorded for the access log")
 		assert.Empty(t, rec.Body.String(), "no body for a client that is gone")
 		assert.Zero(t, d.waiting.Load(), "waiting gauge after the cancel")
 	})
