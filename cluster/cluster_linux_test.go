@@ -399,7 +399,7 @@ func TestChildBeforeServe(t *testing.T) {
 	assert.Empty(t, e.Vars, "cluster variables in the child's environment")
 }
 
-// TestWithListener: the wrapper (here ratelimit.LimitListener, one
+// TestWithListener: the wrapper (here connlimit.New, one
 // connection per IP) sits between the shared socket and http.Server in
 // each worker: a second connection from the same address is refused while
 // the first is open, and accepted again once it is closed.

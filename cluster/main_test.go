@@ -18,7 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/shipshape-go/shipshape/ratelimit"
+	"github.com/shipshape-go/shipshape/connlimit"
 )
 
 // The tests run real processes: the test binary re-executes itself as the
@@ -77,8 +77,8 @@ func programMain(mode string) int {
 			opts = append(opts, WithMemoryLimit(n))
 		}
 		if os.Getenv("CLUSTER_TEST_ONE_CONN_PER_IP") != "" {
-			opts = append(opts, WithListener(func(ln net.Listener) net.Listener {
-				return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(1))
+			opts = append(opts, WithListener(func(ln net.Listener) (net.Listener, error) {
+				return connlimit.New(ln, connlimit.WithMaxConnsPerIP(1))
 			}))
 		}
 		var err error

@@ -35,7 +35,7 @@ type config struct {
 	readyTimeout    time.Duration
 	logger          *slog.Logger
 	loggerSet       bool
-	wrapListener    func(net.Listener) net.Listener
+	wrapListener    func(net.Listener) (net.Listener, error)
 	wrapSet         bool
 }
 
@@ -170,10 +170,11 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithListener wraps the listener each worker serves on, for example with
-// ratelimit.LimitListener to cap connections per client IP (per worker:
-// every worker applies the caps to the connections it accepts). The
-// worker counts as ready at its first Accept through the wrapper. fn runs
-// in every worker; it must not return nil.
-func WithListener(fn func(net.Listener) net.Listener) Option {
+// connlimit.New to cap connections per client IP (per worker: every worker
+// applies the caps to the connections it accepts). The worker counts as
+// ready at its first Accept through the wrapper. fn runs in every worker;
+// an error from it ends the worker with that error, and it must not return
+// a nil listener without one.
+func WithListener(fn func(net.Listener) (net.Listener, error)) Option {
 	return func(c *config) { c.wrapListener, c.wrapSet = fn, true }
 }

@@ -145,7 +145,10 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 	}
 	var l net.Listener = &readyListener{Listener: ln, ready: inh.ready}
 	if c.wrapListener != nil {
-		if l = c.wrapListener(l); l == nil {
+		if l, err = c.wrapListener(l); err != nil {
+			return fmt.Errorf("cluster: WithListener: %w", err)
+		}
+		if l == nil {
 			return errors.New("cluster: WithListener function returned nil")
 		}
 	}

@@ -40,7 +40,7 @@
 //
 // # Layer 4
 //
-// [LimitListener] wraps a net.Listener and refuses connections beyond a
+// Package connlimit wraps a net.Listener and refuses connections beyond a
 // per-IP and a global cap, or a per-IP rate of new connections, before a
 // byte is read: floods of idle or reconnecting clients never reach
 // http.Server. Behind a proxy every connection comes from the proxy, so

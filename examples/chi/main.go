@@ -83,10 +83,13 @@ func serve(ctx context.Context, cfg app.Config, login loginConfig, stdout io.Wri
 	if err != nil {
 		return err
 	}
+	if ln, err = app.ConnLimit(cfg)(ln); err != nil {
+		return err
+	}
 	srv := app.NewServer(h, cfg)
 	srv.ErrorLog = a.ServerLog
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(app.ConnLimit(cfg)(ln)) }()
+	go func() { errc <- srv.Serve(ln) }()
 	a.Logger.Info("listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/connlimit"
 	"github.com/shipshape-go/shipshape/logfile"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/ratelimit/redisstore"
@@ -66,13 +67,13 @@ type App struct {
 // (layer 4: connections beyond it are reset before any HTTP is read). The
 // trusted proxies are exempt: their connections carry every client's
 // requests.
-func ConnLimit(cfg Config) func(net.Listener) net.Listener {
+func ConnLimit(cfg Config) func(net.Listener) (net.Listener, error) {
 	exempt := trustedPrefixes(cfg)
-	return func(ln net.Listener) net.Listener {
+	return func(ln net.Listener) (net.Listener, error) {
 		if cfg.MaxConnsPerIP <= 0 {
-			return ln
+			return ln, nil
 		}
-		return ratelimit.LimitListener(ln, ratelimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP), ratelimit.WithExempt(exempt...))
+		return connlimit.New(ln, connlimit.WithMaxConnsPerIP(cfg.MaxConnsPerIP), connlimit.WithExempt(exempt...))
 	}
 }
 

@@ -24,7 +24,9 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, stdout io.Writer) e
 	defer a.Close()
 	srv := NewServer(a.Handler, cfg)
 	srv.ErrorLog = a.ServerLog
-	ln = ConnLimit(cfg)(ln)
+	if ln, err = ConnLimit(cfg)(ln); err != nil {
+		return err
+	}
 	a.Logger.Info("listening", "addr", ln.Addr().String(), "redis", cfg.RedisURL != "", "sentry", cfg.SentryDSN != "")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -23,10 +23,12 @@ type microSuite struct {
 // expensive path (a panic, a refused request). Redis-backed benchmarks are
 // left out: they need a redis-server and take several seconds each.
 var microSuites = []microSuite{
-	{"./ratelimit", `^(BenchmarkMemoryStoreTake|BenchmarkLimiterHandler|BenchmarkHttprateLimitByIP|BenchmarkLimitListenerAdmit)$`},
+	{"./ratelimit", `^(BenchmarkMemoryStoreTake|BenchmarkLimiterHandler|BenchmarkHttprateLimitByIP)$`},
+	{"./connlimit", `^BenchmarkAdmit$`},
 	{"./ratelimit/redisstore", `^BenchmarkTag$`},
 	{"./slowdown", `^(BenchmarkUnderThreshold|BenchmarkOverflow)$`},
-	{"./accesslog", `^(BenchmarkMiddlewareCombined|BenchmarkMiddlewareJSON|BenchmarkBareJSON|BenchmarkBufferedWriterFile)$`},
+	{"./accesslog", `^(BenchmarkMiddlewareCombined|BenchmarkMiddlewareJSON|BenchmarkBareJSON)$`},
+	{"./logfile", `^BenchmarkBufferedWriterFile$`},
 	{"./recoverer", `^(BenchmarkHappyPath|BenchmarkPanic|BenchmarkPanicWithSentry)$`},
 	// A pattern with a sub-benchmark level runs no benchmark that has no
 	// sub-benchmarks, hence two suites for static.
@@ -44,7 +46,7 @@ var microWhat = map[string]string{
 	"ratelimit/BenchmarkLimiterHandler/headers=both":      "the same with IETF and X-RateLimit headers",
 	"ratelimit/BenchmarkLimiterHandler/headers=none":      "the same without headers",
 	"ratelimit/BenchmarkHttprateLimitByIP":                "peer: go-chi/httprate LimitByIP, same request",
-	"ratelimit/BenchmarkLimitListenerAdmit":               "layer-4 admit + release of one connection",
+	"connlimit/BenchmarkAdmit":                            "layer-4 admit + release of one connection",
 	"ratelimit/redisstore/BenchmarkTag/plain":             "Redis key tag of an IP key",
 	"ratelimit/redisstore/BenchmarkTag/hashed":            "Redis key tag of a key that needs hashing",
 	"slowdown/BenchmarkUnderThreshold":                    "middleware, request under the threshold",
@@ -52,7 +54,7 @@ var microWhat = map[string]string{
 	"accesslog/BenchmarkMiddlewareCombined":               "middleware + combined line to io.Discard",
 	"accesslog/BenchmarkMiddlewareJSON":                   "middleware + slog.JSONHandler to io.Discard",
 	"accesslog/BenchmarkBareJSON":                         "reference: one slog JSON record, same attributes",
-	"accesslog/BenchmarkBufferedWriterFile":               "one 120-byte line through BufferedWriter into File",
+	"logfile/BenchmarkBufferedWriterFile":                 "one 120-byte line through BufferedWriter into File",
 	"recoverer/BenchmarkHappyPath/serial":                 "middleware, no panic, one goroutine",
 	"recoverer/BenchmarkHappyPath/parallel":               "middleware, no panic, all cores",
 	"recoverer/BenchmarkPanic":                            "a recovered panic: stack, log record, 500",

@@ -24,14 +24,14 @@ PASS
 ok  	github.com/shipshape-go/shipshape/ratelimit	6.123s
 goos: linux
 goarch: amd64
-pkg: github.com/shipshape-go/shipshape/accesslog
+pkg: github.com/shipshape-go/shipshape/logfile
 cpu: Intel(R) Xeon(R) Processor
 BenchmarkBufferedWriterFile-2   	 9000000	       130.0 ns/op	 923.08 MB/s	   7692307 lines/s	       0 B/op	       0 allocs/op
 --- BENCH: BenchmarkBufferedWriterFile-2
     bench_test.go:10: a log line that is not a result
 BenchmarkBufferedWriterFile-2   	 9000000	       150.0 ns/op	 800.00 MB/s	   6666666 lines/s	       2 B/op	       0 allocs/op
 PASS
-ok  	github.com/shipshape-go/shipshape/accesslog	4.001s
+ok  	github.com/shipshape-go/shipshape/logfile	4.001s
 `
 
 func TestParseBench(t *testing.T) {
@@ -47,7 +47,7 @@ func TestParseBench(t *testing.T) {
 			want: []benchResult{
 				{Pkg: "github.com/shipshape-go/shipshape/ratelimit", Name: "BenchmarkMemoryStoreTake/keys=100000", Procs: 2, Runs: 2, NsPerOp: 60.2, BytesPerOp: 0, AllocsPerOp: 0},
 				{Pkg: "github.com/shipshape-go/shipshape/ratelimit", Name: "BenchmarkLimiterHandler/headers=ietf", Procs: 2, Runs: 2, NsPerOp: 240, BytesPerOp: 48, AllocsPerOp: 1},
-				{Pkg: "github.com/shipshape-go/shipshape/accesslog", Name: "BenchmarkBufferedWriterFile", Procs: 2, Runs: 2, NsPerOp: 140, BytesPerOp: 1, AllocsPerOp: 0},
+				{Pkg: "github.com/shipshape-go/shipshape/logfile", Name: "BenchmarkBufferedWriterFile", Procs: 2, Runs: 2, NsPerOp: 140, BytesPerOp: 1, AllocsPerOp: 0},
 			},
 			meta: benchMeta{GOOS: "linux", GOARCH: "amd64", CPU: "Intel(R) Xeon(R) Processor"},
 		},
@@ -99,7 +99,7 @@ func TestMicroTable(t *testing.T) {
 | --- | --- | --- | ---: | ---: | ---: |
 | ratelimit | MemoryStoreTake/keys=100000 | one sliding-window take, 100k keys (out of cache), all cores | 60.2 | 0 | 0 |
 | ratelimit | LimiterHandler/headers=ietf | middleware, allowed request, IETF headers | 240 | 48 | 1 |
-| accesslog | BufferedWriterFile | one 120-byte line through BufferedWriter into File | 140 | 1 | 0 |
+| logfile | BufferedWriterFile | one 120-byte line through BufferedWriter into File | 140 | 1 | 0 |
 | example.com/other | Slow |  | 1,234,568 | – | – |
 `
 	assert.Equal(t, want, got)

@@ -1,4 +1,4 @@
-package ratelimit
+package connlimit
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// RejectReason says why [LimitListener] refused a connection.
+// RejectReason says why [Listener] refused a connection.
 type RejectReason int
 
 // The reasons, in the order the listener checks them.
@@ -39,10 +39,10 @@ func (r RejectReason) String() string {
 	return "unknown"
 }
 
-// ListenerOption configures [LimitListener].
-type ListenerOption func(*listenerConfig)
+// Option configures [Listener].
+type Option func(*config)
 
-type listenerConfig struct {
+type config struct {
 	maxConns   int
 	maxPerIP   int
 	interval   time.Duration // GCRA emission interval, 1/rate; 0 = no rate limit
@@ -56,15 +56,15 @@ type listenerConfig struct {
 // WithMaxConns caps the connections open at once through the listener, all
 // clients together. A connection over the cap is refused (closed at once),
 // not queued. n ≤ 0 means no cap (the default).
-func WithMaxConns(n int) ListenerOption {
-	return func(c *listenerConfig) { c.maxConns = max(n, 0) }
+func WithMaxConns(n int) Option {
+	return func(c *config) { c.maxConns = max(n, 0) }
 }
 
 // WithMaxConnsPerIP caps the connections one client holds open at once. The
 // client is the TCP peer address, IPv4-mapped IPv6 folded to IPv4 and IPv6
-// grouped by /64 as [KeyByIP] does. n ≤ 0 means no cap (the default).
-func WithMaxConnsPerIP(n int) ListenerOption {
-	return func(c *listenerConfig) { c.maxPerIP = max(n, 0) }
+// grouped by /64 as ratelimit.KeyByIP does. n ≤ 0 means no cap (the default).
+func WithMaxConnsPerIP(n int) Option {
+	return func(c *config) { c.maxPerIP = max(n, 0) }
 }
 
 // WithAcceptRate limits how fast one client (grouped as for
@@ -73,8 +73,8 @@ func WithMaxConnsPerIP(n int) ListenerOption {
 // burst kept). Refused connections use no token. perSecond ≤ 0, NaN or
 // +Inf means no rate limit (the default); burst < 1 means
 // max(1, ⌈perSecond⌉).
-func WithAcceptRate(perSecond float64, burst int) ListenerOption {
-	return func(c *listenerConfig) {
+func WithAcceptRate(perSecond float64, burst int) Option {
+	return func(c *config) {
 		if !(perSecond > 0) || math.IsInf(perSecond, 1) {
 			c.interval, c.tolerance = 0, 0
 			return
@@ -95,8 +95,8 @@ func WithAcceptRate(perSecond float64, burst int) ListenerOption {
 // with the peer address and the reason: count them in a metric, or log a
 // sample (one line per connection would let a flood fill the log). fn runs
 // on the accepting goroutine, so it must be quick; it may be nil.
-func WithOnReject(fn func(remote net.Addr, reason RejectReason)) ListenerOption {
-	return func(c *listenerConfig) { c.onReject = fn }
+func WithOnReject(fn func(remote net.Addr, reason RejectReason)) Option {
+	return func(c *config) { c.onReject = fn }
 }
 
 // WithExempt exempts peers in the given networks from the per-IP limits
@@ -104,8 +104,8 @@ func WithOnReject(fn func(remote net.Addr, reason RejectReason)) ListenerOption 
 // [WithMaxConns]. Use it for a local reverse proxy or load balancer, whose
 // connections carry every client's requests. IPv4-mapped IPv6 peers are
 // matched as IPv4; invalid prefixes are ignored.
-func WithExempt(prefixes ...netip.Prefix) ListenerOption {
-	return func(c *listenerConfig) {
+func WithExempt(prefixes ...netip.Prefix) Option {
+	return func(c *config) {
 		for _, p := range prefixes {
 			if p.IsValid() {
 				c.exempt = append(c.exempt, p.Masked())
@@ -114,10 +114,10 @@ func WithExempt(prefixes ...netip.Prefix) ListenerOption {
 	}
 }
 
-// errNilListener is what Accept returns on a LimitListener over nil.
-var errNilListener = errors.New("ratelimit: LimitListener: nil listener")
+// ErrNilListener is returned by [New] for a nil listener.
+var ErrNilListener = errors.New("connlimit: nil listener")
 
-// LimitListener wraps ln so that connections over the limits set by the
+// New wraps ln so that connections over the limits set by the
 // options are refused at layer 4, before a byte of them is read: per client
 // IP, at most [WithMaxConnsPerIP] open at once and at most
 // [WithAcceptRate] new ones per second; and at most [WithMaxConns] open in
@@ -145,31 +145,34 @@ var errNilListener = errors.New("ratelimit: LimitListener: nil listener")
 // The returned listener is safe for concurrent use. Its connections keep
 // sendfile (io.ReaderFrom), splice (io.WriterTo) and CloseWrite of a
 // *net.TCPConn, and NetConn returns the connection underneath. Option
-// values never make LimitListener fail or panic: out-of-range values mean
-// "no limit" as each option documents. A nil ln gives a listener whose
-// Accept returns an error.
-func LimitListener(ln net.Listener, opts ...ListenerOption) net.Listener {
-	cfg := listenerConfig{now: time.Now, sweepEvery: time.Minute}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
+// values never make New fail: out-of-range values mean "no limit" as each
+// option documents. New returns [ErrNilListener] for a nil ln and an error
+// for a nil option.
+func New(ln net.Listener, opts ...Option) (*Listener, error) {
 	if ln == nil {
-		return nilListener{}
+		return nil, ErrNilListener
 	}
-	l := &limitListener{Listener: ln, cfg: cfg, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep}
+	cfg := config{now: time.Now, sweepEvery: time.Minute}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("connlimit: nil option")
+		}
+		o(&cfg)
+	}
+	l := &Listener{Listener: ln, cfg: cfg, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep}
 	l.base = cfg.now()
-	return l
+	return l, nil
 }
 
 // minSweep is the number of client entries below which the listener does
 // not sweep on size.
 const minSweep = 1024
 
-type limitListener struct {
+// Listener is a net.Listener that refuses connections over its limits; see
+// [New].
+type Listener struct {
 	net.Listener
-	cfg  listenerConfig
+	cfg  config
 	base time.Time // clock origin: durations from it are monotonic
 
 	mu        sync.Mutex
@@ -187,7 +190,7 @@ type peerConns struct {
 	tat time.Duration
 }
 
-func (l *limitListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -201,7 +204,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 
 // wrap admits c and returns it wrapped, or refuses it: closes it, reports
 // it and returns nil.
-func (l *limitListener) wrap(c net.Conn) net.Conn {
+func (l *Listener) wrap(c net.Conn) net.Conn {
 	ip, keyed := peerIP(c.RemoteAddr())
 	keyed = keyed && !l.exempted(ip) // exempt peers count toward the global cap only
 	key := clientKey(ip)
@@ -217,7 +220,7 @@ func (l *limitListener) wrap(c net.Conn) net.Conn {
 }
 
 // admit counts a new connection from key, or says why it cannot.
-func (l *limitListener) admit(key netip.Addr, keyed bool) RejectReason {
+func (l *Listener) admit(key netip.Addr, keyed bool) RejectReason {
 	var now time.Duration
 	if l.cfg.interval > 0 {
 		now = l.cfg.now().Sub(l.base)
@@ -260,7 +263,7 @@ func (l *limitListener) admit(key netip.Addr, keyed bool) RejectReason {
 // maybeSweep drops clients with no connection and a full budget when the
 // map doubled since the last sweep or a sweep interval passed. Only
 // needed with a rate limit: without one, release drops entries itself.
-func (l *limitListener) maybeSweep(now time.Duration) {
+func (l *Listener) maybeSweep(now time.Duration) {
 	if l.cfg.interval == 0 || (len(l.peers) < l.sweepAt && now-l.lastSweep < l.cfg.sweepEvery) {
 		return
 	}
@@ -274,7 +277,7 @@ func (l *limitListener) maybeSweep(now time.Duration) {
 }
 
 // release gives back what admit counted for one connection.
-func (l *limitListener) release(key netip.Addr, keyed bool) {
+func (l *Listener) release(key netip.Addr, keyed bool) {
 	var now time.Duration
 	if l.cfg.interval > 0 {
 		now = l.cfg.now().Sub(l.base)
@@ -305,7 +308,7 @@ func refuse(c net.Conn) {
 }
 
 // exempted reports whether ip is in a WithExempt network.
-func (l *limitListener) exempted(ip netip.Addr) bool {
+func (l *Listener) exempted(ip netip.Addr) bool {
 	for _, p := range l.cfg.exempt {
 		if p.Contains(ip) {
 			return true
@@ -346,7 +349,7 @@ func clientKey(ip netip.Addr) netip.Addr {
 // limits on its first Close.
 type limitConn struct {
 	net.Conn
-	l     *limitListener
+	l     *Listener
 	key   netip.Addr
 	keyed bool
 	once  sync.Once
@@ -396,10 +399,3 @@ func (c *limitConn) CloseRead() error {
 	}
 	return errors.ErrUnsupported
 }
-
-// nilListener is LimitListener(nil): it fails instead of panicking.
-type nilListener struct{}
-
-func (nilListener) Accept() (net.Conn, error) { return nil, errNilListener }
-func (nilListener) Close() error              { return nil }
-func (nilListener) Addr() net.Addr            { return &net.TCPAddr{} }

@@ -1,4 +1,4 @@
-package ratelimit_test
+package connlimit_test
 
 import (
 	"bufio"
@@ -8,27 +8,30 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/shipshape-go/shipshape/ratelimit"
+	"github.com/shipshape-go/shipshape/connlimit"
 )
 
 // Layer-4 limits in front of an http.Server: each client IP may hold two
 // connections and open 20 at once then 10 per second; the server holds at
 // most 10,000. Over a limit, the connection is reset before any of it is
 // read.
-func ExampleLimitListener() {
+func ExampleNew() {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
-	refused := make(chan ratelimit.RejectReason, 1)
-	ln := ratelimit.LimitListener(inner,
-		ratelimit.WithMaxConnsPerIP(2),
-		ratelimit.WithAcceptRate(10, 20),
-		ratelimit.WithMaxConns(10_000),
-		ratelimit.WithOnReject(func(remote net.Addr, reason ratelimit.RejectReason) {
+	refused := make(chan connlimit.RejectReason, 1)
+	ln, err := connlimit.New(inner,
+		connlimit.WithMaxConnsPerIP(2),
+		connlimit.WithAcceptRate(10, 20),
+		connlimit.WithMaxConns(10_000),
+		connlimit.WithOnReject(func(remote net.Addr, reason connlimit.RejectReason) {
 			refused <- reason // in production: a metric, or a sampled log line
 		}),
 	)
+	if err != nil {
+		panic(err)
+	}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		ReadHeaderTimeout: 5 * time.Second,

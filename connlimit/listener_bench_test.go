@@ -1,4 +1,4 @@
-package ratelimit
+package connlimit
 
 import (
 	"strconv"
@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-// BenchmarkLimitListenerAdmit is the bookkeeping cost of one connection
+// BenchmarkAdmit is the bookkeeping cost of one connection
 // (admit on accept, release on close) with every limit on, from many
 // goroutines and clients at once; the socket work is not included:
 //
-//	go test -run '^$' -bench BenchmarkLimitListenerAdmit ./ratelimit/
-func BenchmarkLimitListenerAdmit(b *testing.B) {
-	l := LimitListener(newLLFakeListener(), WithMaxConns(1<<20), WithMaxConnsPerIP(1<<20),
-		WithAcceptRate(1e9, 1<<20)).(*limitListener)
+//	go test -run '^$' -bench BenchmarkAdmit ./connlimit/
+func BenchmarkAdmit(b *testing.B) {
+	l := mustNew(b, newLLFakeListener(), WithMaxConns(1<<20), WithMaxConnsPerIP(1<<20),
+		WithAcceptRate(1e9, 1<<20))
 	var ids atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -1,4 +1,4 @@
-package ratelimit
+package connlimit
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 )
 
 // llCounts is the listener's bookkeeping, read under its lock.
-func llCounts(l *limitListener) (open, peers int) {
+func llCounts(l *Listener) (open, peers int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.open, len(l.peers)
@@ -83,17 +83,17 @@ func llDial(t *testing.T, to net.Addr, from string) (net.Conn, bool, error) {
 // against a per-IP cap of 10: exactly 10 are served, the other 490 are
 // reset at once (no read timeout); 127.0.0.2 is served as if nothing
 // happened; when everything is closed no goroutine and no count is left.
-func TestLimitListenerFloodFromOneIP(t *testing.T) {
+func TestFloodFromOneIP(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var rejected atomic.Int64
-	ln := LimitListener(inner, WithMaxConnsPerIP(10), WithOnReject(func(_ net.Addr, r RejectReason) {
+	ln := mustNew(t, inner, WithMaxConnsPerIP(10), WithOnReject(func(_ net.Addr, r RejectReason) {
 		if r == RejectMaxConnsPerIP {
 			rejected.Add(1)
 		}
 	}))
-	l := ln.(*limitListener)
+	l := ln
 	accepted, wait := llServe(t, ln)
 
 	const flood = 500
@@ -159,12 +159,12 @@ func TestLimitListenerFloodFromOneIP(t *testing.T) {
 // clients connect, request and disconnect in a loop with a per-IP cap of
 // 4: requests over the cap fail at connect time, none gets a 5xx, Serve
 // never stops, and nothing stays counted afterwards.
-func TestLimitListenerHTTPChurn(t *testing.T) {
+func TestHTTPChurn(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ln := LimitListener(inner, WithMaxConnsPerIP(4), WithMaxConns(6))
-	l := ln.(*limitListener)
+	ln := mustNew(t, inner, WithMaxConnsPerIP(4), WithMaxConns(6))
+	l := ln
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello")
 	})}
@@ -272,7 +272,7 @@ func (c *llClock) add(d time.Duration) {
 
 // TestLimitListenerAdmission walks scripted sequences of opens, closes and
 // clock steps through the admission logic.
-func TestLimitListenerAdmission(t *testing.T) {
+func TestAdmission(t *testing.T) {
 	type step struct {
 		open  string        // peer address to admit, or
 		close int           // 1-based index of an earlier open to close, or
@@ -281,13 +281,13 @@ func TestLimitListenerAdmission(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		opts  []ListenerOption
+		opts  []Option
 		steps []step
 	}{
 		{"no options: nothing limited", nil, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 		}},
-		{"per-IP cap", []ListenerOption{WithMaxConnsPerIP(2)}, []step{
+		{"per-IP cap", []Option{WithMaxConnsPerIP(2)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"},
 			{open: "192.0.2.1:3", want: RejectMaxConnsPerIP},
 			{open: "192.0.2.2:1"},
@@ -295,7 +295,7 @@ func TestLimitListenerAdmission(t *testing.T) {
 			{open: "192.0.2.1:4"},
 			{open: "192.0.2.1:5", want: RejectMaxConnsPerIP},
 		}},
-		{"global cap before per-IP cap", []ListenerOption{WithMaxConns(2), WithMaxConnsPerIP(1)}, []step{
+		{"global cap before per-IP cap", []Option{WithMaxConns(2), WithMaxConnsPerIP(1)}, []step{
 			{open: "192.0.2.1:1"},
 			{open: "192.0.2.1:2", want: RejectMaxConnsPerIP},
 			{open: "192.0.2.2:1"},
@@ -304,18 +304,18 @@ func TestLimitListenerAdmission(t *testing.T) {
 			{close: 3},
 			{open: "192.0.2.3:2"},
 		}},
-		{"IPv6 grouped by /64", []ListenerOption{WithMaxConnsPerIP(1)}, []step{
+		{"IPv6 grouped by /64", []Option{WithMaxConnsPerIP(1)}, []step{
 			{open: "[2001:db8:1:2::1]:1"},
 			{open: "[2001:db8:1:2:ffff::9]:1", want: RejectMaxConnsPerIP},
 			{open: "[2001:db8:1:3::1]:1"},
 			{open: "[fe80::1%eth0]:1"},
 			{open: "[fe80::2%eth1]:1", want: RejectMaxConnsPerIP},
 		}},
-		{"IPv4-mapped IPv6 is the IPv4 client", []ListenerOption{WithMaxConnsPerIP(1)}, []step{
+		{"IPv4-mapped IPv6 is the IPv4 client", []Option{WithMaxConnsPerIP(1)}, []step{
 			{open: "192.0.2.1:1"},
 			{open: "[::ffff:192.0.2.1]:2", want: RejectMaxConnsPerIP},
 		}},
-		{"exempt proxy counts only globally", []ListenerOption{WithMaxConnsPerIP(1), WithMaxConns(4),
+		{"exempt proxy counts only globally", []Option{WithMaxConnsPerIP(1), WithMaxConns(4),
 			WithExempt(netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128"))}, []step{
 			{open: "127.0.0.1:1"}, {open: "127.0.0.1:2"}, {open: "[::ffff:127.0.0.1]:3"},
 			{open: "127.0.0.2:1"},
@@ -323,16 +323,16 @@ func TestLimitListenerAdmission(t *testing.T) {
 			{close: 1},
 			{open: "127.0.0.2:3", want: RejectMaxConnsPerIP}, // not exempt
 		}},
-		{"exempt IPv6 matches the address, not its /64", []ListenerOption{WithMaxConnsPerIP(1),
+		{"exempt IPv6 matches the address, not its /64", []Option{WithMaxConnsPerIP(1),
 			WithExempt(netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("fe80::1/128"))}, []step{
 			{open: "[2001:db8::1]:1"}, {open: "[2001:db8::1]:2"}, {open: "[fe80::1%eth0]:1"}, {open: "[fe80::1%eth0]:2"},
 			{open: "[2001:db8::2]:1"},
 			{open: "[2001:db8::3]:1", want: RejectMaxConnsPerIP}, // same /64 as ::2, not exempt
 		}},
-		{"unix peers count only globally", []ListenerOption{WithMaxConnsPerIP(1), WithAcceptRate(1, 1)}, []step{
+		{"unix peers count only globally", []Option{WithMaxConnsPerIP(1), WithAcceptRate(1, 1)}, []step{
 			{open: "/run/app.sock"}, {open: "/run/app.sock"}, {open: "/run/app.sock"},
 		}},
-		{"accept rate: burst, then one per interval", []ListenerOption{WithAcceptRate(2, 3)}, []step{
+		{"accept rate: burst, then one per interval", []Option{WithAcceptRate(2, 3)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 			{open: "192.0.2.1:4", want: RejectAcceptRate},
 			{open: "192.0.2.2:1"}, // another client has its own budget
@@ -345,31 +345,31 @@ func TestLimitListenerAdmission(t *testing.T) {
 			{open: "192.0.2.1:8"}, {open: "192.0.2.1:9"}, {open: "192.0.2.1:10"},
 			{open: "192.0.2.1:11", want: RejectAcceptRate},
 		}},
-		{"accept rate: closing does not refill", []ListenerOption{WithAcceptRate(1, 1)}, []step{
+		{"accept rate: closing does not refill", []Option{WithAcceptRate(1, 1)}, []step{
 			{open: "192.0.2.1:1"},
 			{close: 1},
 			{open: "192.0.2.1:2", want: RejectAcceptRate},
 			{wait: time.Second},
 			{open: "192.0.2.1:3"},
 		}},
-		{"accept rate: refused connections use no budget", []ListenerOption{WithAcceptRate(1, 1), WithMaxConnsPerIP(1)}, []step{
+		{"accept rate: refused connections use no budget", []Option{WithAcceptRate(1, 1), WithMaxConnsPerIP(1)}, []step{
 			{open: "192.0.2.1:1"},
 			{wait: time.Second},
 			{open: "192.0.2.1:2", want: RejectMaxConnsPerIP},
 			{close: 1},
 			{open: "192.0.2.1:3"},
 		}},
-		{"burst < 1 defaults to the rate", []ListenerOption{WithAcceptRate(2.5, 0)}, []step{
+		{"burst < 1 defaults to the rate", []Option{WithAcceptRate(2.5, 0)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 			{open: "192.0.2.1:4", want: RejectAcceptRate},
 		}},
-		{"non-positive values mean no limit", []ListenerOption{WithMaxConns(0), WithMaxConnsPerIP(-1), WithAcceptRate(0, 5), WithAcceptRate(math.NaN(), 1), nil}, []step{
+		{"non-positive values mean no limit", []Option{WithMaxConns(0), WithMaxConnsPerIP(-1), WithAcceptRate(0, 5), WithAcceptRate(math.NaN(), 1)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 		}},
-		{"infinite rate means no limit", []ListenerOption{WithAcceptRate(math.Inf(1), 1)}, []step{
+		{"infinite rate means no limit", []Option{WithAcceptRate(math.Inf(1), 1)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"},
 		}},
-		{"tiny rate does not overflow", []ListenerOption{WithAcceptRate(1e-30, math.MaxInt)}, []step{
+		{"tiny rate does not overflow", []Option{WithAcceptRate(1e-30, math.MaxInt)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {wait: 1000 * time.Hour}, {open: "192.0.2.1:3"},
 		}},
 	}
@@ -378,7 +378,7 @@ func TestLimitListenerAdmission(t *testing.T) {
 			clock := &llClock{t: time.Unix(1_700_000_000, 0)}
 			var reasons []RejectReason
 			opts := append(tt.opts, WithOnReject(func(_ net.Addr, r RejectReason) { reasons = append(reasons, r) }))
-			l := LimitListener(newLLFakeListener(), opts...).(*limitListener)
+			l := mustNew(t, newLLFakeListener(), opts...)
 			l.cfg.now, l.base = clock.now, clock.now()
 
 			var opened []net.Conn // by open step, nil when refused
@@ -424,14 +424,14 @@ func TestLimitListenerAdmission(t *testing.T) {
 }
 
 // maybeSweepNow forces a sweep at the clock's time (test helper).
-func (l *limitListener) maybeSweepNow(c *llClock) {
+func (l *Listener) maybeSweepNow(c *llClock) {
 	l.sweepAt = 0
 	l.maybeSweep(c.now().Sub(l.base))
 }
 
-func TestLimitListenerCloseReleasesOnce(t *testing.T) {
+func TestCloseReleasesOnce(t *testing.T) {
 	fl := newLLFakeListener()
-	l := LimitListener(fl, WithMaxConnsPerIP(1)).(*limitListener)
+	l := mustNew(t, fl, WithMaxConnsPerIP(1))
 	fl.conns <- llConn("192.0.2.1:1")
 	c, err := l.Accept()
 	require.NoError(t, err)
@@ -454,10 +454,10 @@ func TestLimitListenerCloseReleasesOnce(t *testing.T) {
 	assert.Zero(t, open, "open count never goes negative")
 }
 
-func TestLimitListenerSweepsIdleClients(t *testing.T) {
+func TestSweepsIdleClients(t *testing.T) {
 	clock := &llClock{t: time.Unix(1_700_000_000, 0)}
 	fl := newLLFakeListener()
-	l := LimitListener(fl, WithAcceptRate(1, 1)).(*limitListener)
+	l := mustNew(t, fl, WithAcceptRate(1, 1))
 	l.cfg.now, l.base = clock.now, clock.now()
 	// 3000 clients connect and leave; their budgets refill after 1s.
 	for i := range 3000 {
@@ -520,12 +520,14 @@ func TestRejectReasonString(t *testing.T) {
 	}
 }
 
-func TestLimitListenerNil(t *testing.T) {
-	ln := LimitListener(nil, WithMaxConns(1))
-	_, err := ln.Accept()
-	assert.ErrorIs(t, err, errNilListener)
-	assert.NotNil(t, ln.Addr(), "Addr")
-	assert.NoError(t, ln.Close())
+func TestNewRejectsBadArguments(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer inner.Close()
+	_, err = New(nil, WithMaxConns(1))
+	assert.ErrorIs(t, err, ErrNilListener, "nil listener")
+	_, err = New(inner, WithMaxConns(1), nil)
+	assert.EqualError(t, err, "connlimit: nil option")
 }
 
 // TestLimitConnKeepsTCPFeatures: the wrapper must not hide sendfile,
@@ -534,7 +536,7 @@ func TestLimitConnKeepsTCPFeatures(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ln := LimitListener(inner, WithMaxConnsPerIP(1))
+	ln := mustNew(t, inner, WithMaxConnsPerIP(1))
 	defer ln.Close()
 
 	path := filepath.Join(t.TempDir(), "f")
@@ -580,4 +582,12 @@ func TestLimitConnKeepsTCPFeatures(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 	assert.Equal(t, len(content), len(got), "bytes received through ReadFrom")
+}
+
+// mustNew is New for arguments that must be valid.
+func mustNew(t testing.TB, ln net.Listener, opts ...Option) *Listener {
+	t.Helper()
+	l, err := New(ln, opts...)
+	require.NoError(t, err)
+	return l
 }
