@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
-	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/reqlog"
 )
 
@@ -223,20 +223,19 @@ func FromContext(ctx context.Context) (Decision, bool) {
 
 func deniedDefault(w http.ResponseWriter, r *http.Request) {
 	d, _ := FromContext(r.Context())
-	problem.Write(w, http.StatusTooManyRequests,
-		fmt.Sprintf("Rate limit exceeded: retry in %d seconds.", retryAfterSeconds(d.RetryAfter)))
+	problem.Write(w, r, problem.Details{Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("Rate limit exceeded: retry in %d seconds.", retryAfterSeconds(d.RetryAfter))})
 }
 
 func errorDefault(w http.ResponseWriter, r *http.Request, err error) {
 	var se *storeError
 	switch {
 	case errors.Is(err, ErrNoKey):
-		problem.Write(w, http.StatusBadRequest, "The request does not identify a client for rate limiting.")
+		problem.Write(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "The request does not identify a client for rate limiting."})
 	case errors.As(err, &se):
 		w.Header().Set("Retry-After", "1")
-		problem.Write(w, http.StatusServiceUnavailable, "Rate limiting is unavailable; try again shortly.")
+		problem.Write(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "Rate limiting is unavailable; try again shortly."})
 	default:
-		problem.Write(w, http.StatusInternalServerError, "")
+		problem.Write(w, r, problem.Details{Status: http.StatusInternalServerError})
 	}
 }
 

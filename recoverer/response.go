@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/shipshape-go/shipshape/internal/problem"
 	"github.com/shipshape-go/shipshape/internal/respwriter"
+	"github.com/shipshape-go/shipshape/problem"
 )
 
 type eventIDKey struct{}
@@ -45,7 +45,7 @@ func (c *config) respond(rec *respwriter.Recorder, r *http.Request, eventID stri
 		}
 	}
 	if acceptsJSON(r.Header.Values("Accept")) {
-		problem.Write(rec, http.StatusInternalServerError, "")
+		problem.Write(rec, r, problem.Details{Status: http.StatusInternalServerError})
 		return
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -53,7 +53,7 @@ import (
 	"time"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
-	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/reqlog"
 )
@@ -245,8 +245,7 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			if !d.admit() {
 				d.logDecision(ctx, "overflow", delay)
 				w.Header().Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(delay)), 10))
-				problem.Write(w, http.StatusServiceUnavailable,
-					"The server is busy slowing down other requests; retry later.")
+				problem.Write(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "The server is busy slowing down other requests; retry later."})
 				return
 			}
 			d.wait(ctx, delay)

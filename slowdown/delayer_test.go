@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/reqlog"
 )

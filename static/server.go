@@ -22,7 +22,7 @@ import (
 	"github.com/klauspost/compress/gzhttp"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
-	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/problem"
 )
 
 // minCompressSize is the smallest file compressed on the fly (unless the
@@ -116,8 +116,8 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 		s.dir = fsys
 	}
 	if s.notFound == nil {
-		s.notFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			problem.Write(w, http.StatusNotFound, "")
+		s.notFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			problem.Write(w, r, problem.Details{Status: http.StatusNotFound})
 		})
 	}
 	if s.spa != "" {
@@ -152,7 +152,7 @@ var errStale = errors.New("static: stale cache entry")
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		problem.Write(w, http.StatusMethodNotAllowed, "")
+		problem.Write(w, r, problem.Details{Status: http.StatusMethodNotAllowed})
 		return
 	}
 	upath := r.URL.Path
@@ -173,14 +173,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	unavailable(w)
+	unavailable(w, r)
 }
 
 // unavailable answers for a file that changes faster than it can be read
 // (a log being written in place, most likely), rather than loop.
-func unavailable(w http.ResponseWriter) {
+func unavailable(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
-	problem.Write(w, http.StatusServiceUnavailable, "")
+	problem.Write(w, r, problem.Details{Status: http.StatusServiceUnavailable})
 }
 
 // serve resolves name (directory index, redirects, SPA fallback) and
@@ -231,7 +231,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, upath, name strin
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) bool {
 	switch {
 	case err == errStale || err == errChanged:
-		unavailable(w)
+		unavailable(w, r)
 		return true
 	case err != nil && isServerError(err):
 		s.serverError(w, r, err)
@@ -548,7 +548,7 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) er
 		if e.vary {
 			addVary(w.Header())
 		}
-		problem.Write(w, http.StatusNotAcceptable, "")
+		problem.Write(w, r, problem.Details{Status: http.StatusNotAcceptable})
 		return nil
 	}
 	if ch.onTheFly {
@@ -748,7 +748,7 @@ func addVary(h http.Header) {
 
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	s.errs.Report(r.Context(), err, slog.String("url.path", r.URL.Path))
-	problem.Write(w, http.StatusInternalServerError, "")
+	problem.Write(w, r, problem.Details{Status: http.StatusInternalServerError})
 }
 
 // localRedirect redirects with a relative Location, which keeps working

@@ -6,7 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
-	"github.com/shipshape-go/shipshape/internal/problem"
+	"github.com/shipshape-go/shipshape/problem"
 )
 
 // RequireClientIP answers 400 to a request that a trusted proxy forwarded
@@ -30,8 +30,7 @@ func RequireClientIP(trusted []netip.Prefix) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, forwarded := r.Header["X-Forwarded-For"]; forwarded &&
 				middleware.GetClientIP(r.Context()) == "" && fromTrusted(r, trusted) {
-				problem.Write(w, http.StatusBadRequest,
-					"The proxy did not forward a usable client address (X-Forwarded-For).")
+				problem.Write(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "The proxy did not forward a usable client address (X-Forwarded-For)."})
 				return
 			}
 			next.ServeHTTP(w, r)
