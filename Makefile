@@ -1,11 +1,18 @@
 # shipshape: `make test` is the one command that checks everything (CI runs
 # it through .ci/run); `make run` starts the example server.
+#
+# The repository is a Go workspace (go.work): the library at the root and
+# the modules its consumers must not inherit (ratelimit/redisstore,
+# examples, bench). Every target below covers all of them.
 GO      ?= go
+# Every package of every module of the workspace.
+PKGS     = $(shell $(GO) list -m -f '{{.Dir}}/...')
+MODDIRS  = $(shell $(GO) list -m -f '{{.Dir}}')
 # Binaries the tests start for real, and the Debian packages that hold them.
 TEST_DEBS := redis-server:redis-server redis-cli:redis-tools nginx:nginx haproxy:haproxy openssl:openssl strace:strace systemd-analyze:systemd
 BENCH_DEBS := wrk:wrk
 
-.PHONY: all run test deps bench-deps lint fmt vet staticcheck unit bench
+.PHONY: all run test deps bench-deps lint fmt vet staticcheck tidy unit bench
 
 all: test
 
@@ -16,19 +23,25 @@ run:
 test: deps lint unit
 
 unit:
-	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m $(PKGS)
 
-lint: fmt vet staticcheck
+lint: fmt tidy vet staticcheck
 
 fmt:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet $(PKGS)
 
+# staticcheck is a tool of the bench module, so that consumers of the
+# library never get it in their module graph; the workspace makes it
+# available here.
 staticcheck:
-	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck $(PKGS)
 
+# tidy fails when a go.mod or go.sum is not what `go mod tidy` would write.
+tidy:
+	@for d in $(MODDIRS); do (cd $$d && $(GO) mod tidy -diff) || { echo "go mod tidy needed in $$d"; exit 1; }; done
 ## deps: apt-get install what the tests need when it is missing (needs root or sudo)
 deps:
 	@$(call install_debs,$(TEST_DEBS))
@@ -38,7 +51,7 @@ bench-deps:
 
 ## bench: micro-benchmarks and the loopback load report (README "Performance")
 bench: deps bench-deps
-	$(GO) run ./internal/cmd/benchreport
+	$(GO) run ./bench/cmd/benchreport
 
 # install_debs takes bin:package pairs and installs the packages whose binary
 # is not found. Service auto-start is disabled during the install (policy-rc.d)

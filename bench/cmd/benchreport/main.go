@@ -1,8 +1,8 @@
 // Command benchreport produces shipshape's performance report: the README
 // "Performance" figures, in bench/ at the module root. `make bench` runs it:
 //
-//	go run ./internal/cmd/benchreport            # everything, 5 to 7 minutes
-//	go run ./internal/cmd/benchreport -h         # the flags
+//	go run ./bench/cmd/benchreport            # everything, 5 to 7 minutes
+//	go run ./bench/cmd/benchreport -h         # the flags
 //
 // It does three things, on this machine, in one run:
 //

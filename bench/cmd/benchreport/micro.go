@@ -23,7 +23,8 @@ type microSuite struct {
 // expensive path (a panic, a refused request). Redis-backed benchmarks are
 // left out: they need a redis-server and take several seconds each.
 var microSuites = []microSuite{
-	{"./ratelimit", `^(BenchmarkMemoryStoreTake|BenchmarkLimiterHandler|BenchmarkHttprateLimitByIP)$`},
+	{"./ratelimit", `^BenchmarkMemoryStoreTake$`},
+	{"./bench", `^(BenchmarkLimiterHandler|BenchmarkHttprateLimitByIP)$`},
 	{"./connlimit", `^BenchmarkAdmit$`},
 	{"./ratelimit/redisstore", `^BenchmarkTag$`},
 	{"./slowdown", `^(BenchmarkUnderThreshold|BenchmarkOverflow)$`},
@@ -42,10 +43,10 @@ var microSuites = []microSuite{
 var microWhat = map[string]string{
 	"ratelimit/BenchmarkMemoryStoreTake/keys=100000":      "one sliding-window take, 100k keys (out of cache), all cores",
 	"ratelimit/BenchmarkMemoryStoreTake/keys=10000":       "the same, 10k keys (in cache)",
-	"ratelimit/BenchmarkLimiterHandler/headers=ietf":      "middleware, allowed request, IETF headers",
-	"ratelimit/BenchmarkLimiterHandler/headers=both":      "the same with IETF and X-RateLimit headers",
-	"ratelimit/BenchmarkLimiterHandler/headers=none":      "the same without headers",
-	"ratelimit/BenchmarkHttprateLimitByIP":                "peer: go-chi/httprate LimitByIP, same request",
+	"bench/BenchmarkLimiterHandler/headers=ietf":          "middleware, allowed request, IETF headers",
+	"bench/BenchmarkLimiterHandler/headers=both":          "the same with IETF and X-RateLimit headers",
+	"bench/BenchmarkLimiterHandler/headers=none":          "the same without headers",
+	"bench/BenchmarkHttprateLimitByIP":                    "peer: go-chi/httprate LimitByIP, same request",
 	"connlimit/BenchmarkAdmit":                            "layer-4 admit + release of one connection",
 	"ratelimit/redisstore/BenchmarkTag/plain":             "Redis key tag of an IP key",
 	"ratelimit/redisstore/BenchmarkTag/hashed":            "Redis key tag of a key that needs hashing",

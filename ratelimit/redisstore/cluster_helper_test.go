@@ -1,4 +1,4 @@
-package testenv
+package redisstore_test
 
 import (
 	"context"
@@ -7,12 +7,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/shipshape-go/shipshape/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
+// TestRedisClusterServesAllSlots checks the test helper the Cluster tests
+// stand on: every master owns slots and serves keys.
 func TestRedisClusterServesAllSlots(t *testing.T) {
-	c := StartRedisCluster(t)
+	c := testenv.StartRedisCluster(t)
 	require.Len(t, c.Addrs, 3, "nodes")
 
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})

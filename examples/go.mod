@@ -1,0 +1,28 @@
+module github.com/shipshape-go/shipshape/examples
+
+go 1.26.0
+
+require github.com/shipshape-go/shipshape v0.0.0-00010101000000-000000000000
+
+replace github.com/shipshape-go/shipshape => ..
+
+require (
+	github.com/getsentry/sentry-go v0.50.0
+	github.com/go-chi/chi/v5 v5.5.0
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/shipshape-go/shipshape/ratelimit/redisstore v0.0.0-00010101000000-000000000000
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+	go.yaml.in/yaml/v3 v3.0.5
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/felixge/httpsnoop v1.1.0 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+)
+
+replace github.com/shipshape-go/shipshape/ratelimit/redisstore => ../ratelimit/redisstore
