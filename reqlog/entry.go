@@ -24,6 +24,7 @@ type Entry struct {
 	mu    sync.Mutex
 	done  bool
 	attrs []slog.Attr
+	route string // see RecordRoute
 }
 
 // NewContext returns a copy of parent that carries e.

@@ -1,15 +1,16 @@
 // Package reqlog is the small vocabulary that shipshape's packages share
 // about a request's log line, without depending on each other: the
 // attributes any layer adds to the request's access line ([AddAttrs]), the
-// OpenTelemetry semantic-convention keys of request records, and nginx's
-// 499 status for a client that left.
+// request's route even through middleware that copies the request
+// ([RecordRoute], [Route]), the OpenTelemetry semantic-convention keys of
+// request records, and nginx's 499 status for a client that left.
 //
 // accesslog creates the request's [Entry] and writes it; ratelimit,
 // slowdown and recoverer add to it; a handler can too:
 //
 //	reqlog.AddAttrs(r.Context(), slog.String("user.id", id))
 //
-// The package imports only the standard library.
+// The package imports only the standard library and chi.
 package reqlog
 
 // Attribute keys of request log records: the access line (accesslog) and
