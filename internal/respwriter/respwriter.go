@@ -282,6 +282,23 @@ func (endedWriter) SetReadDeadline(time.Time) error  { return ErrHandlerReturned
 func (endedWriter) SetWriteDeadline(time.Time) error { return ErrHandlerReturned }
 func (endedWriter) EnableFullDuplex() error          { return ErrHandlerReturned }
 
+// From returns the Recorder that w is, or is a view of, and nil for any
+// other writer (one that wraps a view included: its writes may not reach
+// the Recorder at all). A middleware inside another that owns a Recorder
+// (recoverer inside accesslog) reads what it needs from the owner's instead
+// of recording the same response twice. The Recorder stays its owner's to
+// End: it refuses every use once the owner's handler returned.
+func From(w http.ResponseWriter) *Recorder {
+	if v, ok := w.(interface{ recorder() *Recorder }); ok {
+		return v.recorder()
+	}
+	return nil
+}
+
+// recorder is promoted to every view, for From; unexported, so that the
+// method set a handler sees is exactly the wrapped writer's.
+func (r *Recorder) recorder() *Recorder { return r }
+
 // Bits of the optional interfaces, the index of a view.
 const (
 	canFlush = 1 << iota

@@ -523,3 +523,20 @@ func TestWrapDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs, "allocations per Reset, Wrap, WriteHeader and flush")
 }
+
+// TestFrom: every view, and the Recorder itself, leads back to the
+// Recorder; a writer that only wraps a view does not.
+func TestFrom(t *testing.T) {
+	for mask := range 16 {
+		t.Run(maskName(mask), func(t *testing.T) {
+			rec := newRecorder(maskedWriter(newFull(), mask))
+			assert.Same(t, rec, From(rec.Wrap()), "view for mask %04b", mask)
+		})
+	}
+	rec := newRecorder(newFull())
+	assert.Same(t, rec, From(rec), "the Recorder itself")
+	assert.Nil(t, From(httptest.NewRecorder()), "a writer that is no view")
+	wrapped := struct{ http.ResponseWriter }{rec.Wrap()}
+	assert.Nil(t, From(wrapped), "a writer that embeds a view")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = From(rec.Wrap()) }), "allocations of From")
+}
