@@ -39,7 +39,7 @@ type cacheRule struct {
 
 func newCacheRule(pattern, value string) (cacheRule, error) {
 	if !validHeaderValue(value) {
-		return cacheRule{}, errors.New("static: cache-control value must be non-empty printable text")
+		return cacheRule{}, errors.New("value " + strconv.Quote(value) + " is empty or not printable text")
 	}
 	r := cacheRule{value: value, kind: matchBase}
 	p := pattern
@@ -52,10 +52,10 @@ func newCacheRule(pattern, value string) (cacheRule, error) {
 		r.kind = matchPath
 	}
 	if p == "" {
-		return cacheRule{}, errors.New("static: cache-control pattern is empty")
+		return cacheRule{}, errors.New("empty pattern")
 	}
 	if _, err := path.Match(p, ""); err != nil {
-		return cacheRule{}, errors.New("static: cache-control pattern " + strconv.Quote(pattern) + " is malformed")
+		return cacheRule{}, errors.New("pattern " + strconv.Quote(pattern) + " is malformed")
 	}
 	r.pattern = p
 	r.depth = strings.Count(p, "/") + 1

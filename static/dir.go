@@ -31,16 +31,16 @@ import (
 // it may change at any time; a [Server] notices.
 func Dir(path string) (fs.FS, error) {
 	if path == "" {
-		return nil, errors.New("static: dir path is empty")
+		return nil, errors.New("static: Dir: empty path")
 	}
 	root, err := os.OpenRoot(path)
 	if err != nil {
-		return nil, fmt.Errorf("static: open dir: %w", err)
+		return nil, fmt.Errorf("static: Dir: %w", err)
 	}
 	rfs, ok := root.FS().(rootFS)
 	if !ok {
 		root.Close()
-		return nil, errors.New("static: os.Root.FS lacks Stat, ReadFile, ReadDir or ReadLink")
+		return nil, errors.New("static: Dir: os.Root.FS lacks Stat, ReadFile, ReadDir or ReadLink")
 	}
 	return &dirFS{root: root, fs: rfs}, nil
 }

@@ -65,4 +65,20 @@
 // memory (32 MiB in all) and sent with a single write; larger files are
 // sent from disk with sendfile, the response writer's io.ReaderFrom being
 // reached with the *os.File (keep it when wrapping the writer).
+//
+// # Errors
+//
+// The error responses the Server generates itself (404, 405, 406, 500 and
+// 503) are written by a [problem.Writer], [problem.Write] unless
+// [WithProblemWriter] sets the service's own; [WithNotFound] takes the
+// 404s instead. A file system error that is the server's problem (EMFILE,
+// EIO, …) is a 500 and is logged ([WithLogger]; slog.Default() unless
+// set); every other error about a name (missing, no permission, a link
+// out of the root) is a 404, and error bodies never carry internal error
+// text. A file that changes while it is read or sent is read again, up to
+// three times in all for one request; one that is still changing then is
+// answered 503 with Retry-After: 1, and logged.
+//
+// Examples: [ExampleNew], [ExampleDir], [ExampleWithCacheControl],
+// [ExampleWithSPAFallback], [ExampleWithProblemWriter].
 package static

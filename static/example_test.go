@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing/fstest"
 
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/static"
 )
 
@@ -129,4 +130,30 @@ func ExampleWithSPAFallback() {
 	// Output:
 	// /settings/profile → 200 <div id=app></div>
 	// /missing.js → 404 {"type":"about:blank","title":"Not Found","status":404}
+}
+
+// A service's own error format for the errors static answers itself
+// (here 405 and 404), the same Writer the service gives every other
+// shipshape package.
+func ExampleWithProblemWriter() {
+	apiError := func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(d.Status)
+		fmt.Fprintf(w, `{"error":{"code":%d}}`, d.Status)
+	}
+	files, err := static.New(fstest.MapFS{"app.js": {Data: []byte("1")}}, static.WithProblemWriter(apiError))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodPost, "/app.js", nil),
+		httptest.NewRequest(http.MethodGet, "/missing.js", nil),
+	} {
+		rec := httptest.NewRecorder()
+		files.ServeHTTP(rec, req)
+		fmt.Printf("%s %s → %d Allow=%q %s\n", req.Method, req.URL.Path, rec.Code, rec.Header().Get("Allow"), rec.Body.String())
+	}
+	// Output:
+	// POST /app.js → 405 Allow="GET, HEAD" {"error":{"code":405}}
+	// GET /missing.js → 404 Allow="" {"error":{"code":404}}
 }

@@ -2,13 +2,18 @@ package static
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shipshape-go/shipshape/problem"
 )
 
-// Option configures a [Server]; pass options to [New].
+// Option configures a [Server]; pass options to [New]. A nil Option is an
+// error.
 type Option func(*config)
 
 type config struct {
@@ -19,6 +24,8 @@ type config struct {
 	compress   bool
 	revalidate time.Duration
 	maxRanges  int
+	logger     *slog.Logger // nil: slog.Default() at the time of each record
+	problem    problem.Writer
 	errs       []error
 }
 
@@ -48,7 +55,7 @@ func WithCacheControl(pattern, value string) Option {
 	return func(c *config) {
 		r, err := newCacheRule(pattern, value)
 		if err != nil {
-			c.fail(err)
+			c.fail(fmt.Errorf("static: WithCacheControl: %w", err))
 			return
 		}
 		c.rules = append(c.rules, r)
@@ -63,7 +70,7 @@ func WithCacheControl(pattern, value string) Option {
 func WithIndex(name string) Option {
 	return func(c *config) {
 		if name != "" && (strings.Contains(name, "/") || !validName(name)) {
-			c.fail(errors.New("static: index must be a plain file name, not hidden: " + strconv.Quote(name)))
+			c.fail(errors.New("static: WithIndex: " + strconv.Quote(name) + " is not a plain file name, or is hidden"))
 			return
 		}
 		c.index = name
@@ -75,12 +82,13 @@ func WithIndex(name string) Option {
 // whose last segment has no extension ("/settings/profile"), so that a
 // single-page application's client-side routes load the application.
 // Missing names with an extension ("/app.js") and hidden paths still get
-// the not-found handler. New checks that the file exists.
+// the not-found handler. New returns an error for a name with a hidden
+// segment and for one that is not a regular file in the file system.
 func WithSPAFallback(name string) Option {
 	return func(c *config) {
 		n, ok := cleanPath(name)
 		if !ok || n == "." {
-			c.fail(errors.New("static: spa fallback must be a file path without hidden segments: " + strconv.Quote(name)))
+			c.fail(errors.New("static: WithSPAFallback: " + strconv.Quote(name) + " is not a file path without hidden segments"))
 			return
 		}
 		c.spa = n
@@ -89,11 +97,12 @@ func WithSPAFallback(name string) Option {
 
 // WithNotFound sets the handler for requests that match no file (and no
 // SPA fallback), including hidden paths and escape attempts. The default
-// writes a 404 problem details (RFC 9457) body.
+// is a 404 written by the [WithProblemWriter] Writer. A nil handler is an
+// error.
 func WithNotFound(h http.Handler) Option {
 	return func(c *config) {
 		if h == nil {
-			c.fail(errors.New("static: not-found handler is nil"))
+			c.fail(errors.New("static: WithNotFound: nil handler"))
 			return
 		}
 		c.notFound = h
@@ -124,11 +133,12 @@ func validName(name string) bool {
 // variants, for tools that write and read back at once). It is also how
 // often new or removed precompressed variants, and directories, are
 // noticed. Files sent from disk (over 64 KiB) are checked on every
-// request whatever this says, and an embed.FS is never checked.
+// request whatever this says, and an embed.FS is never checked. A negative
+// d is an error.
 func WithRevalidate(d time.Duration) Option {
 	return func(c *config) {
 		if d < 0 {
-			c.fail(errors.New("static: revalidate interval must be >= 0"))
+			c.fail(fmt.Errorf("static: WithRevalidate: %v, want >= 0", d))
 			return
 		}
 		c.revalidate = d
@@ -150,9 +160,63 @@ const defaultMaxRanges = 16
 func WithMaxRanges(n int) Option {
 	return func(c *config) {
 		if n < 0 {
-			c.fail(errors.New("static: max ranges must be >= 0"))
+			c.fail(fmt.Errorf("static: WithMaxRanges: %d, want >= 0", n))
 			return
 		}
 		c.maxRanges = n
+	}
+}
+
+// WithLogger sets the logger of what goes wrong on the server's side
+// (default, when the option is not given: slog.Default() at the time of
+// each record, so that slog.SetDefault reaches it). Records are at error
+// level, with the request's url.path and the error, and at most one per
+// 10 seconds for each message (the rest are counted in the next one's
+// "suppressed"):
+//
+//   - "static: file system error": a file system error that is the
+//     server's problem (EMFILE, EIO, ENOMEM, …), answered 500, or met
+//     while reading a precompressed variant (which is then not offered;
+//     the record has the variant's name as "file" and no url.path);
+//   - "static: file kept changing while being served": a file that
+//     changed under every attempt to read or send it (written in place,
+//     most likely), answered 503.
+//
+// A nil logger is an error.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.fail(errors.New("static: WithLogger: nil logger"))
+			return
+		}
+		c.logger = l
+	}
+}
+
+// WithProblemWriter sets how the Server writes the error responses it
+// generates itself (default [problem.Write]: RFC 9457 problem details, or
+// text/plain for a client that prefers it): 404 for a name that matches
+// nothing (unless [WithNotFound] is set, which then answers instead), 405
+// for a method other than GET and HEAD (with Allow: GET, HEAD), 406 when
+// the client refuses every encoding the file has, 500 for a file system
+// error that is the server's problem, and 503 (with Retry-After: 1) for a
+// file that kept changing while it was read. The headers the Server set
+// before (Allow, Retry-After, Vary) are on the response already; the
+// Writer must keep them.
+//
+// The 412 (If-Match, If-Unmodified-Since) and 416 (a range past the end)
+// of a conditional request are written by [http.ServeContent], which
+// evaluates those requests, with the body net/http gives them (none for
+// 412, a line of text for 416): taking them over would need a wrapper on
+// every conditional request to swallow that body.
+//
+// A nil Writer is an error.
+func WithProblemWriter(w problem.Writer) Option {
+	return func(c *config) {
+		if w == nil {
+			c.fail(errors.New("static: WithProblemWriter: nil Writer"))
+			return
+		}
+		c.problem = w
 	}
 }

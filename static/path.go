@@ -62,10 +62,6 @@ func isServerError(err error) bool {
 	return false
 }
 
-// errChanged reports a file that changed while it was read; the read is
-// retried.
-var errChanged = errors.New("static: file changed while being read")
-
 // maxLinks bounds symbolic link resolution, as the kernel's ELOOP does.
 const maxLinks = 40
 

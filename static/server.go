@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -18,11 +19,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/felixge/httpsnoop"
 	"github.com/klauspost/compress/gzhttp"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
 	"github.com/shipshape-go/shipshape/problem"
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // minCompressSize is the smallest file compressed on the fly (unless the
@@ -50,9 +51,11 @@ type Server struct {
 	index     string
 	spa       string
 	notFound  http.Handler
-	gzip      func(http.Handler) http.HandlerFunc // nil: no on-the-fly compression
+	problem   problem.Writer
+	gzip      http.Handler // serveCompressed behind gzhttp; nil: no on-the-fly compression
 	cache     *cache
-	errs      *errlog.Reporter
+	errs      *errlog.Reporter // file system errors: 500, unreadable variants
+	unsettled *errlog.Reporter // files that kept changing: 503
 	now       func() time.Time
 	// revalidate is how long a file on a mutable file system is trusted
 	// after its size and modification time were last checked: within it
@@ -68,7 +71,8 @@ type Server struct {
 }
 
 // New returns a Server for the files of fsys, configured by opts. It
-// returns an error for an invalid option or a missing SPA fallback file.
+// returns an error for a nil fsys, one whose root is not a directory, a
+// nil or invalid option, or a missing SPA fallback file.
 //
 // Only regular files are served; a FIFO, socket or device is a 404. A
 // [Dir], as Dir returns it, is opened with O_NONBLOCK and checked on the
@@ -83,24 +87,35 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	if fsys == nil {
 		return nil, errors.New("static: file system is nil")
 	}
-	cfg := config{index: "index.html", compress: true, revalidate: defaultRevalidate, maxRanges: defaultMaxRanges}
+	cfg := config{index: "index.html", compress: true, revalidate: defaultRevalidate, maxRanges: defaultMaxRanges, problem: problem.Write}
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			cfg.fail(errors.New("static: nil Option"))
+			continue
 		}
+		o(&cfg)
 	}
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
+	// A root that is not there (os.DirFS of a missing directory, a Dir
+	// removed since) would answer 404 to everything, silently.
+	if fi, err := fs.Stat(fsys, "."); err != nil {
+		return nil, fmt.Errorf("static: file system root: %w", err)
+	} else if !fi.IsDir() {
+		return nil, errors.New("static: file system root is not a directory")
+	}
 	s := &Server{
-		fsys:     fsys,
-		rules:    cfg.rules,
-		index:    cfg.index,
-		spa:      cfg.spa,
-		notFound: cfg.notFound,
-		cache:    newCache(),
-		errs:     errlog.New(nil, "static: file system error", 0),
-		now:      time.Now,
+		fsys:      fsys,
+		rules:     cfg.rules,
+		index:     cfg.index,
+		spa:       cfg.spa,
+		notFound:  cfg.notFound,
+		problem:   cfg.problem,
+		cache:     newCache(),
+		errs:      errlog.New(cfg.logger, "static: file system error", 0),
+		unsettled: errlog.New(cfg.logger, "static: file kept changing while being served", 0),
+		now:       time.Now,
 
 		revalidate:    cfg.revalidate,
 		maxRanges:     cfg.maxRanges,
@@ -117,12 +132,12 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	}
 	if s.notFound == nil {
 		s.notFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			problem.Write(w, r, problem.Details{Status: http.StatusNotFound})
+			s.problem(w, r, problem.Details{Status: http.StatusNotFound})
 		})
 	}
 	if s.spa != "" {
 		if fi, err := fs.Stat(fsys, s.spa); err != nil || !fi.Mode().IsRegular() {
-			return nil, errors.New("static: spa fallback " + strconv.Quote(s.spa) + " is not a file in the file system")
+			return nil, errors.New("static: WithSPAFallback: " + strconv.Quote(s.spa) + " is not a file in the file system")
 		}
 	}
 	if cfg.compress {
@@ -132,19 +147,27 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 		// (SuffixETag, DropETag): the ETag of the compressed
 		// representation is set before the conditional request is
 		// evaluated, otherwise If-None-Match never matches and 304s are
-		// lost.
+		// lost. One handler serves every request: what it sends comes
+		// in the request's context.
 		wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(0), gzhttp.ContentTypeFilter(compressible))
 		if err != nil {
-			return nil, errors.New("static: gzhttp: " + err.Error())
+			return nil, fmt.Errorf("static: gzhttp: %w", err)
 		}
-		s.gzip = wrap
+		s.gzip = wrap(http.HandlerFunc(serveCompressed))
 	}
 	return s, nil
 }
 
-// errStale reports that a cached entry no longer matches the file system;
-// the request is resolved again.
-var errStale = errors.New("static: stale cache entry")
+// errStale reports that what a request was about to send no longer
+// matches the file system: the file changed since it was cached, or while
+// it was being read. Nothing has been written; the request is resolved
+// again from the top (ServeHTTP), at most maxAttempts times in all.
+var errStale = errors.New("static: file changed while being served")
+
+// maxAttempts bounds how often one request is resolved before it is
+// answered 503: a file that changes under every attempt is being written
+// in place, and reading it again would only find it changing again.
+const maxAttempts = 3
 
 // ServeHTTP serves the file named by r.URL.Path (mount the Server with
 // [http.StripPrefix] to serve it under a prefix). Only GET and HEAD are
@@ -152,7 +175,7 @@ var errStale = errors.New("static: stale cache entry")
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		problem.Write(w, r, problem.Details{Status: http.StatusMethodNotAllowed})
+		s.problem(w, r, problem.Details{Status: http.StatusMethodNotAllowed})
 		return
 	}
 	upath := r.URL.Path
@@ -168,103 +191,103 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.notFound.ServeHTTP(w, r)
 		return
 	}
-	for range 3 {
+	for range maxAttempts {
 		if err := s.serve(w, r, upath, name); err != errStale {
 			return
 		}
 	}
-	unavailable(w, r)
-}
-
-// unavailable answers for a file that changes faster than it can be read
-// (a log being written in place, most likely), rather than loop.
-func unavailable(w http.ResponseWriter, r *http.Request) {
+	s.unsettled.Report(r.Context(), errStale, slog.String(reqlog.KeyPath, r.URL.Path))
 	w.Header().Set("Retry-After", "1")
-	problem.Write(w, r, problem.Details{Status: http.StatusServiceUnavailable})
+	s.problem(w, r, problem.Details{Status: http.StatusServiceUnavailable})
 }
 
-// serve resolves name (directory index, redirects, SPA fallback) and
-// serves what it finds. It returns errStale, having written nothing, when
-// the file it was about to send changed since it was cached.
+// serve answers the request once: the file, a redirect, not found or a
+// server error. It returns errStale, having written nothing, when the
+// file changed under it.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, upath, name string) error {
+	e, redirect, err := s.resolve(upath, name)
+	switch {
+	case err == errStale:
+		return err
+	case err != nil:
+		s.serverError(w, r, err)
+	case redirect != "":
+		localRedirect(w, r, redirect)
+	case e == nil:
+		s.notFound.ServeHTTP(w, r)
+	default:
+		return s.serveEntry(w, r, e)
+	}
+	return nil
+}
+
+// resolve finds what a request path names: the directory's index file,
+// the file itself, a redirect between the two forms of a name (the
+// relative target), or the SPA fallback; nothing (nil, "") when none of
+// them exists.
+func (s *Server) resolve(upath, name string) (*entry, string, error) {
 	dirRequest := strings.HasSuffix(upath, "/")
 	if dirRequest && s.index != "" {
-		e, err := s.lookup(path.Join(name, s.index))
-		if err == nil && !e.dir {
-			return s.serveEntry(w, r, e)
-		}
-		if s.failed(w, r, err) {
-			return nil
+		if e, err := s.lookup(path.Join(name, s.index)); err != nil || (e != nil && !e.dir) {
+			return e, "", err
 		}
 	}
 	e, err := s.lookup(name)
 	switch {
-	case err == nil && e.dir && !dirRequest:
-		localRedirect(w, r, path.Base(upath)+"/")
-		return nil
-	case err == nil && !e.dir && dirRequest:
-		localRedirect(w, r, "../"+path.Base(name))
-		return nil
-	case err == nil && !e.dir:
-		return s.serveEntry(w, r, e)
-	}
-	if s.failed(w, r, err) {
-		return nil
+	case err != nil:
+		return nil, "", err
+	case e == nil:
+	case e.dir && !dirRequest:
+		return nil, path.Base(upath) + "/", nil
+	case !e.dir && dirRequest:
+		return nil, "../" + path.Base(name), nil
+	case !e.dir:
+		return e, "", nil
 	}
 	if s.spa != "" && (name == "." || path.Ext(path.Base(name)) == "") {
-		e, err := s.lookup(s.spa)
-		if err == nil && !e.dir {
-			return s.serveEntry(w, r, e)
-		}
-		if s.failed(w, r, err) {
-			return nil
+		if e, err := s.lookup(s.spa); err != nil || (e != nil && !e.dir) {
+			return e, "", err
 		}
 	}
-	s.notFound.ServeHTTP(w, r)
-	return nil
+	return nil, "", nil
 }
 
-// failed answers a lookup error that is not "not found": 500 for a server
-// error, 503 for a file that kept changing (lookup and read have retried
-// already; retrying the request would read it again for nothing). It
-// reports whether the request is done.
-func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) bool {
-	switch {
-	case err == errStale || err == errChanged:
-		unavailable(w, r)
-		return true
-	case err != nil && isServerError(err):
-		s.serverError(w, r, err)
-		return true
-	}
-	return false
-}
-
-// lookup returns the cached entry for name, building it when missing or
-// when it no longer matches the file system. Files sent from disk are
-// checked again by open.
+// lookup returns the cached entry for name, or nil when the name has
+// nothing to serve (missing, hidden, not a regular file or directory, no
+// permission: a 404, whatever the reason). The entry is built when it is
+// missing, and built again when it no longer matches the file system
+// (checked at most every s.revalidate); files sent from disk are checked
+// again by open. The error is errStale for a file that changed while it
+// was read, or a server error (isServerError).
 func (s *Server) lookup(name string) (*entry, error) {
 	e := s.cache.get(name)
-	for range 3 {
-		if e == nil {
-			var owner bool
-			if e, owner = s.cache.claim(name, nil); owner {
-				s.build(e)
-			}
-		}
+	if e == nil {
+		e = s.claim(name, nil)
+	} else {
 		<-e.ready
-		if e.err != nil {
-			return nil, e.err
-		}
-		if s.immutable || !s.changed(e) {
-			return e, nil
-		}
-		var owner bool
-		if e, owner = s.cache.claim(name, e); owner {
-			s.build(e)
-		}
 	}
-	return nil, errStale
+	if e.err == nil && !s.immutable && s.changed(e) {
+		e = s.claim(name, e)
+	}
+	switch {
+	case e.err == nil:
+		return e, nil
+	case e.err == errStale || isServerError(e.err):
+		return nil, e.err
+	}
+	return nil, nil
+}
+
+// claim returns the entry that replaces stale (nil: no entry yet) for
+// name once it is ready: built by this request, or by the one that
+// claimed it first.
+func (s *Server) claim(name string, stale *entry) *entry {
+	e, owner := s.cache.claim(name, stale)
+	if owner {
+		s.build(e)
+	}
+	<-e.ready
+	return e
 }
 
 // changed reports, at most every s.revalidate, whether e no longer
@@ -330,6 +353,10 @@ func (s *Server) build(e *entry) {
 	e.ctypeH, e.cacheH = []string{ctype}, []string{cacheControl(s.rules, e.name)}
 	for c := brotli; c < numCodings; c++ {
 		v, _, err := s.read(e.name+variantSuffix[c], etagSuffix[c])
+		if err == errStale {
+			e.err = err // read again, with the file, from the top
+			return
+		}
 		if err != nil {
 			if isServerError(err) {
 				s.errs.Report(context.Background(), err, slog.String("file", e.name+variantSuffix[c]))
@@ -353,18 +380,9 @@ func (s *Server) build(e *entry) {
 
 // read reads and hashes a regular file, keeping its content in memory when
 // the budget allows. It also returns the first 512 bytes, for content
-// type detection.
-func (s *Server) read(name, etagSuffix string) (*rep, []byte, error) {
-	for range 3 {
-		r, head, err := s.readOnce(name, etagSuffix)
-		if err != errChanged {
-			return r, head, err
-		}
-	}
-	return nil, nil, errChanged
-}
-
-func (s *Server) readOnce(name, etagSuffix string) (_ *rep, head []byte, err error) {
+// type detection. A file that changes while it is read (shorter or longer
+// than its size, or a new size or time at the end) is errStale.
+func (s *Server) read(name, etagSuffix string) (_ *rep, head []byte, err error) {
 	if hidden, err := throughHidden(s.fsys, name); err != nil || hidden {
 		if err == nil {
 			err = &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
@@ -391,7 +409,7 @@ func (s *Server) readOnce(name, etagSuffix string) (_ *rep, head []byte, err err
 		data = make([]byte, size)
 		if _, err := io.ReadFull(f, data); err != nil {
 			if err == io.ErrUnexpectedEOF || err == io.EOF {
-				return nil, nil, errChanged
+				return nil, nil, errStale
 			}
 			return nil, nil, err
 		}
@@ -404,20 +422,20 @@ func (s *Server) readOnce(name, etagSuffix string) (_ *rep, head []byte, err err
 			return nil, nil, err
 		}
 		if n != size {
-			return nil, nil, errChanged
+			return nil, nil, errStale
 		}
 		head = hw.b
 	}
 	var one [1]byte
 	if n, _ := f.Read(one[:]); n > 0 { // it grew
-		return nil, nil, errChanged
+		return nil, nil, errStale
 	}
 	fi2, err := f.Stat()
 	if err != nil {
 		return nil, nil, err
 	}
 	if fi2.Size() != size || !fi2.ModTime().Equal(fi.ModTime()) {
-		return nil, nil, errChanged
+		return nil, nil, errStale
 	}
 	return newRep(name, fi, h.Sum(nil), etagSuffix, data), head, nil
 }
@@ -503,7 +521,9 @@ func (s *Server) openRegular(name string) (fs.File, fs.FileInfo, error) {
 
 // open returns the content of r. Content in memory was checked by lookup;
 // a file on disk is checked on every open, with fstat on the opened file,
-// to be the one that was hashed (errStale otherwise).
+// to be the one that was hashed: errStale otherwise, and for a file that
+// is gone (the request is resolved again, and finds out what is there
+// now).
 func (s *Server) open(r *rep) (content, error) {
 	if r.data != nil {
 		return content{data: r.data}, nil
@@ -540,7 +560,9 @@ func isConditional(h http.Header) bool {
 	return false
 }
 
-// serveEntry negotiates the encoding and sends the file e.
+// serveEntry negotiates the encoding and sends the file e. It returns
+// errStale, having written nothing, when the file on disk is no longer
+// the one that was cached (e is dropped from the cache then).
 func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) error {
 	a := parseAcceptEncoding(r.Header["Accept-Encoding"])
 	ch := negotiate(&a, &e.offer)
@@ -548,27 +570,34 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) er
 		if e.vary {
 			addVary(w.Header())
 		}
-		problem.Write(w, r, problem.Details{Status: http.StatusNotAcceptable})
+		s.problem(w, r, problem.Details{Status: http.StatusNotAcceptable})
 		return nil
 	}
-	if ch.onTheFly {
-		return s.serveOnTheFly(w, r, e, ch.coding)
-	}
 	rp := e.file
-	if ch.coding != identity {
+	if ch.coding != identity && !ch.onTheFly {
 		rp = e.variants[ch.coding]
 	}
 	c, err := s.open(rp)
+	if err == errStale {
+		s.cache.drop(e)
+		return err
+	}
 	if err != nil {
-		if err == errStale {
-			s.cache.drop(e)
-			return errStale
-		}
 		s.serverError(w, r, err)
 		return nil
 	}
 	defer c.close()
+	if ch.onTheFly {
+		s.sendOnTheFly(w, r, e, ch.coding, &c)
+	} else {
+		s.send(w, r, e, rp, ch.coding, &c)
+	}
+	return nil
+}
 
+// send sends rp, the file of e as it is or one of its precompressed
+// variants (coding cod).
+func (s *Server) send(w http.ResponseWriter, r *http.Request, e *entry, rp *rep, cod coding, c *content) {
 	h := w.Header()
 	h["Content-Type"] = e.ctypeH
 	h["Cache-Control"] = e.cacheH
@@ -586,96 +615,154 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) er
 		}
 		h["Content-Length"] = rp.lengthH
 		h["Accept-Ranges"] = s.acceptRangesH
-		if ch.coding != identity {
-			h["Content-Encoding"] = encodingH[ch.coding]
+		if cod != identity {
+			h["Content-Encoding"] = encodingH[cod]
 		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodHead {
-			return nil
+			return
 		}
 		if c.data != nil {
 			_, _ = w.Write(c.data)
 		} else {
 			_, _ = io.CopyN(w, c.file, rp.size)
 		}
-		return nil
+		return
 	}
-	if ch.coding != identity || s.maxRanges == 0 {
+	if cod != identity || s.maxRanges == 0 {
 		// ServeContent omits Content-Length when Content-Encoding is
 		// set (it expects on-the-fly compression), so the coding is
 		// added only once the status is known to carry the variant's
 		// bytes. It also always says "Accept-Ranges: bytes".
-		cod := ch.coding
-		w = httpsnoop.Wrap(w, httpsnoop.Hooks{WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) {
-				if cod != identity && (code == http.StatusOK || code == http.StatusPartialContent) {
-					h["Content-Encoding"] = encodingH[cod]
-				}
-				if _, ok := h["Accept-Ranges"]; ok {
-					h["Accept-Ranges"] = s.acceptRangesH
-				}
-				next(code)
-			}
-		}})
+		w = hookStatus(w, &statusHook{encoding: encodingH[cod], acceptRanges: s.acceptRangesH})
 	}
 	http.ServeContent(w, s.servableRange(r), "", rp.modTime, c.readSeeker())
-	return nil
 }
 
-// serveOnTheFly compresses e with gzhttp (coding gzip or zstd). Ranges are
-// not served for compressed responses (the compressed bytes are not
-// stable), so Range and If-Range are dropped; the weak ETag of the coding
-// is set before the conditional headers are evaluated.
-func (s *Server) serveOnTheFly(w http.ResponseWriter, r *http.Request, e *entry, cod coding) error {
-	c, err := s.open(e.file)
-	if err != nil {
-		if err == errStale {
-			s.cache.drop(e)
-			return errStale
-		}
-		s.serverError(w, r, err)
-		return nil
-	}
-	defer c.close()
+// sendOnTheFly compresses the file of e with gzhttp (coding gzip or
+// zstd). Ranges are not served for compressed responses (the compressed
+// bytes are not stable), so Range and If-Range are dropped; the weak ETag
+// of the coding is set before the conditional headers are evaluated.
+func (s *Server) sendOnTheFly(w http.ResponseWriter, r *http.Request, e *entry, cod coding, c *content) {
+	h := w.Header()
+	h["Content-Type"] = e.ctypeH
+	h["Cache-Control"] = e.cacheH
+	h.Set("Etag", e.weakETags[cod])
 
 	// gzhttp negotiates again from Accept-Encoding; give it exactly the
 	// decision made here, and ServeContent only the validators.
-	inner := &http.Request{}
-	*inner = *r
+	oc := &onTheFly{modTime: e.file.modTime, file: c.file}
+	if c.data != nil {
+		oc.mem.Reset(c.data)
+	}
+	inner := r.WithContext(context.WithValue(r.Context(), onTheFlyKey{}, oc))
 	inner.Header = make(http.Header, 4)
-	inner.Header.Set("Accept-Encoding", codingName[cod])
+	inner.Header["Accept-Encoding"] = encodingH[cod]
 	for _, k := range conditionalHeaders[1:] {
 		if v, ok := r.Header[k]; ok {
 			inner.Header[k] = v
 		}
 	}
-
-	etag := e.weakETags[cod]
-	h := w.Header()
-	h["Content-Type"] = e.ctypeH
-	h["Cache-Control"] = e.cacheH
-	h.Set("Etag", etag)
 	if r.Method == http.MethodHead {
 		// gzhttp does not compress HEAD responses; send the headers the
 		// GET response would have.
 		addVary(h)
-		w = httpsnoop.Wrap(w, httpsnoop.Hooks{WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) {
-				if code == http.StatusOK {
-					h.Set("Content-Encoding", codingName[cod])
-					h.Del("Content-Length")
-					h.Del("Accept-Ranges")
-				}
-				next(code)
-			}
-		}})
-		http.ServeContent(w, inner, "", e.file.modTime, c.readSeeker())
-		return nil
+		w = hookStatus(w, &statusHook{encoding: encodingH[cod], dropLength: true})
+		http.ServeContent(w, inner, "", oc.modTime, oc.content())
+		return
 	}
-	s.gzip(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "", e.file.modTime, c.readSeeker())
-	})).ServeHTTP(w, inner)
-	return nil
+	s.gzip.ServeHTTP(w, inner)
+}
+
+// onTheFlyKey is the context key of the *onTheFly a request for
+// on-the-fly compression carries to serveCompressed.
+type onTheFlyKey struct{}
+
+// onTheFly is the content serveCompressed sends: the file's bytes in
+// memory (mem), or the opened file.
+type onTheFly struct {
+	modTime time.Time
+	file    io.ReadSeeker // nil: mem
+	mem     bytes.Reader
+}
+
+func (o *onTheFly) content() io.ReadSeeker {
+	if o.file != nil {
+		return o.file
+	}
+	return &o.mem
+}
+
+// serveCompressed is the handler behind the Server's gzhttp wrapper,
+// built once in New: it sends the content sendOnTheFly put in the
+// request's context.
+func serveCompressed(w http.ResponseWriter, r *http.Request) {
+	oc := r.Context().Value(onTheFlyKey{}).(*onTheFly)
+	http.ServeContent(w, r, "", oc.modTime, oc.content())
+}
+
+// statusHook sets the response headers that depend on the status
+// http.ServeContent chooses, just before it writes the status line. It is
+// not a general response wrapper: it only ever stands between the Server
+// and ServeContent, which uses no optional interface of the writer but
+// io.ReaderFrom (the sendfile path), kept when the writer has it; Unwrap
+// lets http.ResponseController through. (internal/respwriter records a
+// response after the fact and has no hook before the status line.)
+type statusHook struct {
+	http.ResponseWriter
+	encoding     []string // Content-Encoding of a 200 or 206 (nil: none)
+	acceptRanges []string // Accept-Ranges of a 200 or 206 (nil: none)
+	dropLength   bool     // no Content-Length on a 200 or 206 (a HEAD of what gzhttp would compress)
+	wrote        bool
+}
+
+// hookStatus returns h wrapped around w, with io.ReaderFrom when w has it.
+func hookStatus(w http.ResponseWriter, h *statusHook) http.ResponseWriter {
+	h.ResponseWriter = w
+	if _, ok := w.(io.ReaderFrom); ok {
+		return statusHookRF{h}
+	}
+	return h
+}
+
+func (h *statusHook) WriteHeader(code int) {
+	if !h.wrote && code >= 200 {
+		h.wrote = true
+		if code == http.StatusOK || code == http.StatusPartialContent {
+			hd := h.Header()
+			if h.encoding != nil {
+				hd["Content-Encoding"] = h.encoding
+			}
+			if h.dropLength {
+				delete(hd, "Content-Length")
+			}
+			if h.acceptRanges != nil {
+				hd["Accept-Ranges"] = h.acceptRanges
+			} else {
+				delete(hd, "Accept-Ranges")
+			}
+		}
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *statusHook) Write(p []byte) (int, error) {
+	if !h.wrote {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.Write(p)
+}
+
+func (h *statusHook) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// statusHookRF is a statusHook with io.ReaderFrom.
+type statusHookRF struct{ *statusHook }
+
+func (h statusHookRF) ReadFrom(src io.Reader) (int64, error) {
+	if !h.wrote {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
 }
 
 // servableRange decides whether http.ServeContent sees the Range header
@@ -747,8 +834,8 @@ func addVary(h http.Header) {
 }
 
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.errs.Report(r.Context(), err, slog.String("url.path", r.URL.Path))
-	problem.Write(w, r, problem.Details{Status: http.StatusInternalServerError})
+	s.errs.Report(r.Context(), err, slog.String(reqlog.KeyPath, r.URL.Path))
+	s.problem(w, r, problem.Details{Status: http.StatusInternalServerError})
 }
 
 // localRedirect redirects with a relative Location, which keeps working

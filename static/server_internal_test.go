@@ -3,6 +3,7 @@ package static
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,7 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/problem"
 )
 
 // fakeClock is the Server's clock in tests that cross the revalidation
@@ -293,10 +294,14 @@ func (c countingFS) Open(name string) (fs.File, error) {
 	return f, err
 }
 
-// errFS fails every call with err.
+// errFS fails every call with err, except for its root directory (New
+// checks that there is one).
 type errFS struct{ err error }
 
 func (e errFS) Open(name string) (fs.File, error) {
+	if name == "." {
+		return fstest.MapFS{}.Open(name)
+	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: e.err}
 }
 
@@ -317,8 +322,7 @@ func TestFileSystemErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			s, _ := newTestServer(t, errFS{tt.err})
-			s.errs = errlog.New(slog.New(slog.NewTextHandler(&logs, nil)), "static: file system error", time.Hour)
+			s, _ := newTestServer(t, errFS{tt.err}, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			rec := get(s, "/a.js")
 			assert.Equal(t, tt.status, rec.Code)
 			assert.NotContains(t, rec.Body.String(), tt.err.Error(), "no internal error text for the client")
@@ -369,7 +373,62 @@ func TestFileThatNeverSettles(t *testing.T) {
 	rec := get(s, "/log.txt")
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
-	assert.Equal(t, int64(3), fsys.opens.Load(), "the read's three attempts, not more retries on top")
+	assert.Equal(t, int64(maxAttempts), fsys.opens.Load(), "one read per attempt, and no retries below the top")
+}
+
+// settlingFS is a changingFS for the first changes[name] opens of name
+// only: a file written in place that then settles.
+type settlingFS struct {
+	fstest.MapFS
+	changes map[string]int64
+	opens   map[string]*atomic.Int64
+	n       *atomic.Int64
+}
+
+func (c settlingFS) Open(name string) (fs.File, error) {
+	f, err := c.MapFS.Open(name)
+	if err != nil || c.opens[name] == nil {
+		return f, err
+	}
+	if c.opens[name].Add(1) <= c.changes[name] {
+		return changingFile{f, c.n}, nil
+	}
+	return f, nil
+}
+
+// TestFileThatSettles: a file, or a variant, that changes while it is
+// read is read again, from the top of the request, until it settles
+// within maxAttempts.
+func TestFileThatSettles(t *testing.T) {
+	css := bytes.Repeat([]byte("a{} "), 500)
+	tests := []struct {
+		name     string
+		changes  map[string]int64
+		encoding string // Content-Encoding of the answer to Accept-Encoding: gzip
+		opens    map[string]int64
+	}{
+		{"file changes under one attempt", map[string]int64{"a.css": 1}, "gzip", map[string]int64{"a.css": 2, "a.css.gz": 1}},
+		{"file changes under two attempts", map[string]int64{"a.css": 2}, "gzip", map[string]int64{"a.css": 3, "a.css.gz": 1}},
+		{"variant changes under one attempt", map[string]int64{"a.css.gz": 1}, "gzip", map[string]int64{"a.css": 2, "a.css.gz": 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := settlingFS{
+				MapFS:   fstest.MapFS{"a.css": {Data: css}, "a.css.gz": {Data: []byte(gz(t, string(css)))}},
+				changes: tt.changes,
+				opens:   map[string]*atomic.Int64{"a.css": new(atomic.Int64), "a.css.gz": new(atomic.Int64)},
+				n:       new(atomic.Int64),
+			}
+			s, _ := newTestServer(t, fsys)
+			rec := get(s, "/a.css", "Accept-Encoding", "gzip")
+			require.Equal(t, http.StatusOK, rec.Code)
+			assert.Equal(t, tt.encoding, rec.Header().Get("Content-Encoding"), "the precompressed variant is offered")
+			assert.Equal(t, gz(t, string(css)), rec.Body.String())
+			for name, want := range tt.opens {
+				assert.Equal(t, want, fsys.opens[name].Load(), "opens of %s", name)
+			}
+		})
+	}
 }
 
 // noSeekFS hides Seek from its files.
@@ -387,9 +446,8 @@ func TestNonSeekableFiles(t *testing.T) {
 	s, _ := newTestServer(t, noSeekFS{fstest.MapFS{
 		"small.txt": {Data: []byte("small")},
 		"big.txt":   {Data: bytes.Repeat([]byte("b"), 2048)},
-	}})
+	}}, WithLogger(slog.New(slog.DiscardHandler)))
 	s.cache.maxMemFile = 1024
-	s.errs = errlog.New(slog.New(slog.NewTextHandler(io.Discard, nil)), "", time.Hour)
 	assert.Equal(t, "sm", get(s, "/small.txt", "Range", "bytes=0-1").Body.String(), "in memory: fine")
 	assert.Equal(t, http.StatusInternalServerError, get(s, "/big.txt").Code, "ranges need io.Seeker")
 }
@@ -406,4 +464,124 @@ func TestRevalidateZeroChecksEveryRequest(t *testing.T) {
 	assert.Equal(t, "two", get(s, "/a.txt").Body.String(), "seen without waiting")
 	write(t, dir, "a.txt.gz", gz(t, "two"), t0)
 	assert.Equal(t, "gzip", get(s, "/a.txt", "Accept-Encoding", "gzip").Header().Get("Content-Encoding"), "a new variant too")
+}
+
+// TestProblemWriter checks that every error response the Server writes
+// itself goes through WithProblemWriter, with the headers it set before
+// (Allow, Retry-After, Vary) still on the response, and that WithNotFound
+// still takes the 404s.
+func TestProblemWriter(t *testing.T) {
+	site := fstest.MapFS{
+		"logo.png": {Data: []byte("\x89PNG not really")},
+		"app.js":   {Data: bytes.Repeat([]byte("x"), 2000)},
+		"log.txt":  {Data: []byte("growing")},
+	}
+	changing := changingFS{site, new(atomic.Int64), new(atomic.Int64)}
+	tests := []struct {
+		name   string
+		fsys   fs.FS
+		method string
+		target string
+		header []string
+		status int
+		keep   map[string]string // headers set before the Writer ran
+	}{
+		{"404", site, http.MethodGet, "/missing.js", nil, http.StatusNotFound, nil},
+		{"404 for a hidden path", site, http.MethodGet, "/.env", nil, http.StatusNotFound, nil},
+		{"405", site, http.MethodPost, "/app.js", nil, http.StatusMethodNotAllowed, map[string]string{"Allow": "GET, HEAD"}},
+		{"406", site, http.MethodGet, "/app.js", []string{"Accept-Encoding", "br;q=1, identity;q=0"}, http.StatusNotAcceptable, map[string]string{"Vary": "Accept-Encoding"}},
+		{"500", errFS{syscall.EIO}, http.MethodGet, "/app.js", nil, http.StatusInternalServerError, nil},
+		{"503", changing, http.MethodGet, "/log.txt", nil, http.StatusServiceUnavailable, map[string]string{"Retry-After": "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []problem.Details
+			pw := func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+				got = append(got, d)
+				w.Header().Set("Content-Type", "application/vnd.example+json")
+				w.WriteHeader(d.Status)
+				_, _ = fmt.Fprintf(w, `{"code":%d}`, d.Status)
+			}
+			s, _ := newTestServer(t, tt.fsys, WithProblemWriter(pw), WithLogger(slog.New(slog.DiscardHandler)))
+			req := httptest.NewRequest(tt.method, tt.target, nil)
+			for i := 0; i+1 < len(tt.header); i += 2 {
+				req.Header.Set(tt.header[i], tt.header[i+1])
+			}
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			require.Equal(t, tt.status, rec.Code)
+			require.Len(t, got, 1, "the Writer ran once")
+			assert.Equal(t, tt.status, got[0].Status, "Details.Status")
+			assert.Equal(t, fmt.Sprintf(`{"code":%d}`, tt.status), rec.Body.String(), "the Writer's body")
+			assert.Equal(t, "application/vnd.example+json", rec.Header().Get("Content-Type"))
+			for k, v := range tt.keep {
+				assert.Equal(t, v, rec.Header().Get(k), "header %s set before the Writer", k)
+			}
+		})
+	}
+	t.Run("WithNotFound takes the 404s", func(t *testing.T) {
+		called := false
+		pw := func(w http.ResponseWriter, r *http.Request, d problem.Details) { called = true }
+		s, _ := newTestServer(t, site, WithProblemWriter(pw), WithNotFound(http.NotFoundHandler()))
+		assert.Equal(t, http.StatusNotFound, get(s, "/missing.js").Code)
+		assert.False(t, called, "the Writer is not asked for a 404 when WithNotFound is set")
+	})
+}
+
+// TestLogger checks what the Server logs, and where: the 500 of a file
+// system error and the 503 of a file that never settles, with the request
+// path, through WithLogger's logger, or slog.Default() as it is when the
+// record is made.
+func TestLogger(t *testing.T) {
+	settling := func() fs.FS {
+		return changingFS{fstest.MapFS{"log.txt": {Data: []byte("growing")}}, new(atomic.Int64), new(atomic.Int64)}
+	}
+	tests := []struct {
+		name   string
+		fsys   fs.FS
+		target string
+		status int
+		msg    string
+		err    string
+	}{
+		{"500", errFS{syscall.EIO}, "/a.js", http.StatusInternalServerError, "static: file system error", "input/output error"},
+		{"503", settling(), "/log.txt", http.StatusServiceUnavailable, "static: file kept changing while being served", "static: file changed while being served"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/WithLogger", func(t *testing.T) {
+			var logs bytes.Buffer
+			s, _ := newTestServer(t, tt.fsys, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			require.Equal(t, tt.status, get(s, tt.target).Code)
+			assertLogged(t, logs.Bytes(), tt.msg, tt.target, tt.err)
+		})
+		t.Run(tt.name+"/slog.Default at the time of the record", func(t *testing.T) {
+			s, _ := newTestServer(t, tt.fsys)
+			var logs bytes.Buffer
+			defer slog.SetDefault(slog.Default())
+			slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil))) // after New
+			require.Equal(t, tt.status, get(s, tt.target).Code)
+			assertLogged(t, logs.Bytes(), tt.msg, tt.target, tt.err)
+		})
+	}
+	t.Run("404 is not logged", func(t *testing.T) {
+		var logs bytes.Buffer
+		s, _ := newTestServer(t, errFS{fs.ErrNotExist}, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		require.Equal(t, http.StatusNotFound, get(s, "/a.js").Code)
+		assert.Empty(t, logs.String())
+	})
+}
+
+func assertLogged(t *testing.T, logs []byte, msg, path, errText string) {
+	t.Helper()
+	var rec struct {
+		Level string `json:"level"`
+		Msg   string `json:"msg"`
+		Path  string `json:"url.path"`
+		Error string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(logs, &rec), "one JSON record: %s", logs)
+	assert.Equal(t, "ERROR", rec.Level, "level")
+	assert.Equal(t, msg, rec.Msg, "message")
+	assert.Equal(t, path, rec.Path, "url.path")
+	assert.Contains(t, rec.Error, errText, "error")
 }

@@ -3,9 +3,12 @@ package static_test
 import (
 	"io"
 	"io/fs"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -459,61 +462,98 @@ func TestRangesAndConditionals(t *testing.T) {
 	}
 }
 
-func TestNew(t *testing.T) {
+// TestNewRejectsBadInput is New's bad-input table: a nil option, and
+// every invalid value of every option, is an error that names it, and no
+// Server.
+func TestNewRejectsBadInput(t *testing.T) {
 	fsys := siteFS(t)
 	tests := []struct {
-		name string
-		fsys fs.FS
-		opts []static.Option
-		ok   bool
+		name    string
+		fsys    fs.FS
+		opts    []static.Option
+		wantErr string // substring of the error
 	}{
-		{"defaults", fsys, nil, true},
-		{"all options", fsys, []static.Option{
-			static.WithCacheControl("*.woff2", static.CacheImmutable), static.WithIndex("index.html"),
-			static.WithSPAFallback("/index.html"), static.WithNotFound(http.NotFoundHandler()),
-			static.WithCompression(false), nil,
-		}, true},
-		{"nil file system", nil, nil, false},
-		{"bad pattern", fsys, []static.Option{static.WithCacheControl("[", "no-cache")}, false},
-		{"bad value", fsys, []static.Option{static.WithCacheControl("*.js", "a\nb")}, false},
-		{"index with a slash", fsys, []static.Option{static.WithIndex("a/index.html")}, false},
-		{"hidden index", fsys, []static.Option{static.WithIndex(".index.html")}, false},
-		{"index with a backslash", fsys, []static.Option{static.WithIndex(`a\index.html`)}, false},
-		{"index with a control character", fsys, []static.Option{static.WithIndex("index\n.html")}, false},
-		{"missing spa file", fsys, []static.Option{static.WithSPAFallback("app.html")}, false},
-		{"spa is a directory", fsys, []static.Option{static.WithSPAFallback("docs")}, false},
-		{"hidden spa file", fsys, []static.Option{static.WithSPAFallback(".env")}, false},
-		{"spa root", fsys, []static.Option{static.WithSPAFallback("/")}, false},
-		{"nil not-found handler", fsys, []static.Option{static.WithNotFound(nil)}, false},
-		{"negative revalidate", fsys, []static.Option{static.WithRevalidate(-time.Second)}, false},
-		{"revalidate 0", fsys, []static.Option{static.WithRevalidate(0)}, true},
-		{"negative max ranges", fsys, []static.Option{static.WithMaxRanges(-1)}, false},
-		{"max ranges 0 turns ranges off", fsys, []static.Option{static.WithMaxRanges(0)}, true},
-		{"max ranges 1", fsys, []static.Option{static.WithMaxRanges(1)}, true},
+		{"nil file system", nil, nil, "static: file system is nil"},
+		{"missing directory", os.DirFS(filepath.Join(t.TempDir(), "missing")), nil, "static: file system root"},
+		{"root is a file", fstest.MapFS{".": {Data: []byte("x")}}, nil, "static: file system root is not a directory"},
+		{"nil option", fsys, []static.Option{nil}, "static: nil Option"},
+		{"nil option among good ones", fsys, []static.Option{static.WithIndex("index.html"), nil}, "static: nil Option"},
+		{"bad pattern", fsys, []static.Option{static.WithCacheControl("[", "no-cache")}, `static: WithCacheControl: pattern "[" is malformed`},
+		{"empty pattern", fsys, []static.Option{static.WithCacheControl("", "no-cache")}, "static: WithCacheControl: empty pattern"},
+		{"empty value", fsys, []static.Option{static.WithCacheControl("*.js", "")}, "static: WithCacheControl: value"},
+		{"value with a newline", fsys, []static.Option{static.WithCacheControl("*.js", "a\nb")}, "static: WithCacheControl: value"},
+		{"index with a slash", fsys, []static.Option{static.WithIndex("a/index.html")}, `static: WithIndex: "a/index.html"`},
+		{"hidden index", fsys, []static.Option{static.WithIndex(".index.html")}, "static: WithIndex"},
+		{"index with a backslash", fsys, []static.Option{static.WithIndex(`a\index.html`)}, "static: WithIndex"},
+		{"index with a control character", fsys, []static.Option{static.WithIndex("index\n.html")}, `"index\n.html"`},
+		{"missing spa file", fsys, []static.Option{static.WithSPAFallback("app.html")}, `static: WithSPAFallback: "app.html" is not a file`},
+		{"spa is a directory", fsys, []static.Option{static.WithSPAFallback("docs")}, `static: WithSPAFallback: "docs" is not a file`},
+		{"hidden spa file", fsys, []static.Option{static.WithSPAFallback(".env")}, `static: WithSPAFallback: ".env" is not a file path without hidden segments`},
+		{"spa root", fsys, []static.Option{static.WithSPAFallback("/")}, "static: WithSPAFallback"},
+		{"nil not-found handler", fsys, []static.Option{static.WithNotFound(nil)}, "static: WithNotFound: nil handler"},
+		{"negative revalidate", fsys, []static.Option{static.WithRevalidate(-time.Second)}, "static: WithRevalidate: -1s, want >= 0"},
+		{"negative max ranges", fsys, []static.Option{static.WithMaxRanges(-1)}, "static: WithMaxRanges: -1, want >= 0"},
+		{"nil logger", fsys, []static.Option{static.WithLogger(nil)}, "static: WithLogger: nil logger"},
+		{"nil problem writer", fsys, []static.Option{static.WithProblemWriter(nil)}, "static: WithProblemWriter: nil Writer"},
+		{"every error is reported", fsys, []static.Option{static.WithMaxRanges(-1), static.WithLogger(nil)}, "WithMaxRanges: -1, want >= 0\nstatic: WithLogger"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := static.New(tt.fsys, tt.opts...)
-			if tt.ok {
-				require.NoError(t, err)
-				assert.NotNil(t, s)
-				return
-			}
 			require.Error(t, err)
 			assert.Nil(t, s)
+			assert.Contains(t, err.Error(), tt.wantErr, "error")
 			assert.True(t, strings.HasPrefix(err.Error(), "static: "), "error %q has the package prefix", err)
-			assert.NotContains(t, err.Error(), "\n", "names in errors are quoted with escapes")
 		})
 	}
 }
 
-func TestDir(t *testing.T) {
-	_, err := static.Dir("")
-	assert.Error(t, err, "empty path")
-	_, err = static.Dir(t.TempDir() + "/missing")
-	assert.Error(t, err, "missing directory")
-	_, err = static.Dir("helpers_test.go")
-	assert.Error(t, err, "a file")
+func TestNewAcceptsGoodInput(t *testing.T) {
+	fsys := siteFS(t)
+	tests := []struct {
+		name string
+		opts []static.Option
+	}{
+		{"defaults", nil},
+		{"all options", []static.Option{
+			static.WithCacheControl("*.woff2", static.CacheImmutable), static.WithIndex("index.html"),
+			static.WithSPAFallback("/index.html"), static.WithNotFound(http.NotFoundHandler()),
+			static.WithCompression(false), static.WithLogger(slog.Default()), static.WithProblemWriter(problem.Write),
+		}},
+		{"index off", []static.Option{static.WithIndex("")}},
+		{"revalidate 0 checks every request", []static.Option{static.WithRevalidate(0)}},
+		{"max ranges 0 turns ranges off", []static.Option{static.WithMaxRanges(0)}},
+		{"max ranges 1", []static.Option{static.WithMaxRanges(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := static.New(fsys, tt.opts...)
+			require.NoError(t, err)
+			assert.NotNil(t, s)
+		})
+	}
+}
+
+// TestDirRejectsBadInput is Dir's bad-input table.
+func TestDirRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		path    string
+		wantErr string
+	}{
+		{"empty path", "", "static: Dir: empty path"},
+		{"missing directory", filepath.Join(t.TempDir(), "missing"), "static: Dir: "},
+		{"a file", "helpers_test.go", "static: Dir: "},
+		{"NUL in the path", "a\x00b", "static: Dir: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys, err := static.Dir(tt.path)
+			require.Error(t, err)
+			assert.Nil(t, fsys)
+			assert.Contains(t, err.Error(), tt.wantErr, "error")
+		})
+	}
 }
 
 func TestOtherFileSystems(t *testing.T) {
