@@ -11,6 +11,7 @@ require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/shipshape-go/shipshape/ratelimit/redisstore v0.0.0-00010101000000-000000000000
+	github.com/shipshape-go/shipshape/sentryreport v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.5
@@ -18,7 +19,6 @@ require (
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
@@ -26,3 +26,5 @@ require (
 )
 
 replace github.com/shipshape-go/shipshape/ratelimit/redisstore => ../ratelimit/redisstore
+
+replace github.com/shipshape-go/shipshape/sentryreport => ../sentryreport

@@ -2,14 +2,15 @@ package recoverer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
 
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/recoverer"
 )
 
@@ -37,7 +38,12 @@ func Example() {
 		o := orders[r.PathValue("id")] // nil: no such order, and no check
 		fmt.Fprintln(w, o.Total)
 	})
-	h := recoverer.New(recoverer.WithLogger(exampleLogger()))(mux)
+	mw, err := recoverer.New(recoverer.WithLogger(exampleLogger()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h := mw(mux)
 
 	req := httptest.NewRequest(http.MethodGet, "/orders/42", nil)
 	req.Header.Set("Accept", "application/json")
@@ -52,42 +58,105 @@ func Example() {
 	// {"type":"about:blank","title":"Internal Server Error","status":500}
 }
 
-// WithResponse replaces the default body, here with a page for browsers.
-func ExampleWithResponse() {
-	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(http.StatusInternalServerError)
-		// recoverer.EventID(r.Context()) is the Sentry event id, when
-		// Sentry is configured: a reference the user can quote.
-		_, _ = io.WriteString(w, "<h1>Something went wrong</h1>\n")
-	})
-	logger := slog.New(slog.DiscardHandler)
-	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithResponse(page))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		panic("template: missing field")
-	}))
+// WithProblemWriter keeps a service's own error format for the 500 of a
+// panic, here with the event id as a reference the user can quote.
+func ExampleWithProblemWriter() {
+	apiError := func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(d.Status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+			"code": d.Status, "reference": recoverer.EventID(r.Context()),
+		}})
+	}
+	mw, err := recoverer.New(recoverer.WithLogger(slog.New(slog.DiscardHandler)),
+		recoverer.WithReporter(printReporter{}), recoverer.WithProblemWriter(apiError))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /checkout", func(http.ResponseWriter, *http.Request) { explode() })
 
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	mw(mux).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/checkout", nil))
 	fmt.Println(rec.Code)
 	fmt.Print(rec.Body.String())
 	// Output:
+	// report: boom in github.com/shipshape-go/shipshape/recoverer_test.explode
+	// report: request GET /checkout
 	// 500
-	// <h1>Something went wrong</h1>
+	// {"error":{"code":500,"reference":"evt-1"}}
 }
 
-// Go runs background work whose panic is reported instead of crashing the
-// process.
-func ExampleGo() {
+// printReporter is a Reporter that prints what it gets; sentryreport is
+// the one that sends panics to Sentry.
+type printReporter struct{}
+
+func (printReporter) ReportPanic(ctx context.Context, p recoverer.Panic) string {
+	fmt.Printf("report: %v in %s\n", p.Value, p.Frames[0].Function)
+	if p.Request != nil {
+		fmt.Printf("report: request %s %s\n", p.Request.Method, p.Route)
+	}
+	return "evt-1"
+}
+
+// WithReporter hands each panic to an error tracker; its event id goes to
+// the log record (and to the access line, with accesslog outside).
+func ExampleWithReporter() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /orders/{id}", func(http.ResponseWriter, *http.Request) { explode() })
+	mw, err := recoverer.New(recoverer.WithLogger(exampleLogger()), recoverer.WithReporter(printReporter{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mw(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/orders/7", nil))
+	// Output:
+	// report: boom in github.com/shipshape-go/shipshape/recoverer_test.explode
+	// report: request POST /orders/{id}
+	// level=ERROR msg="panic recovered" panic=boom http.request.method=POST url.path=/orders/7 http.route=/orders/{id} sentry.event_id=evt-1
+}
+
+//go:noinline
+func explode() { panic("boom") }
+
+//go:noinline
+func lookup(cache []string, i int) string { return cache[i] }
+
+// NewGo runs background work whose panic is reported instead of crashing
+// the process, with the middleware's options.
+func ExampleNewGo() {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	logger := slog.New(&doneHandler{Handler: exampleLogger().Handler(), done: wg.Done})
-	recoverer.Go(context.Background(), func(ctx context.Context) {
-		var cache []string
-		_ = cache[3] // index out of range
-	}, recoverer.WithLogger(logger))
+	goSafe, err := recoverer.NewGo(recoverer.WithLogger(logger), recoverer.WithReporter(printReporter{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	goSafe(context.Background(), func(ctx context.Context) {
+		lookup(nil, 3) // index out of range
+	})
 	wg.Wait()
 	// Output:
-	// level=ERROR msg="panic recovered in goroutine" panic="runtime error: index out of range [3] with length 0"
+	// report: runtime error: index out of range [3] with length 0 in github.com/shipshape-go/shipshape/recoverer_test.lookup
+	// level=ERROR msg="panic recovered in goroutine" panic="runtime error: index out of range [3] with length 0" sentry.event_id=evt-1
+}
+
+// Go is NewGo without options: the record goes to slog.Default.
+func ExampleGo() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	old := slog.Default()
+	slog.SetDefault(slog.New(&doneHandler{Handler: exampleLogger().Handler(), done: wg.Done}))
+	defer slog.SetDefault(old)
+
+	recoverer.Go(context.Background(), func(ctx context.Context) {
+		explode()
+	})
+	wg.Wait()
+	// Output:
+	// level=ERROR msg="panic recovered in goroutine" panic=boom
 }
 
 // doneHandler calls done after each record, so that the example can wait

@@ -2,31 +2,48 @@ package recoverer
 
 import "context"
 
-// Go runs fn(ctx) in a new goroutine. A panic in fn is recovered and
-// reported like one in a handler — one slog error record ("panic recovered
-// in goroutine", with the request id when ctx carries chi's) and one Sentry
-// event — instead of crashing the process. Nothing is written to any
-// response, and the access log line is not annotated (the request may be
-// over).
+// NewGo returns a function that runs fn(ctx) in a new goroutine, like the go
+// statement, with a panic in fn recovered and reported like one in a
+// handler — one slog error record ("panic recovered in goroutine", with the
+// request id when ctx carries chi's) and the [Panic] to the [Reporter] —
+// instead of crashing the process. Nothing is written to any response, and
+// the access log line is not annotated (the request may be over).
 //
-// Go has no middleware to take its settings from: it uses opts when given
-// (WithLogger, WithSentry; WithResponse, WithRequestScrubber and
-// WithSentryHeaders do not apply), else slog.Default and the hub in ctx or
-// sentry.CurrentHub, read when the panic happens. Pass the same options as
-// to [New] to get the same destinations.
+// NewGo takes the options of [New], so that one slice of options gives both
+// the same destinations; [WithProblemWriter] does not apply. It returns an
+// error for an invalid option, as New does: options are checked once, at
+// start-up, not at the first panic of a goroutine.
 //
 // ctx is passed to fn as is: a request's context is canceled when the
 // response is done, so work that must outlive the request should get
 // context.WithoutCancel(r.Context()), which keeps the request id and the
-// Sentry hub. A nil fn does nothing; a nil ctx is context.Background().
-func Go(ctx context.Context, fn func(ctx context.Context), opts ...Option) {
+// values a reporter reads (a Sentry hub). A nil fn does nothing; a nil ctx is
+// context.Background(). The returned function is safe for concurrent use.
+func NewGo(opts ...Option) (func(ctx context.Context, fn func(ctx context.Context)), error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.goSafe, nil
+}
+
+// Go runs fn(ctx) in a new goroutine with the defaults of [NewGo]: the panic
+// record goes to slog.Default, and no [Reporter] gets it. Use NewGo to
+// report to an error tracker.
+func Go(ctx context.Context, fn func(ctx context.Context)) {
+	defaultConfig.goSafe(ctx, fn)
+}
+
+// defaultConfig is NewGo's without options.
+var defaultConfig = &config{}
+
+func (c *config) goSafe(ctx context.Context, fn func(ctx context.Context)) {
 	if fn == nil {
 		return
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	c := newConfig(opts)
 	go func() {
 		defer c.recoverGoroutine(ctx)
 		fn(ctx)

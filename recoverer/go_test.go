@@ -2,12 +2,13 @@ package recoverer_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/getsentry/sentry-go"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,13 +29,22 @@ func waitRecord(t *testing.T, c *captureHandler) {
 	}
 }
 
-func TestGoRecoversAndReports(t *testing.T) {
-	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
-	capture, logger := newCapture()
-	ctx := context.WithValue(context.Background(), middleware.RequestIDKey, "req-go-1")
+// mustNewGo is recoverer.NewGo for options that are valid.
+func mustNewGo(t *testing.T, opts ...recoverer.Option) func(context.Context, func(context.Context)) {
+	t.Helper()
+	goSafe, err := recoverer.NewGo(opts...)
+	require.NoError(t, err, "recoverer.NewGo")
+	return goSafe
+}
 
-	recoverer.Go(ctx, func(ctx context.Context) { panicNow("background boom") },
-		recoverer.WithLogger(logger), recoverer.WithSentry(hub))
+func TestNewGoRecoversAndReports(t *testing.T) {
+	capture, logger := newCapture()
+	rep := &recordingReporter{id: "evt-go"}
+	type key struct{}
+	ctx := context.WithValue(context.Background(), middleware.RequestIDKey, "req-go-1")
+	ctx = context.WithValue(ctx, key{}, "v")
+
+	mustNewGo(t, recoverer.WithLogger(logger), recoverer.WithReporter(rep))(ctx, func(ctx context.Context) { panicNow("background boom") })
 	waitRecord(t, capture)
 
 	records := capture.withMsg(msgPanicGoroutine)
@@ -44,16 +54,19 @@ func TestGoRecoversAndReports(t *testing.T) {
 	assert.Contains(t, rec.Attrs["stack"], "recoverer_test.panicNow", "stack must show fn's frame")
 	assert.Equal(t, "req-go-1", rec.Attrs["http.request.id"], "request id from ctx")
 	assert.NotContains(t, rec.Attrs, "http.request.method", "no request in a goroutine")
+	assert.Equal(t, "evt-go", rec.Attrs["sentry.event_id"], "the Reporter's event id logged")
 
-	require.True(t, hub.Flush(flushTimeout), "flush")
-	events := sentrySrv.Events()
-	require.Len(t, events, 1, "events")
-	ev := events[0]
-	assert.Equal(t, string(ev.EventID), rec.Attrs["sentry.event_id"], "event id logged")
-	assert.Equal(t, "background boom", ev.Exception[0].Value, "exception value")
-	assert.True(t, hasFrame(ev.Exception[0].Stacktrace, testModule, "panicNow"), "fn's frame in the event")
-	assert.Equal(t, "req-go-1", ev.Tags["request_id"], "request id tag")
-	assert.Nil(t, ev.Request, "no request in the event")
+	reported := rep.reported()
+	require.Len(t, reported, 1, "reports")
+	p := reported[0]
+	assert.Equal(t, "background boom", p.Value, "value")
+	require.NotEmpty(t, p.Frames, "frames")
+	assert.True(t, strings.HasSuffix(p.Frames[0].Function, "recoverer_test.panicNow"), "innermost frame %q", p.Frames[0].Function)
+	assert.Nil(t, p.Request, "no request in a goroutine")
+	assert.Empty(t, p.Route, "no route in a goroutine")
+	rep.mu.Lock()
+	assert.Equal(t, "v", rep.ctxs[0].Value(key{}), "the Reporter gets the goroutine's ctx")
+	rep.mu.Unlock()
 }
 
 func TestGoWithoutPanic(t *testing.T) {
@@ -61,22 +74,41 @@ func TestGoWithoutPanic(t *testing.T) {
 	ran := make(chan context.Context, 1)
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "v")
-	recoverer.Go(ctx, func(ctx context.Context) { ran <- ctx }, recoverer.WithLogger(logger))
+	goSafe := mustNewGo(t, recoverer.WithLogger(logger))
+	goSafe(ctx, func(ctx context.Context) { ran <- ctx })
 	got := <-ran
 	assert.Equal(t, "v", got.Value(key{}), "fn gets ctx")
 	assert.Empty(t, capture.all(), "nothing logged")
 
-	recoverer.Go(ctx, nil) // must not start anything, nor panic
+	goSafe(ctx, nil)       // must not start anything, nor panic
+	recoverer.Go(ctx, nil) // nor here
+	goSafe(nil, func(ctx context.Context) { ran <- ctx })
+	assert.NotNil(t, <-ran, "nil ctx becomes Background")
 	//lint:ignore SA1012 a nil ctx is documented to mean context.Background
 	recoverer.Go(nil, func(ctx context.Context) { ran <- ctx })
 	assert.NotNil(t, <-ran, "nil ctx becomes Background")
 }
 
+// TestGoLogsToTheDefaultLogger: Go, without options, recovers and logs to
+// slog.Default at the time of the panic.
+func TestGoLogsToTheDefaultLogger(t *testing.T) {
+	capture, logger := newCapture()
+	old := slog.Default()
+	slog.SetDefault(logger)
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	recoverer.Go(context.Background(), func(context.Context) { panicNow("to the default logger") })
+	waitRecord(t, capture)
+	records := capture.withMsg(msgPanicGoroutine)
+	require.Len(t, records, 1, "records")
+	assert.Equal(t, "to the default logger", records[0].Attrs["panic"], "panic attribute")
+}
+
 func TestGoFromHandlerKeepsRequestValues(t *testing.T) {
 	capture, logger := newCapture()
+	goSafe := mustNewGo(t, recoverer.WithLogger(logger))
 	h := middleware.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		recoverer.Go(context.WithoutCancel(r.Context()), func(context.Context) { panicNow("after the response") },
-			recoverer.WithLogger(logger))
+		goSafe(context.WithoutCancel(r.Context()), func(context.Context) { panicNow("after the response") })
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	rec := httptest.NewRecorder()

@@ -10,7 +10,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/recoverer"
 )
 
 func TestMain(m *testing.M) {
@@ -131,3 +135,43 @@ func panicWith(v any) http.HandlerFunc {
 }
 
 const msgPanic = "panic recovered"
+
+// mustNew is recoverer.New for options that are valid.
+func mustNew(t testing.TB, opts ...recoverer.Option) func(http.Handler) http.Handler {
+	t.Helper()
+	mw, err := recoverer.New(opts...)
+	require.NoError(t, err, "recoverer.New")
+	return mw
+}
+
+// withAccessLog wraps h in accesslog's middleware, writing to logger.
+func withAccessLog(t testing.TB, logger *slog.Logger, h http.Handler) http.Handler {
+	t.Helper()
+	mw, err := accesslog.New(logger)
+	require.NoError(t, err, "accesslog.New")
+	return mw(h)
+}
+
+// recordingReporter is a Reporter that keeps what recoverer gives it and
+// answers with id.
+type recordingReporter struct {
+	id string
+
+	mu     sync.Mutex
+	panics []recoverer.Panic
+	ctxs   []context.Context
+}
+
+func (rr *recordingReporter) ReportPanic(ctx context.Context, p recoverer.Panic) string {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	rr.panics = append(rr.panics, p)
+	rr.ctxs = append(rr.ctxs, ctx)
+	return rr.id
+}
+
+func (rr *recordingReporter) reported() []recoverer.Panic {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return append([]recoverer.Panic(nil), rr.panics...)
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/recoverer"
 )
 
@@ -27,13 +26,13 @@ func TestLateWriteNeverReachesAnotherResponse(t *testing.T) {
 		name string
 		wrap func(http.Handler) http.Handler
 	}{
-		{"recoverer", recoverer.New()},
-		{"accesslog", accesslog.New(quiet)},
+		{"recoverer", mustNew(t)},
+		{"accesslog", func(h http.Handler) http.Handler { return withAccessLog(t, quiet, h) }},
 		{"accesslog outside recoverer", func(h http.Handler) http.Handler {
-			return accesslog.New(quiet)(recoverer.New()(h))
+			return withAccessLog(t, quiet, mustNew(t)(h))
 		}},
 		{"recoverer outside accesslog", func(h http.Handler) http.Handler {
-			return recoverer.New()(accesslog.New(quiet)(h))
+			return mustNew(t)(withAccessLog(t, quiet, h))
 		}},
 	}
 	for _, st := range stacks {

@@ -2,6 +2,7 @@ package recoverer_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shipshape-go/shipshape/accesslog"
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/recoverer"
 	"github.com/shipshape-go/shipshape/reqlog"
 )
@@ -43,7 +45,7 @@ func TestPanicBecomes500(t *testing.T) {
 			capture, logger := newCapture()
 			mux := http.NewServeMux()
 			mux.Handle("GET /items/{id}", panicWith(tt.value))
-			srv, errLog := newServer(t, recoverer.New(recoverer.WithLogger(logger))(mux))
+			srv, errLog := newServer(t, mustNew(t, recoverer.WithLogger(logger))(mux))
 
 			req, err := http.NewRequest(http.MethodGet, srv.URL+"/items/7", nil)
 			require.NoError(t, err)
@@ -100,7 +102,7 @@ func TestResponseNegotiation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, logger := newCapture()
-			h := recoverer.New(recoverer.WithLogger(logger))(panicWith("boom"))
+			h := mustNew(t, recoverer.WithLogger(logger))(panicWith("boom"))
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			for _, a := range tt.accept {
 				req.Header.Add("Accept", a)
@@ -119,7 +121,7 @@ func TestResponseNegotiation(t *testing.T) {
 
 func TestStaleHeadersAreDropped(t *testing.T) {
 	_, logger := newCapture()
-	h := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := mustNew(t, recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Set-Cookie", "session=half-done")
 		w.Header().Set("ETag", `"v1"`)
 		w.Header().Set("Content-Length", "12345")
@@ -141,7 +143,7 @@ func TestStaleHeadersAreDropped(t *testing.T) {
 
 func TestErrAbortHandlerIsRepanickedAndNotReported(t *testing.T) {
 	capture, logger := newCapture()
-	srv, errLog := newServer(t, recoverer.New(recoverer.WithLogger(logger))(panicWith(http.ErrAbortHandler)))
+	srv, errLog := newServer(t, mustNew(t, recoverer.WithLogger(logger))(panicWith(http.ErrAbortHandler)))
 
 	res, err := srv.Client().Get(srv.URL)
 	if err == nil {
@@ -166,7 +168,7 @@ func TestPanicAfterHeadersAbortsTheConnection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			capture, logger := newCapture()
-			h := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := mustNew(t, recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/plain")
 				w.WriteHeader(http.StatusOK)
 				_, _ = io.WriteString(w, "partial ")
@@ -201,7 +203,7 @@ func TestHijackedConnectionIsLeftAlone(t *testing.T) {
 	capture, logger := newCapture()
 	conns := make(chan net.Conn, 1)
 	done := make(chan struct{})
-	inner := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := mustNew(t, recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			t.Errorf("hijack: %v", err)
@@ -237,7 +239,7 @@ func TestRouteAndRequestIDFromChi(t *testing.T) {
 	capture, logger := newCapture()
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
-	r.Use(recoverer.New(recoverer.WithLogger(logger)))
+	r.Use(mustNew(t, recoverer.WithLogger(logger)))
 	r.Route("/api", func(r chi.Router) {
 		r.Post("/orders/{orderID}", panicWith("chi boom"))
 	})
@@ -256,7 +258,7 @@ func TestRouteAndRequestIDFromChi(t *testing.T) {
 
 func TestNoPanicPassesThrough(t *testing.T) {
 	capture, logger := newCapture()
-	h := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := mustNew(t, recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Handler", "yes")
 		w.WriteHeader(http.StatusTeapot)
 		_, _ = io.WriteString(w, "short and stout")
@@ -275,24 +277,35 @@ func TestDefaultLoggerIsUsedWithoutWithLogger(t *testing.T) {
 	slog.SetDefault(logger)
 	t.Cleanup(func() { slog.SetDefault(old) })
 
-	h := recoverer.New(recoverer.WithLogger(nil))(panicWith("to the default logger"))
+	h := mustNew(t)(panicWith("to the default logger"))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
 	assert.Len(t, capture.withMsg(msgPanic), 1, "the record goes to slog.Default()")
 }
 
-func TestWithResponse(t *testing.T) {
+func TestWithProblemWriter(t *testing.T) {
 	tests := []struct {
 		name       string
-		response   http.HandlerFunc
+		writer     problem.Writer
 		wantStatus int
 		wantBody   string
 		wantLogs   int
 	}{
 		{
-			name: "custom page",
-			response: func(w http.ResponseWriter, r *http.Request) {
+			name: "custom format",
+			writer: func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(d.Status)
+				_, _ = fmt.Fprintf(w, `{"error":{"code":%d}}`, d.Status)
+			},
+			wantStatus: http.StatusInternalServerError,
+			wantBody:   `{"error":{"code":500}}`,
+			wantLogs:   1,
+		},
+		{
+			name: "custom page, another status",
+			writer: func(w http.ResponseWriter, r *http.Request, d problem.Details) {
 				w.Header().Set("Content-Type", "text/html")
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = io.WriteString(w, "<h1>sorry</h1>")
@@ -302,15 +315,15 @@ func TestWithResponse(t *testing.T) {
 			wantLogs:   1,
 		},
 		{
-			name:       "writes nothing: default follows",
-			response:   func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Tried", "1") },
+			name:       "writes nothing: problem.Write follows",
+			writer:     func(w http.ResponseWriter, r *http.Request, d problem.Details) { w.Header().Set("X-Tried", "1") },
 			wantStatus: http.StatusInternalServerError,
 			wantBody:   "Internal Server Error\n",
 			wantLogs:   1,
 		},
 		{
-			name:       "panics: logged, default follows",
-			response:   func(w http.ResponseWriter, r *http.Request) { panic("response broke too") },
+			name:       "panics: logged, problem.Write follows",
+			writer:     func(w http.ResponseWriter, r *http.Request, d problem.Details) { panic("response broke too") },
 			wantStatus: http.StatusInternalServerError,
 			wantBody:   "Internal Server Error\n",
 			wantLogs:   2,
@@ -319,14 +332,159 @@ func TestWithResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			capture, logger := newCapture()
-			h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithResponse(tt.response))(panicWith("boom"))
+			h := mustNew(t, recoverer.WithLogger(logger), recoverer.WithProblemWriter(tt.writer))(panicWith("boom"))
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			req.Header.Set("Accept", "text/plain")
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			assert.Equal(t, tt.wantStatus, rec.Code, "status")
 			assert.Equal(t, tt.wantBody, rec.Body.String(), "body")
+			assert.NotContains(t, rec.Body.String(), "boom", "the panic value must not reach the client")
 			assert.Len(t, capture.all(), tt.wantLogs, "log records: %v", capture.all())
+		})
+	}
+}
+
+// TestProblemWriterGetsTheDetailsAndTheEventID: the writer gets a 500
+// without detail and a request whose context carries the Reporter's event
+// id, with the stale headers already gone.
+func TestProblemWriterGetsTheDetailsAndTheEventID(t *testing.T) {
+	var got problem.Details
+	var gotID, gotCookie string
+	writer := func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+		got, gotID, gotCookie = d, recoverer.EventID(r.Context()), w.Header().Get("Set-Cookie")
+		problem.Write(w, r, d)
+	}
+	rep := &recordingReporter{id: "evt-42"}
+	h := mustNew(t, recoverer.WithLogger(slog.New(slog.DiscardHandler)), recoverer.WithReporter(rep),
+		recoverer.WithProblemWriter(writer))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Set-Cookie", "session=half-done")
+		panicNow("boom")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, problem.Details{Status: http.StatusInternalServerError}, got, "details")
+	assert.Equal(t, "evt-42", gotID, "EventID in the writer's request context")
+	assert.Empty(t, gotCookie, "stale headers removed before the writer runs")
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+	assert.Empty(t, recoverer.EventID(httptest.NewRequest(http.MethodGet, "/", nil).Context()), "no id outside a panic")
+}
+
+// TestNewRejectsInvalidOptions: every invalid option is an error from New
+// and from NewGo, with a message that names it.
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []recoverer.Option
+		wantErr string
+	}{
+		{"nil option", []recoverer.Option{recoverer.WithLogger(slog.Default()), nil}, "recoverer: nil Option"},
+		{"nil logger", []recoverer.Option{recoverer.WithLogger(nil)}, "recoverer: WithLogger: nil logger"},
+		{"nil reporter", []recoverer.Option{recoverer.WithReporter(nil)}, "recoverer: WithReporter: nil Reporter"},
+		{"nil problem writer", []recoverer.Option{recoverer.WithProblemWriter(nil)}, "recoverer: WithProblemWriter: nil Writer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mw, err := recoverer.New(tt.opts...)
+			assert.EqualError(t, err, tt.wantErr, "New")
+			assert.Nil(t, mw, "New returns no middleware with an error")
+			goSafe, err := recoverer.NewGo(tt.opts...)
+			assert.EqualError(t, err, tt.wantErr, "NewGo")
+			assert.Nil(t, goSafe, "NewGo returns no function with an error")
+		})
+	}
+}
+
+// TestReporterGetsThePanic: the Reporter gets the value, the frames from
+// the culprit outwards without runtime frames, the request and the route;
+// its id reaches the panic record and the access line.
+func TestReporterGetsThePanic(t *testing.T) {
+	capture, logger := newCapture()
+	rep := &recordingReporter{id: "evt-1"}
+	mux := http.NewServeMux()
+	mux.Handle("GET /items/{id}", panicWith("boom"))
+	h := withAccessLog(t, logger, mustNew(t, recoverer.WithLogger(logger), recoverer.WithReporter(rep))(mux))
+	req := httptest.NewRequest(http.MethodGet, "/items/7", nil)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+
+	reported := rep.reported()
+	require.Len(t, reported, 1, "one report per panic")
+	p := reported[0]
+	assert.Equal(t, "boom", p.Value, "value")
+	require.NotEmpty(t, p.Frames, "frames")
+	assert.True(t, strings.HasSuffix(p.Frames[0].Function, "recoverer_test.panicNow"), "innermost frame %q", p.Frames[0].Function)
+	for _, f := range p.Frames {
+		assert.False(t, strings.HasPrefix(f.Function, "runtime."), "runtime frame kept: %s", f.Function)
+	}
+	require.NotNil(t, p.Request, "request")
+	assert.Equal(t, "/items/7", p.Request.URL.Path, "request path")
+	assert.Equal(t, "/items/{id}", p.Route, "route")
+
+	records := capture.withMsg(msgPanic)
+	require.Len(t, records, 1, "panic records")
+	assert.Equal(t, "evt-1", records[0].Attrs["sentry.event_id"], "event id in the panic record")
+	lines := capture.withMsg(accesslog.Message)
+	require.Len(t, lines, 1, "access lines")
+	assert.Equal(t, "evt-1", lines[0].Attrs["sentry.event_id"], "event id on the access line")
+}
+
+// TestReporterPanicDoesNotHideThePanic: a Reporter that panics is ignored;
+// the panic is still logged and answered.
+func TestReporterPanicDoesNotHideThePanic(t *testing.T) {
+	capture, logger := newCapture()
+	h := mustNew(t, recoverer.WithLogger(logger), recoverer.WithReporter(panickingReporter{}))(panicWith("the real bug"))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+	records := capture.withMsg(msgPanic)
+	require.Len(t, records, 1, "panic records")
+	assert.Equal(t, "the real bug", records[0].Attrs["panic"], "the original panic is logged")
+	assert.NotContains(t, records[0].Attrs, "sentry.event_id", "no id from a reporter that failed")
+}
+
+type panickingReporter struct{}
+
+func (panickingReporter) ReportPanic(context.Context, recoverer.Panic) string {
+	panic("reporter broke")
+}
+
+// TestRouteThroughRequestCopies: the panic record and the Reporter have the
+// route even when middleware between recoverer and the router copies the
+// request, with reqlog.RecordRoute around the router and accesslog outside.
+func TestRouteThroughRequestCopies(t *testing.T) {
+	type ctxKey struct{}
+	copies := []struct {
+		name string
+		wrap func(http.Handler) http.Handler
+		path string
+	}{
+		{"r.WithContext", func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "user")))
+			})
+		}, "/items/7"},
+		{"http.StripPrefix", func(next http.Handler) http.Handler { return http.StripPrefix("/api", next) }, "/api/items/7"},
+		{"http.MaxBytesHandler", func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, 1<<20) }, "/items/7"},
+		{"http.TimeoutHandler", func(next http.Handler) http.Handler { return http.TimeoutHandler(next, time.Minute, "timeout") }, "/items/7"},
+	}
+	for _, tt := range copies {
+		t.Run(tt.name, func(t *testing.T) {
+			capture, logger := newCapture()
+			rep := &recordingReporter{id: "evt"}
+			mux := http.NewServeMux()
+			mux.Handle("GET /items/{id}", panicWith("boom"))
+			h := withAccessLog(t, logger, mustNew(t, recoverer.WithLogger(logger), recoverer.WithReporter(rep))(
+				tt.wrap(reqlog.RecordRoute(mux))))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+
+			records := capture.withMsg(msgPanic)
+			require.Len(t, records, 1, "panic records")
+			assert.Equal(t, "/items/{id}", records[0].Attrs[reqlog.KeyRoute], "route in the panic record")
+			reported := rep.reported()
+			require.Len(t, reported, 1, "reports")
+			assert.Equal(t, "/items/{id}", reported[0].Route, "route given to the Reporter")
 		})
 	}
 }
@@ -336,7 +494,7 @@ func TestWithResponse(t *testing.T) {
 // too (not the code that was refused).
 func TestInvalidStatusCodeGets500(t *testing.T) {
 	capture, logger := newCapture()
-	h := accesslog.New(logger)(recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := withAccessLog(t, logger, mustNew(t, recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(1000)
 	})))
 	rec := httptest.NewRecorder()

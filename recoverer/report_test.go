@@ -1,6 +1,8 @@
 package recoverer
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -57,23 +59,34 @@ func TestPanicFramesStartAtTheCulprit(t *testing.T) {
 	}
 }
 
-func TestRoute(t *testing.T) {
+// reporterFunc is a Reporter made of a function, for the tests of this
+// package.
+type reporterFunc func(ctx context.Context, p Panic) string
+
+func (f reporterFunc) ReportPanic(ctx context.Context, p Panic) string { return f(ctx, p) }
+
+// TestPanicRouteIsThePatternsPath: Panic.Route is the path of the ServeMux
+// pattern the request matched, without method and host.
+func TestPanicRouteIsThePatternsPath(t *testing.T) {
 	tests := []struct{ pattern, want string }{
 		{"GET /items/{id}", "/items/{id}"},
 		{"/items/{id}", "/items/{id}"},
 		{"POST example.com/a", "/a"},
 		{"example.com/", "/"},
+		{"", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
-			r := newRequest(t)
-			r.Pattern = tt.pattern
-			assert.Equal(t, tt.want, route(r), "route(%q)", tt.pattern)
+			var got []string
+			rep := reporterFunc(func(_ context.Context, p Panic) string { got = append(got, p.Route); return "" })
+			mw, err := New(WithLogger(slog.New(slog.DiscardHandler)), WithReporter(rep))
+			require.NoError(t, err)
+			h := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Pattern = tt.pattern // what a ServeMux sets on the request it routes
+				panic("boom")
+			}))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+			assert.Equal(t, []string{tt.want}, got, "route of pattern %q", tt.pattern)
 		})
 	}
-}
-
-func newRequest(t *testing.T) *http.Request {
-	t.Helper()
-	return httptest.NewRequest(http.MethodGet, "/", nil)
 }

@@ -95,11 +95,15 @@ type namedMiddleware struct {
 // shipshapeMiddleware returns the layers of the shipshape stack, outermost
 // first, and the mux they wrap.
 func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func() error, error) {
-	f, err := logfile.OpenFile(filepath.Join(logDir, "shipshape-access.log"), logfile.WithMaxSize(0))
+	f, err := logfile.Open(filepath.Join(logDir, "shipshape-access.log"), logfile.WithMaxSize(0))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bw := logfile.NewBufferedWriter(f)
+	bw, err := logfile.NewBufferedWriter(f)
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, nil, err
+	}
 	closers := []func() error{bw.Close, f.Close}
 	fail := func(err error) ([]namedMiddleware, http.Handler, []func() error, error) {
 		for _, c := range closers {
@@ -107,12 +111,19 @@ func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func
 		}
 		return nil, nil, nil, err
 	}
-	store := ratelimit.NewMemoryStore()
+	store, err := ratelimit.NewMemoryStore()
+	if err != nil {
+		return fail(err)
+	}
 	limiter, err := ratelimit.New(hugeLimit, limitWindow, ratelimit.WithStore(store))
 	if err != nil {
 		return fail(err)
 	}
 	slow, err := slowdown.New(hugeLimit-1, limitWindow, slowdown.WithStore(store))
+	if err != nil {
+		return fail(err)
+	}
+	recovery, err := recoverer.New()
 	if err != nil {
 		return fail(err)
 	}
@@ -122,7 +133,7 @@ func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func
 		{"chi ClientIPFromXFF", middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")},
 		{"chi RequestID", middleware.RequestID},
 		{"accesslog", accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))},
-		{"recoverer", recoverer.New()},
+		{"recoverer", recovery},
 		{"slowdown", slow.Handler},
 		{"ratelimit", limiter.Handler},
 	}, mux, closers, nil

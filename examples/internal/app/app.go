@@ -32,6 +32,7 @@ import (
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/ratelimit/redisstore"
 	"github.com/shipshape-go/shipshape/recoverer"
+	"github.com/shipshape-go/shipshape/sentryreport"
 	"github.com/shipshape-go/shipshape/slowdown"
 	"github.com/shipshape-go/shipshape/static"
 )
@@ -163,7 +164,15 @@ func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) 
 	}
 	recOpts := []recoverer.Option{recoverer.WithLogger(a.Logger)}
 	if a.Sentry != nil {
-		recOpts = append(recOpts, recoverer.WithSentry(a.Sentry))
+		rep, err := sentryreport.New(sentryreport.WithHub(a.Sentry))
+		if err != nil {
+			return nil, err
+		}
+		recOpts = append(recOpts, recoverer.WithReporter(rep))
+	}
+	recovery, err := recoverer.New(recOpts...)
+	if err != nil {
+		return nil, err
 	}
 	mws = append(mws,
 		middleware.RequestID,
@@ -172,7 +181,7 @@ func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) 
 		// After the access log, so that the refusal is logged.
 		mws = append(mws, RequireClientIP(trustedPrefixes(cfg)))
 	}
-	mws = append(mws, recoverer.New(recOpts...))
+	mws = append(mws, recovery)
 	if cfg.SlowAfter > 0 {
 		slow, err := slowdown.New(cfg.SlowAfter, cfg.Window,
 			slowdown.WithStore(a.Store), slowdown.WithStep(cfg.SlowStep), slowdown.WithMaxDelay(cfg.SlowMax),
@@ -219,9 +228,9 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, err
 	}
-	f, err := logfile.OpenFile(filepath.Join(cfg.LogDir, cfg.LogName),
+	f, err := logfile.Open(filepath.Join(cfg.LogDir, cfg.LogName),
 		logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
-		logfile.WithMaxBackups(14), logfile.WithCompress(true))
+		logfile.WithMaxBackups(14), logfile.WithCompression(true))
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +246,10 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 		f.ReopenOnSignal(reopenCtx, syscall.SIGHUP)
 	}()
 	a.closers = append(a.closers, func() error { stopReopen(); <-reopened; return nil })
-	bw := logfile.NewBufferedWriter(f)
+	bw, err := logfile.NewBufferedWriter(f)
+	if err != nil {
+		return nil, err
+	}
 	a.closers = append(a.closers, bw.Close) // closed before f: everything buffered reaches the file
 	return slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(bw, nil), out)), nil
 }
@@ -246,7 +258,11 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 // (falling back to memory while Redis is down), else memory.
 func (a *App) openStore(cfg Config) (ratelimit.Store, error) {
 	if cfg.RedisURL == "" {
-		return ratelimit.NewMemoryStore(), nil
+		store, err := ratelimit.NewMemoryStore()
+		if err != nil {
+			return nil, err
+		}
+		return store, nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -264,7 +280,8 @@ func (a *App) openStore(cfg Config) (ratelimit.Store, error) {
 	return store, nil
 }
 
-// openSentry returns a hub bound to a client for cfg.SentryDSN, or nil.
+// openSentry returns a hub bound to a client for cfg.SentryDSN, or nil; the
+// Middleware reports panics to it through sentryreport.
 func (a *App) openSentry(cfg Config) (*sentry.Hub, error) {
 	if cfg.SentryDSN == "" {
 		return nil, nil

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/shipshape-go/shipshape/internal/sentrytest"
 	"github.com/shipshape-go/shipshape/internal/testenv"
+	"github.com/shipshape-go/shipshape/sentryreport/sentrytest"
 )
 
 // testConfig is the default configuration with the test's overrides

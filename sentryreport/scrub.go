@@ -1,6 +1,8 @@
-package recoverer
+package sentryreport
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,16 +13,16 @@ import (
 )
 
 // filtered replaces a secret value; it is Sentry's own marker, so that the
-// SDK's, Relay's and recoverer's scrubbing look the same in the UI.
+// SDK's, Relay's and this package's scrubbing look the same in the UI.
 const filtered = "[Filtered]"
 
-// defaultSentryHeaders are the request headers a Sentry event carries by
-// default (listed in WithSentryHeaders' documentation): what helps to
+// defaultHeaders are the request headers an event carries by default
+// (listed in WithHeaders' documentation): what helps to
 // reproduce a request, and nothing that identifies the client or carries a
 // credential.
-var defaultSentryHeaders = []string{"Accept", "Content-Length", "Content-Type", "Host", "Referer", "User-Agent"}
+var defaultHeaders = []string{"Accept", "Content-Length", "Content-Type", "Host", "Referer", "User-Agent"}
 
-// credentialHeaders never reach Sentry through WithSentryHeaders; only a
+// credentialHeaders never reach Sentry through WithHeaders; only a
 // WithRequestScrubber written for the purpose can send them.
 var credentialHeaders = map[string]bool{
 	"Authorization":       true,
@@ -29,27 +31,28 @@ var credentialHeaders = map[string]bool{
 	"Set-Cookie":          true,
 }
 
-// refusedHeader is a name WithSentryHeaders was given and does not send.
-type refusedHeader struct{ name, reason string }
-
-// sentryHeaderNames validates the names given to WithSentryHeaders and
-// returns the canonical ones to send beyond the defaults, without
-// duplicates, and the names refused, in the order given.
-func sentryHeaderNames(names []string) (valid []string, refused []refusedHeader) {
+// headerNames validates the names given to WithHeaders and returns the
+// canonical ones to send beyond the defaults, without duplicates, or an
+// error that names every refused name, in the order given.
+func headerNames(names []string) (valid []string, err error) {
+	var refused []error
 	for _, name := range names {
 		trimmed := strings.TrimSpace(name)
 		canonical := http.CanonicalHeaderKey(trimmed)
 		switch {
 		case !validFieldName(trimmed):
-			refused = append(refused, refusedHeader{name, "not a header field name"})
+			refused = append(refused, fmt.Errorf("sentryreport: WithHeaders: %q is not a header field name", name))
 		case credentialHeaders[canonical]:
-			refused = append(refused, refusedHeader{name, "a credential; only WithRequestScrubber can send it"})
-		case containsName(defaultSentryHeaders, canonical) || containsName(valid, canonical):
+			refused = append(refused, fmt.Errorf("sentryreport: WithHeaders: %q is a credential; only WithRequestScrubber can send it", name))
+		case containsName(defaultHeaders, canonical) || containsName(valid, canonical):
 		default:
 			valid = append(valid, canonical)
 		}
 	}
-	return valid, refused
+	if len(refused) > 0 {
+		return nil, errors.Join(refused...)
+	}
+	return valid, nil
 }
 
 func containsName(names []string, name string) bool {
@@ -79,20 +82,10 @@ func validFieldName(s string) bool {
 	return true
 }
 
-// sentryRequest builds the request part of the event with the default
-// scrubbing, then lets the configured scrubber change it.
-func (c *config) sentryRequest(r *http.Request) *sentry.Request {
-	sr := scrubbedRequest(r, c.sentryHeaders)
-	if c.scrubber != nil {
-		c.scrubber(sr, r)
-	}
-	return sr
-}
-
 // scrubbedRequest returns what Sentry may know about r by default: method,
 // URL without query, the query with secret values filtered (the names
 // accesslog redacts too, from internal/redact), and the headers of
-// defaultSentryHeaders plus extra. A header whose name looks secret has
+// defaultHeaders plus extra. A header whose name looks secret has
 // its value filtered; the query of a URL in any header value (Referer, an
 // X-Original-Uri that was added) is filtered like the request's. No
 // cookies, no body, no client address: sentry-go adds none of them to a
@@ -103,7 +96,7 @@ func scrubbedRequest(r *http.Request, extra []string) *sentry.Request {
 		scheme = "https"
 	}
 	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
-	headers := make(map[string]string, len(defaultSentryHeaders)+len(extra))
+	headers := make(map[string]string, len(defaultHeaders)+len(extra))
 	add := func(name string) {
 		if name == "Host" {
 			// A server request carries it in r.Host, not in r.Header.
@@ -125,7 +118,7 @@ func scrubbedRequest(r *http.Request, extra []string) *sentry.Request {
 			headers[name] = strings.Join(vs, ",")
 		}
 	}
-	for _, name := range defaultSentryHeaders {
+	for _, name := range defaultHeaders {
 		add(name)
 	}
 	for _, name := range extra {

@@ -1,4 +1,4 @@
-package recoverer
+package problem
 
 import (
 	"strings"
@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
+// TestAcceptsJSON is the table of recoverer's 500, whose copy of this
+// negotiation problem.Write replaced.
 func TestAcceptsJSON(t *testing.T) {
 	tests := []struct {
 		name   string

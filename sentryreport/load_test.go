@@ -1,4 +1,4 @@
-package recoverer_test
+package sentryreport_test
 
 import (
 	"io"
@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/shipshape-go/shipshape/internal/sentrytest"
-	"github.com/shipshape-go/shipshape/recoverer"
+	"github.com/shipshape-go/shipshape/sentryreport"
+	"github.com/shipshape-go/shipshape/sentryreport/sentrytest"
 )
 
 // TestThousandConcurrentPanics fires 1,000 panicking requests at once at a
@@ -34,7 +34,7 @@ func TestThousandConcurrentPanics(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /panic", panicWith("under load"))
 	mux.HandleFunc("GET /ok", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	srv, errLog := newServer(t, recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(mux))
+	srv, errLog := newServer(t, recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), mux))
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(tr.CloseIdleConnections)
 	httpClient := &http.Client{Transport: tr}

@@ -259,3 +259,30 @@ func TestClosedDSNRefusesConnections(t *testing.T) {
 	require.NotNil(t, hub.CaptureMessage("nobody listens"), "capture must still return an id")
 	client.Flush(5 * time.Second) // fails fast; must not hang or panic
 }
+
+// TestStartOutsideATest: a server from Start decodes like one from
+// NewServer, and keeps what it cannot decode for Err instead of failing a
+// test.
+func TestStartOutsideATest(t *testing.T) {
+	srv, err := Start()
+	require.NoError(t, err)
+	defer srv.Close()
+	client := NewClient(t, srv.DSN(), sentry.ClientOptions{})
+	sentry.NewHub(client, sentry.NewScope()).CaptureMessage("hello")
+	require.True(t, client.Flush(5*time.Second), "Flush timed out")
+	events := srv.Events()
+	require.Len(t, events, 1, "events")
+	assert.Equal(t, "hello", events[0].Message, "message")
+	require.NoError(t, srv.Err(), "nothing undecodable yet")
+
+	base := strings.TrimSuffix(strings.Replace(srv.DSN(), publicKey+"@", "", 1), "/"+projectID)
+	res, err := http.Post(base+"/api/1/envelope/", "text/plain", strings.NewReader("not json\n"))
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode, "status")
+	require.Error(t, srv.Err(), "the bad request is kept")
+	assert.Contains(t, srv.Err().Error(), "X-Sentry-Auth", "error")
+
+	_, err = Start(nil)
+	assert.EqualError(t, err, "sentrytest: nil Option", "nil option")
+}

@@ -1,8 +1,10 @@
-// Package sentrytest runs a loopback Sentry ingestion endpoint for tests: a
-// real sentry-go client, pointed at [Server.DSN], sends its envelopes over
-// HTTP to a local httptest.Server that decodes them (envelope header line,
-// item headers, payloads) and keeps the events for assertions. No part of
-// the SDK is mocked.
+// Package sentrytest runs a loopback Sentry ingestion endpoint, for tests of
+// code that reports to Sentry: a real sentry-go client, pointed at
+// [Server.DSN], sends its envelopes over HTTP to a local httptest.Server
+// that decodes them (envelope header line, item headers, payloads) and
+// keeps the events for assertions. No part of the SDK is mocked, so a test
+// sees exactly what would reach Sentry, serialized by the SDK: scrubbing,
+// BeforeSend, tags and the scope included.
 //
 //	srv := sentrytest.NewServer(t)
 //	client := sentrytest.NewClient(t, srv.DSN(), sentry.ClientOptions{})
@@ -12,6 +14,9 @@
 //	events := srv.Events()
 //
 // A request the server cannot decode fails the test that created it.
+// [WithDelay] plays a slow Sentry and [ClosedDSN] one that is down.
+//
+// Examples: [Example].
 package sentrytest
 
 import (
@@ -21,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -70,7 +76,7 @@ type Item struct {
 // Server is a loopback Sentry endpoint. Its methods are safe for concurrent
 // use.
 type Server struct {
-	tb      testing.TB
+	tb      testing.TB // nil for a server from Start
 	srv     *httptest.Server
 	delay   time.Duration
 	closing chan struct{}
@@ -78,6 +84,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	envelopes []Envelope
+	errs      []error
 }
 
 // Option configures [NewServer].
@@ -91,15 +98,60 @@ func WithDelay(d time.Duration) Option {
 }
 
 // NewServer starts a server on 127.0.0.1 and closes it when the test ends.
+// What it cannot decode fails the test.
 func NewServer(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, closing: make(chan struct{})}
-	for _, o := range opts {
-		o(s)
+	s, err := start(tb, opts)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
 	return s
+}
+
+// Start starts a server on 127.0.0.1 outside a test: in an example, or a
+// program that wants to see what it would send to Sentry. Close it when
+// done. What it cannot decode is answered 400 and returned by [Server.Err].
+func Start(opts ...Option) (*Server, error) {
+	return start(nil, opts)
+}
+
+func start(tb testing.TB, opts []Option) (*Server, error) {
+	s := &Server{tb: tb, closing: make(chan struct{})}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("sentrytest: nil Option")
+		}
+		o(s)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("sentrytest: %w", err)
+	}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Listener = ln
+	s.srv.Start()
+	return s, nil
+}
+
+// fail records what the server could not decode, and fails the test of
+// NewServer.
+func (s *Server) fail(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+	if s.tb != nil {
+		s.tb.Errorf("%v", err)
+	}
+}
+
+// Err returns what the server could not decode so far (requests that are
+// no envelope of its project, event payloads that are no event), nil when
+// everything was.
+func (s *Server) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
 }
 
 // DSN returns the DSN of the server, for sentry.ClientOptions.Dsn.
@@ -137,7 +189,7 @@ func (s *Server) Events() []*sentry.Event {
 			}
 			ev := new(sentry.Event)
 			if err := json.Unmarshal(it.Payload, ev); err != nil {
-				s.tb.Errorf("sentrytest: event payload: %v", err)
+				s.fail(fmt.Errorf("sentrytest: event payload: %w", err))
 				continue
 			}
 			events = append(events, ev)
@@ -171,7 +223,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		timer.Stop()
 	}
 	if err := s.accept(w, r); err != nil {
-		s.tb.Errorf("sentrytest: %s %s: %v", r.Method, r.URL.Path, err)
+		s.fail(fmt.Errorf("sentrytest: %s %s: %w", r.Method, r.URL.Path, err))
 		http.Error(w, "bad envelope", http.StatusBadRequest)
 		return
 	}

@@ -1,9 +1,9 @@
-package recoverer_test
+package sentryreport_test
 
 import (
+	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -23,36 +23,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shipshape-go/shipshape/accesslog"
-	"github.com/shipshape-go/shipshape/internal/sentrytest"
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/recoverer"
 	"github.com/shipshape-go/shipshape/reqlog"
+	"github.com/shipshape-go/shipshape/sentryreport"
+	"github.com/shipshape-go/shipshape/sentryreport/sentrytest"
 )
-
-const flushTimeout = 10 * time.Second
-
-// newSentry returns a loopback Sentry server and a hub with a real client
-// reporting to it.
-func newSentry(t *testing.T, opts sentry.ClientOptions) (*sentrytest.Server, *sentry.Hub) {
-	t.Helper()
-	srv := sentrytest.NewServer(t)
-	client := sentrytest.NewClient(t, srv.DSN(), opts)
-	return srv, sentry.NewHub(client, sentry.NewScope())
-}
-
-// hasFrame reports whether a Sentry stack trace has the frame of fn in pkg.
-func hasFrame(st *sentry.Stacktrace, module, function string) bool {
-	if st == nil {
-		return false
-	}
-	for _, f := range st.Frames {
-		if f.Module == module && f.Function == function {
-			return true
-		}
-	}
-	return false
-}
-
-const testModule = "github.com/shipshape-go/shipshape/recoverer_test"
 
 func TestSentryEventPerPanic(t *testing.T) {
 	tests := []struct {
@@ -73,8 +49,10 @@ func TestSentryEventPerPanic(t *testing.T) {
 
 			r := chi.NewRouter()
 			r.Use(middleware.RequestID)
-			r.Use(accesslog.New(logger))
-			r.Use(recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub)))
+			r.Use(func(next http.Handler) http.Handler { return withAccessLog(t, logger, next) })
+			r.Use(func(next http.Handler) http.Handler {
+				return recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), next)
+			})
 			r.Post("/items/{id}", panicWith(tt.value))
 			srv, _ := newServer(t, r)
 
@@ -143,12 +121,12 @@ func TestSentryEventPerPanic(t *testing.T) {
 func TestSentryMidStreamPanicIsReportedOnce(t *testing.T) {
 	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
 	capture, logger := newCapture()
-	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "partial")
 		http.NewResponseController(w).Flush()
 		panicNow("mid-stream")
 	}))
-	srv, _ := newServer(t, accesslog.New(logger)(h))
+	srv, _ := newServer(t, withAccessLog(t, logger, h))
 	res, err := srv.Client().Get(srv.URL)
 	if err == nil {
 		_, err = io.ReadAll(res.Body)
@@ -172,7 +150,7 @@ func TestSentryMidStreamPanicIsReportedOnce(t *testing.T) {
 func TestSentryNotReportedForErrAbortHandler(t *testing.T) {
 	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
 	_, logger := newCapture()
-	srv, _ := newServer(t, recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(panicWith(http.ErrAbortHandler)))
+	srv, _ := newServer(t, recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), panicWith(http.ErrAbortHandler)))
 	res, err := srv.Client().Get(srv.URL)
 	if err == nil {
 		_ = res.Body.Close()
@@ -192,7 +170,7 @@ func TestWithRequestScrubberOptsIn(t *testing.T) {
 		dst.Cookies = r.Header.Get("Cookie")
 		delete(dst.Headers, "User-Agent")
 	}
-	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub), recoverer.WithRequestScrubber(scrub))(panicWith("boom"))
+	h := recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub), sentryreport.WithRequestScrubber(scrub)), panicWith("boom"))
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set("Cookie", "theme=dark")
 	req.Header.Set("User-Agent", "ua")
@@ -208,7 +186,7 @@ func TestSentryHubSelection(t *testing.T) {
 	t.Run("hub in the request context", func(t *testing.T) {
 		sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
 		_, logger := newCapture()
-		h := recoverer.New(recoverer.WithLogger(logger))(panicWith("ctx hub"))
+		h := recovering(t, logger, mustReporter(t), panicWith("ctx hub"))
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req = req.WithContext(sentry.SetHubOnContext(req.Context(), hub))
 		h.ServeHTTP(httptest.NewRecorder(), req)
@@ -221,7 +199,7 @@ func TestSentryHubSelection(t *testing.T) {
 		current.BindClient(hub.Client())
 		t.Cleanup(func() { current.BindClient(nil) })
 		capture, logger := newCapture()
-		h := recoverer.New(recoverer.WithLogger(logger))(panicWith("current hub"))
+		h := recovering(t, logger, mustReporter(t), panicWith("current hub"))
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 		require.True(t, hub.Flush(flushTimeout), "flush")
 		events := sentrySrv.Events()
@@ -233,7 +211,7 @@ func TestSentryHubSelection(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(client.Close)
 		capture, logger := newCapture()
-		h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(sentry.NewHub(client, sentry.NewScope())))(panicWith("no dsn"))
+		h := recovering(t, logger, mustReporter(t, sentryreport.WithHub(sentry.NewHub(client, sentry.NewScope()))), panicWith("no dsn"))
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 		records := capture.withMsg(msgPanic)
 		require.Len(t, records, 1, "still logged")
@@ -241,21 +219,22 @@ func TestSentryHubSelection(t *testing.T) {
 	})
 }
 
-func TestEventIDInCustomResponse(t *testing.T) {
+func TestEventIDInProblemWriter(t *testing.T) {
 	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
 	_, logger := newCapture()
-	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
+	page := func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+		w.WriteHeader(d.Status)
 		_, _ = io.WriteString(w, "reference "+recoverer.EventID(r.Context()))
-	})
-	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub), recoverer.WithResponse(page))(panicWith("boom"))
+	}
+	mw, err := recoverer.New(recoverer.WithLogger(logger),
+		recoverer.WithReporter(mustReporter(t, sentryreport.WithHub(hub))), recoverer.WithProblemWriter(page))
+	require.NoError(t, err)
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	mw(panicWith("boom")).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	require.True(t, hub.Flush(flushTimeout), "flush")
 	events := sentrySrv.Events()
 	require.Len(t, events, 1, "events")
 	assert.Equal(t, "reference "+string(events[0].EventID), rec.Body.String(), "the page shows the event id")
-	assert.Empty(t, recoverer.EventID(httptest.NewRequest(http.MethodGet, "/", nil).Context()), "no id outside a panic")
 }
 
 // TestSentryUnavailableDoesNotDelayResponses sends panicking requests while
@@ -286,7 +265,7 @@ func TestSentryUnavailableDoesNotDelayResponses(t *testing.T) {
 			t.Cleanup(stop)
 			hub := sentry.NewHub(client, sentry.NewScope())
 			capture, logger := newCapture()
-			srv, _ := newServer(t, recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub))(panicWith("sentry is unwell")))
+			srv, _ := newServer(t, recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), panicWith("sentry is unwell")))
 			httpClient := srv.Client()
 
 			before := runtime.NumGoroutine()
@@ -333,7 +312,7 @@ func TestSentryEnvelopeHoldsNoSecretAndNoClientAddress(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sentrySrv, hub := newSentry(t, tt.opts)
 			_, logger := newCapture()
-			app := recoverer.New(recoverer.WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			app := recovering(t, logger, mustReporter(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.ReadAll(r.Body) // sentryhttp keeps what the handler reads
 				panicNow("boom")
 			}))
@@ -413,21 +392,14 @@ func TestSentryEnvelopeHoldsNoSecretAndNoClientAddress(t *testing.T) {
 	}
 }
 
-func TestWithSentryHeaders(t *testing.T) {
+func TestWithHeaders(t *testing.T) {
 	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
-	capture, logger := newCapture()
-	h := recoverer.New(recoverer.WithLogger(logger), recoverer.WithSentry(hub),
-		recoverer.WithSentryHeaders(" x-tenant ", "X-Original-Uri", "X-Api-Key"),
-		recoverer.WithSentryHeaders("X-Forwarded-For", "X Tenant", "Authorization", "cookie"),
-	)(panicWith("boom"))
-
-	refused := capture.withMsg("recoverer: WithSentryHeaders: header refused, not sent to Sentry")
-	require.Len(t, refused, 3, "one error record per refused name, at New")
-	for i, name := range []string{"X Tenant", "Authorization", "cookie"} {
-		assert.Equal(t, name, refused[i].Attrs["header"], "refused name %d", i)
-		assert.NotEmpty(t, refused[i].Attrs["reason"], "reason %d", i)
-		assert.Equal(t, slog.LevelError, refused[i].Level, "level %d", i)
-	}
+	_, logger := newCapture()
+	rep := mustReporter(t, sentryreport.WithHub(hub),
+		sentryreport.WithHeaders(" x-tenant ", "X-Original-Uri", "X-Api-Key"),
+		sentryreport.WithHeaders("X-Forwarded-For"),
+	)
+	h := recovering(t, logger, rep, panicWith("boom"))
 
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set("X-Tenant", "acme")
@@ -452,4 +424,100 @@ func TestWithSentryHeaders(t *testing.T) {
 	raw := sentrySrv.RawEvents()
 	require.Len(t, raw, 1, "raw events")
 	assert.NotContains(t, string(raw[0]), "SECRET", "no secret reaches Sentry")
+}
+
+// TestNewRejectsInvalidOptions: every invalid option is an error from New
+// that names it; a refused header name no longer leaves New with a log
+// line, and every refused name is in the error.
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []sentryreport.Option
+		wantErr string
+	}{
+		{"nil option", []sentryreport.Option{sentryreport.WithHeaders("X-Tenant"), nil}, "sentryreport: nil Option"},
+		{"nil hub", []sentryreport.Option{sentryreport.WithHub(nil)}, "sentryreport: WithHub: nil hub"},
+		{"nil scrubber", []sentryreport.Option{sentryreport.WithRequestScrubber(nil)}, "sentryreport: WithRequestScrubber: nil function"},
+		{"empty header name", []sentryreport.Option{sentryreport.WithHeaders("")}, `sentryreport: WithHeaders: "" is not a header field name`},
+		{"space in a header name", []sentryreport.Option{sentryreport.WithHeaders("X Tenant")}, `sentryreport: WithHeaders: "X Tenant" is not a header field name`},
+		{"two names in one", []sentryreport.Option{sentryreport.WithHeaders("X-Tenant, X-Region")}, `sentryreport: WithHeaders: "X-Tenant, X-Region" is not a header field name`},
+		{"non-ASCII", []sentryreport.Option{sentryreport.WithHeaders("Zürich")}, `sentryreport: WithHeaders: "Zürich" is not a header field name`},
+		{"Authorization", []sentryreport.Option{sentryreport.WithHeaders("Authorization")}, `sentryreport: WithHeaders: "Authorization" is a credential; only WithRequestScrubber can send it`},
+		{"Proxy-Authorization", []sentryreport.Option{sentryreport.WithHeaders("proxy-authorization")}, `sentryreport: WithHeaders: "proxy-authorization" is a credential; only WithRequestScrubber can send it`},
+		{"Cookie", []sentryreport.Option{sentryreport.WithHeaders("cookie")}, `sentryreport: WithHeaders: "cookie" is a credential; only WithRequestScrubber can send it`},
+		{"Set-Cookie", []sentryreport.Option{sentryreport.WithHeaders("Set-Cookie")}, `sentryreport: WithHeaders: "Set-Cookie" is a credential; only WithRequestScrubber can send it`},
+		{"every refused name", []sentryreport.Option{sentryreport.WithHeaders("X-Ok", "X Bad"), sentryreport.WithHeaders("Cookie")},
+			"sentryreport: WithHeaders: \"X Bad\" is not a header field name\n" +
+				`sentryreport: WithHeaders: "Cookie" is a credential; only WithRequestScrubber can send it`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := sentryreport.New(tt.opts...)
+			assert.EqualError(t, err, tt.wantErr)
+			assert.Nil(t, rep, "no Reporter with an error")
+		})
+	}
+}
+
+// TestTransactionIsTheRouteThroughACopy is issue 13's route seam: a
+// middleware between accesslog and the ServeMux copies the request
+// (r.WithContext, as an authentication middleware does), and the event's
+// transaction is still the route, with reqlog.RecordRoute around the mux.
+func TestTransactionIsTheRouteThroughACopy(t *testing.T) {
+	type userKey struct{}
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	_, logger := newCapture()
+	mux := http.NewServeMux()
+	mux.Handle("GET /items/{id}", panicWith("boom"))
+	auth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, "ann")))
+		})
+	}
+	h := withAccessLog(t, logger, recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), auth(reqlog.RecordRoute(mux))))
+	srv, _ := newServer(t, h)
+	res, err := srv.Client().Get(srv.URL + "/items/7")
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	require.Equal(t, http.StatusInternalServerError, res.StatusCode, "status")
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "events")
+	assert.Equal(t, "GET /items/{id}", events[0].Transaction, "transaction")
+}
+
+// TestTransactionWithoutRouteIsThePath: no router matched, so the event is
+// named after the path.
+func TestTransactionWithoutRouteIsThePath(t *testing.T) {
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	_, logger := newCapture()
+	h := recovering(t, logger, mustReporter(t, sentryreport.WithHub(hub)), panicWith("boom"))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodDelete, "/carts/9", nil))
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "events")
+	assert.Equal(t, "DELETE /carts/9", events[0].Transaction, "transaction")
+}
+
+// TestGoroutinePanicIsReported: recoverer.NewGo with the Reporter sends the
+// goroutine's panic, with the request id of its context and no request.
+func TestGoroutinePanicIsReported(t *testing.T) {
+	sentrySrv, hub := newSentry(t, sentry.ClientOptions{})
+	capture, logger := newCapture()
+	goSafe, err := recoverer.NewGo(recoverer.WithLogger(logger), recoverer.WithReporter(mustReporter(t, sentryreport.WithHub(hub))))
+	require.NoError(t, err)
+	ctx := context.WithValue(context.Background(), middleware.RequestIDKey, "req-go-1")
+	goSafe(ctx, func(ctx context.Context) { panicNow("background boom") })
+	require.Eventually(t, func() bool { return len(capture.withMsg("panic recovered in goroutine")) == 1 },
+		flushTimeout, time.Millisecond, "the goroutine's panic record")
+	require.True(t, hub.Flush(flushTimeout), "flush")
+	events := sentrySrv.Events()
+	require.Len(t, events, 1, "events")
+	ev := events[0]
+	assert.Equal(t, string(ev.EventID), capture.withMsg("panic recovered in goroutine")[0].Attrs["sentry.event_id"], "event id logged")
+	assert.Equal(t, "background boom", ev.Exception[0].Value, "exception value")
+	assert.True(t, hasFrame(ev.Exception[0].Stacktrace, testModule, "panicNow"), "fn's frame in the event")
+	assert.Equal(t, "req-go-1", ev.Tags["request_id"], "request id tag")
+	assert.Nil(t, ev.Request, "no request in the event")
+	assert.Empty(t, ev.Transaction, "no transaction without a request")
 }

@@ -1,0 +1,19 @@
+module github.com/shipshape-go/shipshape/sentryreport
+
+go 1.26.0
+
+require (
+	github.com/getsentry/sentry-go v0.50.0
+	github.com/go-chi/chi/v5 v5.5.0
+	github.com/shipshape-go/shipshape v0.0.0-00010101000000-000000000000
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+)
+
+replace github.com/shipshape-go/shipshape => ..
