@@ -1,0 +1,172 @@
+package ratelimitheader
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// at is a second boundary; the legacy Reset of at+110s is 1767225710.
+var at = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// TestPolicySetGolden writes every style for both kinds of policy, with a
+// short name (the IETF fast path) and a long one.
+func TestPolicySetGolden(t *testing.T) {
+	long := strings.Repeat("n", 64)
+	tests := []struct {
+		name   string
+		style  Style
+		legacy LegacyNames
+		policy string
+		want   http.Header
+	}{
+		{"ietf", IETF, RateLimitNames, "api", http.Header{
+			"Ratelimit-Policy": {`"api";q=100;w=60`},
+			"Ratelimit":        {`"api";r=42;t=110`},
+		}},
+		{"ietf, long name", IETF, RateLimitNames, long, http.Header{
+			"Ratelimit-Policy": {`"` + long + `";q=100;w=60`},
+			"Ratelimit":        {`"` + long + `";r=42;t=110`},
+		}},
+		{"legacy", Legacy, RateLimitNames, "api", http.Header{
+			"X-Ratelimit-Limit": {"100"}, "X-Ratelimit-Remaining": {"42"}, "X-Ratelimit-Reset": {"1767225710"},
+		}},
+		{"legacy, slowdown names", Legacy, SlowDownNames, "slowdown", http.Header{
+			"X-Slow-Down-Limit": {"100"}, "X-Slow-Down-Remaining": {"42"}, "X-Slow-Down-Reset": {"1767225710"},
+		}},
+		{"both", Both, RateLimitNames, "api", http.Header{
+			"Ratelimit-Policy":  {`"api";q=100;w=60`},
+			"Ratelimit":         {`"api";r=42;t=110`},
+			"X-Ratelimit-Limit": {"100"}, "X-Ratelimit-Remaining": {"42"}, "X-Ratelimit-Reset": {"1767225710"},
+		}},
+		{"both, long name", Both, SlowDownNames, long, http.Header{
+			"Ratelimit-Policy":  {`"` + long + `";q=100;w=60`},
+			"Ratelimit":         {`"` + long + `";r=42;t=110`},
+			"X-Slow-Down-Limit": {"100"}, "X-Slow-Down-Remaining": {"42"}, "X-Slow-Down-Reset": {"1767225710"},
+		}},
+		{"none", None, RateLimitNames, "api", http.Header{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPolicy(tt.style, tt.legacy, tt.policy, 100, time.Minute)
+			h := http.Header{}
+			p.Set(h, 42, 110*time.Second, at)
+			assert.Equal(t, tt.want, h)
+		})
+	}
+}
+
+func TestPolicySetRoundsUp(t *testing.T) {
+	p := NewPolicy(Both, RateLimitNames, "p", 5, 1500*time.Millisecond)
+	h := http.Header{}
+	p.Set(h, 0, 2*time.Second+time.Nanosecond, at.Add(time.Nanosecond))
+	assert.Equal(t, `"p";q=5;w=2`, h.Get("RateLimit-Policy"), "w rounded up")
+	assert.Equal(t, `"p";r=0;t=3`, h.Get("RateLimit"), "t rounded up")
+	assert.Equal(t, "1767225603", h.Get("X-RateLimit-Reset"), "Reset rounded up to the next second")
+}
+
+// TestPolicySetAddsToLists: two policies on one response, as a Delayer in
+// front of a Limiter writes them: the IETF items of both, in order, and
+// the legacy trio of each under its own names.
+func TestPolicySetAddsToLists(t *testing.T) {
+	slow := NewPolicy(Both, SlowDownNames, "slowdown", 50, time.Minute)
+	limit := NewPolicy(Both, RateLimitNames, "api", 100, time.Minute)
+	h := http.Header{}
+	slow.Set(h, 7, 60*time.Second, at)
+	limit.Set(h, 57, 60*time.Second, at)
+	assert.Equal(t, []string{`"slowdown";q=50;w=60`, `"api";q=100;w=60`}, h.Values("RateLimit-Policy"))
+	assert.Equal(t, []string{`"slowdown";r=7;t=60`, `"api";r=57;t=60`}, h.Values("RateLimit"))
+	assert.Equal(t, "50", h.Get("X-Slow-Down-Limit"))
+	assert.Equal(t, "100", h.Get("X-Ratelimit-Limit"))
+
+	// The legacy trio of one policy is replaced, not listed.
+	limit.Set(h, 56, 60*time.Second, at)
+	assert.Equal(t, []string{"56"}, h.Values("X-RateLimit-Remaining"))
+}
+
+// TestPolicySetValuesAreNotShared: a handler that edits a value in place
+// changes neither another response's values nor the prepared ones.
+func TestPolicySetValuesAreNotShared(t *testing.T) {
+	for _, style := range []Style{IETF, Both} {
+		p := NewPolicy(style, RateLimitNames, "api", 100, time.Minute)
+		first := http.Header{}
+		p.Set(first, 1, time.Second, at)
+		first["Ratelimit-Policy"][0] = "tampered"
+		first["Ratelimit"][0] = "tampered"
+		if style == Both {
+			first["X-Ratelimit-Limit"][0] = "tampered"
+		}
+		second := http.Header{}
+		p.Set(second, 1, time.Second, at)
+		assert.Equal(t, `"api";q=100;w=60`, second.Get("RateLimit-Policy"), "%v", style)
+		assert.Equal(t, `"api";r=1;t=1`, second.Get("RateLimit"), "%v", style)
+		if style == Both {
+			assert.Equal(t, "100", second.Get("X-RateLimit-Limit"), "%v", style)
+		}
+	}
+}
+
+func TestStyle(t *testing.T) {
+	for s, want := range map[Style]string{IETF: "ietf", Legacy: "legacy", Both: "both", None: "none", 9: "Style(9)", -1: "Style(-1)"} {
+		assert.Equal(t, want, s.String())
+		assert.Equal(t, !strings.HasPrefix(want, "Style("), s.Valid(), "%v valid", s)
+	}
+}
+
+func TestSeconds(t *testing.T) {
+	tests := []struct {
+		d          time.Duration
+		ceil       int64
+		retryAfter string
+	}{
+		{0, 0, "1"},
+		{time.Nanosecond, 1, "1"},
+		{time.Second, 1, "1"},
+		{time.Second + time.Nanosecond, 2, "2"},
+		{90 * time.Second, 90, "90"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.ceil, CeilSeconds(tt.d), "CeilSeconds(%v)", tt.d)
+		h := http.Header{}
+		SetRetryAfter(h, tt.d)
+		assert.Equal(t, tt.retryAfter, h.Get("Retry-After"), "Retry-After for %v", tt.d)
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, good := range []string{"api-v2.login", "a", strings.Repeat("x", 64), "with space"} {
+		assert.NoError(t, ValidName(good), "%q", good)
+	}
+	tests := []struct{ name, want string }{
+		{"", "name must be 1 to 64 characters"},
+		{strings.Repeat("x", 65), "name must be 1 to 64 characters"},
+		{`a"b`, `name must be printable ASCII without '"' or '\'`},
+		{`a\b`, `name must be printable ASCII without '"' or '\'`},
+		{"a\nb", `name must be printable ASCII without '"' or '\'`},
+		{"é", `name must be printable ASCII without '"' or '\'`},
+	}
+	for _, tt := range tests {
+		assert.EqualError(t, ValidName(tt.name), tt.want, "%q", tt.name)
+	}
+}
+
+// BenchmarkPolicySet is one response's fields for each style, the cost
+// every Limiter and Delayer response pays:
+//
+//	go test -run '^$' -bench PolicySet -benchmem ./internal/ratelimitheader
+func BenchmarkPolicySet(b *testing.B) {
+	for _, style := range []Style{IETF, Legacy, Both, None} {
+		b.Run(style.String(), func(b *testing.B) {
+			p := NewPolicy(style, RateLimitNames, "api", 100, time.Minute)
+			h := http.Header{}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(h)
+				p.Set(h, 42, 17*time.Second, at)
+			}
+		})
+	}
+}
