@@ -28,7 +28,7 @@ func BenchmarkMemoryStoreTake(b *testing.B) {
 		b.Run("keys="+strconv.Itoa(nkeys), func(b *testing.B) { benchmarkMemoryStoreTake(b, nkeys) })
 	}
 	b.Run("flood", func(b *testing.B) {
-		s := NewMemoryStore(WithMaxKeys(100_000))
+		s := newMemoryStore(b, WithMaxKeys(100_000))
 		p := Policy{Name: "default", Limit: 5, Window: time.Minute}
 		benchmarkMemoryStoreFlood(b, s, p, time.Now(), 2*100_000, 1)
 	})
@@ -37,7 +37,7 @@ func BenchmarkMemoryStoreTake(b *testing.B) {
 	// finds the one that is not, the previous new key.
 	b.Run("flood-refused", func(b *testing.B) {
 		refusedOnce.Do(func() {
-			refusedStore, refusedNow = NewMemoryStore(), time.Now()
+			refusedStore, refusedNow = newMemoryStore(b), time.Now()
 			// Past the cap, so that every shard is full and has swept once.
 			benchmarkMemoryStoreFlood(nil, refusedStore, refusedPolicy, refusedNow, DefaultMaxKeys*11/10, refusedPolicy.Limit+1)
 		})
@@ -87,7 +87,7 @@ func benchmarkMemoryStoreFlood(b *testing.B, s *MemoryStore, p Policy, now time.
 }
 
 func benchmarkMemoryStoreTake(b *testing.B, nkeys int) {
-	s := NewMemoryStore()
+	s := newMemoryStore(b)
 	p := Policy{Name: "default", Limit: 1 << 30, Window: time.Minute}
 	now := time.Now()
 	var buf [32]byte

@@ -15,7 +15,9 @@
 // A request within the limit passes with RateLimit-Policy and RateLimit
 // headers; one over it gets 429 Too Many Requests with Retry-After (the
 // real time until one request fits, not the whole window) and an RFC 9457
-// problem+json body.
+// problem+json body. Every response the Limiter generates (429, and 400,
+// 500 or 503 for a request it cannot decide) goes through a
+// problem.Writer: [WithProblemWriter] keeps a service's own error format.
 //
 // # Algorithm
 //
@@ -35,8 +37,15 @@
 // [KeyByIP] (the default) counts per client IP: the address chi's
 // ClientIPFrom… middleware put in the context, else r.RemoteAddr, with
 // IPv6 grouped by /64. It never trusts X-Forwarded-For by itself. A request
-// whose key cannot be computed is refused (400 by default), never passed
-// on uncounted.
+// whose key cannot be computed is refused (400), never passed on
+// uncounted.
+//
+// To limit per user, use two Limiters: one per client IP outside the
+// authentication middleware, so that an unauthenticated flood is refused
+// before authentication costs anything, and one inside it whose KeyFunc
+// reads the identity the authentication middleware put in the context,
+// so that users behind one NAT address are not limited together
+// (ExampleKeyFunc_perUser).
 //
 // # Layer 4
 //
@@ -56,4 +65,7 @@
 // half-closed) is never served, whatever the store answered: a store call
 // it cut short is not a store failure, and disconnecting is not a way past
 // the limit.
+//
+// Examples: [ExampleNew], [ExampleLimiter_Handler], [ExampleKeys],
+// [ExampleKeyFunc_perUser], [ExampleWithProblemWriter].
 package ratelimit

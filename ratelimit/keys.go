@@ -12,13 +12,19 @@ import (
 )
 
 // KeyFunc returns the key a request is counted under. An error means the
-// request cannot be identified; the [Limiter] then calls its error handler
-// (see [WithErrorHandler]) and never lets the request through uncounted.
+// request cannot be identified; the [Limiter] then answers 400 (the error
+// wraps [ErrNoKey]) or 500 (any other error, which is also logged) through
+// its problem Writer (see [WithProblemWriter]), and never lets the request
+// through uncounted.
+//
+// A KeyFunc may read anything the request carries, its context included:
+// behind an authentication middleware, key by the identity it stored (see
+// ExampleKeyFunc_perUser and docs/ratelimit.md).
 type KeyFunc func(r *http.Request) (string, error)
 
 // ErrNoKey is wrapped by key errors caused by the request itself (a missing
-// header, an address that does not parse). The default error handler
-// answers them with 400 Bad Request.
+// header, an address that does not parse, no authenticated user). The
+// Limiter answers them with 400 Bad Request and does not log them.
 var ErrNoKey = errors.New("ratelimit: request has no usable key")
 
 // KeyByIP keys a request by its client IP address: the address chi's
@@ -52,7 +58,7 @@ func KeyByIP(r *http.Request) (string, error) {
 // KeyByIPPrefix is [KeyByIP] with other prefix lengths: v4Bits for IPv4
 // (1–32; 24 groups a /24) and v6Bits for IPv6 (1–128). Out-of-range values
 // make every call fail with an error that is not [ErrNoKey], so the
-// default error handler answers 500 and the mistake shows at once instead
+// Limiter answers 500 and logs it, and the mistake shows at once instead
 // of silently limiting the wrong thing.
 func KeyByIPPrefix(v4Bits, v6Bits int) KeyFunc {
 	if v4Bits < 1 || v4Bits > 32 || v6Bits < 1 || v6Bits > 128 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
 	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/reqlog"
 )
@@ -19,19 +20,18 @@ import (
 // safe for concurrent use. Create it with [New]; the zero value is not
 // usable.
 type Limiter struct {
-	policy   Policy
-	store    Store
-	key      KeyFunc
-	headers  HeaderStyle
-	denied   http.Handler
-	onError  func(http.ResponseWriter, *http.Request, error)
-	failOpen bool
-	skip     func(*http.Request) bool
-	report   *errlog.Reporter
-	now      func() time.Time // the clock; tests replace it
-
-	policyHeader string // RateLimit-Policy value, built once
-	limitHeader  string // X-RateLimit-Limit value, built once
+	policy    Policy
+	store     Store
+	key       KeyFunc
+	headers   ratelimitheader.Policy
+	problem   problem.Writer
+	failOpen  bool
+	skip      func(*http.Request) bool
+	storeErrs *errlog.Reporter
+	keyErrs   *errlog.Reporter
+	// base is the wall time at New, with its monotonic reading: the clock
+	// (see now).
+	base time.Time
 }
 
 // Decision is the outcome of one check against the limit.
@@ -49,17 +49,20 @@ var ErrInvalidN = errors.New("ratelimit: n must be between 1 and the limit")
 
 // New returns a Limiter that allows limit requests per key in any trailing
 // window (a sliding-window counter, see [Window]). It returns an error for
-// limit ≤ 0, window ≤ 0 or a bad option.
+// limit ≤ 0, window ≤ 0, a nil option and every option given a value it
+// cannot use (see each option).
 func New(limit int, window time.Duration, opts ...Option) (*Limiter, error) {
 	cfg := config{
 		key:      KeyByIP,
 		name:     "default",
 		headers:  HeadersIETF,
+		problem:  problem.Write,
 		failOpen: true,
 	}
-	cfg.denied = http.HandlerFunc(deniedDefault)
-	cfg.onError = errorDefault
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("ratelimit: nil option")
+		}
 		o(&cfg)
 	}
 	p := Policy{Name: cfg.name, Limit: limit, Window: window}
@@ -70,34 +73,37 @@ func New(limit int, window time.Duration, opts ...Option) (*Limiter, error) {
 		return nil, err
 	}
 	if !cfg.storeSet {
-		cfg.store = NewMemoryStore()
+		s, err := NewMemoryStore()
+		if err != nil {
+			return nil, err
+		}
+		cfg.store = s
 	}
-	l := &Limiter{
-		policy:   p,
-		store:    cfg.store,
-		key:      cfg.key,
-		headers:  cfg.headers,
-		denied:   cfg.denied,
-		onError:  cfg.onError,
-		failOpen: cfg.failOpen,
-		skip:     cfg.skip,
-		report:   errlog.New(cfg.logger, "ratelimit: store failed, serving without limit", 0),
-		now:      monotonicNow(),
+	storeMsg := "ratelimit: store failed, serving without limit"
+	if !cfg.failOpen {
+		storeMsg = "ratelimit: store failed, refusing with 503"
 	}
-	l.policyHeader = fmt.Sprintf(`"%s";q=%d;w=%d`, p.Name, p.Limit, ceilSeconds(p.Window))
-	l.limitHeader = strconv.Itoa(p.Limit)
-	return l, nil
+	return &Limiter{
+		policy:    p,
+		store:     cfg.store,
+		key:       cfg.key,
+		headers:   ratelimitheader.NewPolicy(ratelimitheader.Style(cfg.headers), ratelimitheader.RateLimitNames, p.Name, p.Limit, p.Window),
+		problem:   cfg.problem,
+		failOpen:  cfg.failOpen,
+		skip:      cfg.skip,
+		storeErrs: errlog.New(cfg.logger, storeMsg, 0),
+		keyErrs:   errlog.New(cfg.logger, "ratelimit: key function failed, answering 500", 0),
+		base:      time.Now(),
+	}, nil
 }
 
-// monotonicNow returns a clock that reads the wall time at its creation
-// plus the monotonic time since: one clock read instead of time.Now's two,
-// and immune to the wall clock being stepped (a window never runs
-// backwards). Windows stay aligned on the epoch as the wall clock saw it at
-// start; NTP slewing moves both clocks alike.
-func monotonicNow() func() time.Time {
-	base := time.Now()
-	return func() time.Time { return base.Add(time.Since(base)) }
-}
+// now reads the clock: the wall time at New plus the monotonic time
+// since, one clock read instead of time.Now's two, and immune to the wall
+// clock being stepped (a window never runs backwards). Windows stay
+// aligned on the epoch as the wall clock saw it at New; NTP slewing moves
+// both clocks alike. In a testing/synctest bubble both are the bubble's
+// fake clock.
+func (l *Limiter) now() time.Time { return l.base.Add(time.Since(l.base)) }
 
 // Policy returns the limiter's policy.
 func (l *Limiter) Policy() Policy { return l.policy }
@@ -123,9 +129,9 @@ func (l *Limiter) AllowN(ctx context.Context, key string, now time.Time, n int) 
 }
 
 // Handler limits next. A request within the limit is passed on with the
-// rate-limit headers set; one over it gets 429 (see [WithDeniedHandler]).
+// rate-limit headers set; one over it gets 429 (see [WithProblemWriter]).
 // A request whose key cannot be computed is never passed on uncounted:
-// it goes to the error handler (see [WithErrorHandler]).
+// it gets 400, or 500 when the KeyFunc is misconfigured.
 //
 // A request whose context is done once the store has answered (the client
 // closed, reset or half-closed its connection, which net/http reports by
@@ -144,7 +150,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		}
 		key, err := l.key(r)
 		if err != nil {
-			l.fail(w, r, fmt.Errorf("ratelimit: key: %w", err))
+			l.keyFailed(w, r, err)
 			return
 		}
 		now := l.now()
@@ -158,15 +164,17 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 			return
 		}
 		if err != nil {
+			l.storeErrs.Report(r.Context(), err, slog.String("policy", l.policy.Name))
 			if l.failOpen {
-				l.report.Report(r.Context(), err, slog.String("policy", l.policy.Name))
 				next.ServeHTTP(w, r)
 				return
 			}
-			l.fail(w, r, &storeError{err})
+			l.logError(r, fmt.Errorf("ratelimit: store: %w", err))
+			ratelimitheader.SetRetryAfter(w.Header(), time.Second)
+			l.problem(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "Rate limiting is unavailable; try again shortly."})
 			return
 		}
-		l.setHeaders(w.Header(), d, now)
+		l.headers.Set(w.Header(), d.Remaining, d.Reset, now)
 		if d.Allowed {
 			next.ServeHTTP(w, r)
 			return
@@ -176,9 +184,23 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 			slog.String("policy", l.policy.Name),
 			slog.String("decision", "denied"),
 			slog.Duration("retry_after", d.RetryAfter)))
-		w.Header().Set("Retry-After", itoa(retryAfterSeconds(d.RetryAfter)))
-		l.denied.ServeHTTP(w, r.WithContext(ctx))
+		ratelimitheader.SetRetryAfter(w.Header(), d.RetryAfter)
+		l.problem(w, r.WithContext(ctx), problem.Details{Status: http.StatusTooManyRequests,
+			Detail: "Rate limit exceeded: retry in " + strconv.FormatInt(ratelimitheader.RetryAfterSeconds(d.RetryAfter), 10) + " seconds."})
 	})
+}
+
+// keyFailed answers a request whose key could not be computed: 400 when
+// the request lacks what the key needs, else 500 for a KeyFunc that is
+// misconfigured, which is also logged.
+func (l *Limiter) keyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	l.logError(r, fmt.Errorf("ratelimit: key: %w", err))
+	if errors.Is(err, ErrNoKey) {
+		l.problem(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "The request does not identify a client for rate limiting."})
+		return
+	}
+	l.keyErrs.Report(r.Context(), err, slog.String("policy", l.policy.Name))
+	l.problem(w, r, problem.Details{Status: http.StatusInternalServerError})
 }
 
 // abandon ends a request whose context ended (cerr) before it was decided.
@@ -195,48 +217,26 @@ func (l *Limiter) abandon(w http.ResponseWriter, r *http.Request, cerr error) {
 	}
 }
 
-func (l *Limiter) fail(w http.ResponseWriter, r *http.Request, err error) {
+// logError puts the error that kept r from being decided on its access
+// log line.
+func (l *Limiter) logError(r *http.Request, err error) {
 	reqlog.AddAttrs(r.Context(), slog.Group("ratelimit",
 		slog.String("policy", l.policy.Name),
 		slog.String("decision", "error"),
 		slog.String("error", err.Error())))
-	l.onError(w, r, err)
 }
-
-// storeError marks store failures for the default error handler.
-type storeError struct{ err error }
-
-func (e *storeError) Error() string { return "ratelimit: store: " + e.err.Error() }
-func (e *storeError) Unwrap() error { return e.err }
 
 type decisionKey struct{}
 
 // FromContext returns the decision for the request whose context is ctx.
-// It is set for refused requests, so the denied handler can use it;
-// allowed requests carry the same information in their response headers
-// and are passed on with their context unchanged (this keeps the allowed
-// path free of allocations).
+// It is set for refused requests, so that the problem Writer (see
+// [WithProblemWriter]) can use it; allowed requests carry the same
+// information in their response headers and are passed on with their
+// context unchanged (this keeps the allowed path free of allocations
+// beyond the headers').
 func FromContext(ctx context.Context) (Decision, bool) {
 	d, ok := ctx.Value(decisionKey{}).(Decision)
 	return d, ok
-}
-
-func deniedDefault(w http.ResponseWriter, r *http.Request) {
-	d, _ := FromContext(r.Context())
-	problem.Write(w, r, problem.Details{Status: http.StatusTooManyRequests, Detail: fmt.Sprintf("Rate limit exceeded: retry in %d seconds.", retryAfterSeconds(d.RetryAfter))})
-}
-
-func errorDefault(w http.ResponseWriter, r *http.Request, err error) {
-	var se *storeError
-	switch {
-	case errors.Is(err, ErrNoKey):
-		problem.Write(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "The request does not identify a client for rate limiting."})
-	case errors.As(err, &se):
-		w.Header().Set("Retry-After", "1")
-		problem.Write(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "Rate limiting is unavailable; try again shortly."})
-	default:
-		problem.Write(w, r, problem.Details{Status: http.StatusInternalServerError})
-	}
 }
 
 // decide derives the Decision for a take of n from the window a store
@@ -282,18 +282,4 @@ func ceilDuration(ns float64) time.Duration {
 		return 0
 	}
 	return time.Duration(math.Ceil(ns))
-}
-
-// retryAfterSeconds is the Retry-After value: whole seconds rounded up,
-// never 0 (a 0 would invite an immediate retry that is refused again).
-func retryAfterSeconds(d time.Duration) int64 {
-	return max(1, ceilSeconds(d))
-}
-
-func ceilSeconds(d time.Duration) int64 {
-	s := int64(d / time.Second)
-	if d%time.Second > 0 {
-		s++
-	}
-	return s
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -23,14 +25,22 @@ import (
 
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 
-// newTestLimiter returns a limiter whose clock the test sets.
-func newTestLimiter(t *testing.T, limit int, window time.Duration, opts ...Option) (*Limiter, *time.Time) {
+// bubbleStart is where the clock of a testing/synctest bubble starts:
+// midnight UTC, a boundary of every window that divides a day. Tests
+// that depend on where in its window a request falls run in a bubble and
+// move the clock with time.Sleep, which is instant there.
+var bubbleStart = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// sleepUntil moves a bubble's clock to at.
+func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
+
+// newTestLimiter is New for options that must be valid. Made inside a
+// bubble, the Limiter reads the bubble's clock.
+func newTestLimiter(t *testing.T, limit int, window time.Duration, opts ...Option) *Limiter {
 	t.Helper()
 	l, err := New(limit, window, opts...)
 	require.NoError(t, err)
-	now := t0
-	l.now = func() time.Time { return now }
-	return l, &now
+	return l
 }
 
 func serve(h http.Handler, remote string) *httptest.ResponseRecorder {
@@ -41,7 +51,13 @@ func serve(h http.Handler, remote string) *httptest.ResponseRecorder {
 	return rec
 }
 
+// typedNilStore is a nil *MemoryStore passed as a Store: not nil as an
+// interface, but its first Take would panic.
+var typedNilStore Store = (*MemoryStore)(nil)
+
 func TestNewRejectsBadConfig(t *testing.T) {
+	const namingRule = `ratelimit: WithName: name must be printable ASCII without '"' or '\'`
+	const tooLong = "ratelimit: WithName: name must be 1 to 64 characters"
 	tests := []struct {
 		name   string
 		limit  int
@@ -49,67 +65,77 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		opts   []Option
 		want   string
 	}{
-		{"zero limit", 0, time.Second, nil, "limit must be > 0"},
-		{"negative limit", -5, time.Second, nil, "limit must be > 0"},
-		{"zero window", 1, 0, nil, "window must be > 0"},
-		{"negative window", 1, -time.Second, nil, "window must be > 0"},
-		{"nil store", 1, time.Second, []Option{WithStore(nil)}, "nil store"},
-		{"nil key", 1, time.Second, []Option{WithKey(nil)}, "nil KeyFunc"},
-		{"empty name", 1, time.Second, []Option{WithName("")}, "name must be"},
-		{"quote in name", 1, time.Second, []Option{WithName(`a"b`)}, "printable ASCII"},
-		{"newline in name", 1, time.Second, []Option{WithName("a\nb")}, "printable ASCII"},
-		{"long name", 1, time.Second, []Option{WithName(strings.Repeat("n", 65))}, "1 to 64"},
-		{"bad header style", 1, time.Second, []Option{WithHeaders(HeaderStyle(9))}, "unknown header style"},
-		{"nil denied handler", 1, time.Second, []Option{WithDeniedHandler(nil)}, "nil handler"},
-		{"nil error handler", 1, time.Second, []Option{WithErrorHandler(nil)}, "nil function"},
+		{"zero limit", 0, time.Second, nil, "ratelimit: invalid policy\nratelimit: limit must be > 0"},
+		{"negative limit", -5, time.Second, nil, "ratelimit: invalid policy\nratelimit: limit must be > 0"},
+		{"zero window", 1, 0, nil, "ratelimit: invalid policy\nratelimit: window must be > 0"},
+		{"negative window", 1, -time.Second, nil, "ratelimit: invalid policy\nratelimit: window must be > 0"},
+		{"nil option", 1, time.Second, []Option{WithName("api"), nil}, "ratelimit: nil option"},
+		{"nil store", 1, time.Second, []Option{WithStore(nil)}, "ratelimit: WithStore: nil store"},
+		{"typed nil store", 1, time.Second, []Option{WithStore(typedNilStore)}, "ratelimit: WithStore: nil store"},
+		{"nil key", 1, time.Second, []Option{WithKey(nil)}, "ratelimit: WithKey: nil KeyFunc"},
+		{"empty name", 1, time.Second, []Option{WithName("")}, tooLong},
+		{"long name", 1, time.Second, []Option{WithName(strings.Repeat("n", 65))}, tooLong},
+		{"quote in name", 1, time.Second, []Option{WithName(`a"b`)}, namingRule},
+		{"backslash in name", 1, time.Second, []Option{WithName(`a\b`)}, namingRule},
+		{"newline in name", 1, time.Second, []Option{WithName("a\nb")}, namingRule},
+		{"non-ASCII name", 1, time.Second, []Option{WithName("é")}, namingRule},
+		{"unknown header style", 1, time.Second, []Option{WithHeaders(HeaderStyle(9))}, "ratelimit: WithHeaders: unknown header style HeaderStyle(9)"},
+		{"negative header style", 1, time.Second, []Option{WithHeaders(HeaderStyle(-1))}, "ratelimit: WithHeaders: unknown header style HeaderStyle(-1)"},
+		{"nil problem writer", 1, time.Second, []Option{WithProblemWriter(nil)}, "ratelimit: WithProblemWriter: nil Writer"},
+		{"nil skip", 1, time.Second, []Option{WithSkip(nil)}, "ratelimit: WithSkip: nil function"},
+		{"nil logger", 1, time.Second, []Option{WithLogger(nil)}, "ratelimit: WithLogger: nil logger"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := New(tt.limit, tt.window, tt.opts...)
-			require.Error(t, err)
+			assert.EqualError(t, err, tt.want)
 			assert.Nil(t, l)
-			assert.Contains(t, err.Error(), tt.want)
-			assert.True(t, strings.HasPrefix(err.Error(), "ratelimit: "), "error %q is prefixed", err)
 		})
 	}
 	_, err := New(0, time.Second)
 	assert.ErrorIs(t, err, ErrInvalidPolicy)
+	_, err = New(1, time.Second, WithName("api-v2.login"), WithHeaders(HeadersNone), WithStore(newMemoryStore(t)))
+	assert.NoError(t, err, "valid options")
 }
 
 func TestHandlerLimitsPerClient(t *testing.T) {
-	l, now := newTestLimiter(t, 3, time.Minute)
-	h := l.Handler(okHandler)
-	for i := range 3 {
-		rec := serve(h, "192.0.2.1:1000")
-		require.Equal(t, 200, rec.Code, "request %d", i+1)
-		assert.Equal(t, "ok", rec.Body.String())
-	}
-	rec := serve(h, "192.0.2.1:1001")
-	assert.Equal(t, http.StatusTooManyRequests, rec.Code)
-	assert.Equal(t, 200, serve(h, "192.0.2.2:1000").Code, "another client is not affected")
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLimiter(t, 3, time.Minute)
+		h := l.Handler(okHandler)
+		for i := range 3 {
+			rec := serve(h, "192.0.2.1:1000")
+			require.Equal(t, 200, rec.Code, "request %d", i+1)
+			assert.Equal(t, "ok", rec.Body.String())
+		}
+		rec := serve(h, "192.0.2.1:1001")
+		assert.Equal(t, http.StatusTooManyRequests, rec.Code)
+		assert.Equal(t, 200, serve(h, "192.0.2.2:1000").Code, "another client is not affected")
 
-	*now = now.Add(2 * time.Minute)
-	assert.Equal(t, 200, serve(h, "192.0.2.1:1000").Code, "the window slid")
+		time.Sleep(2 * time.Minute)
+		assert.Equal(t, 200, serve(h, "192.0.2.1:1000").Code, "the window slid")
+	})
 }
 
 func TestHandlerDeniedResponse(t *testing.T) {
-	l, _ := newTestLimiter(t, 1, time.Minute)
-	h := l.Handler(okHandler)
-	serve(h, "192.0.2.1:1")
-	rec := serve(h, "192.0.2.1:1")
-	require.Equal(t, http.StatusTooManyRequests, rec.Code)
-	assert.Equal(t, problem.ContentType, rec.Header().Get("Content-Type"))
-	assert.Equal(t, "120", rec.Header().Get("Retry-After"), "at the start of a window, a limit of 1 fits again after two windows")
-	var body problem.Details
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	assert.Equal(t, problem.Details{Type: "about:blank", Title: "Too Many Requests", Status: 429,
-		Detail: "Rate limit exceeded: retry in 120 seconds."}, body)
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLimiter(t, 1, time.Minute)
+		h := l.Handler(okHandler)
+		serve(h, "192.0.2.1:1")
+		rec := serve(h, "192.0.2.1:1")
+		require.Equal(t, http.StatusTooManyRequests, rec.Code)
+		assert.Equal(t, problem.ContentType, rec.Header().Get("Content-Type"))
+		assert.Equal(t, "120", rec.Header().Get("Retry-After"), "at the start of a window, a limit of 1 fits again after two windows")
+		var body problem.Details
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+		assert.Equal(t, problem.Details{Type: "about:blank", Title: "Too Many Requests", Status: 429,
+			Detail: "Rate limit exceeded: retry in 120 seconds."}, body)
+	})
 }
 
 // TestHeadersGolden checks every header style at the same points.
 func TestHeadersGolden(t *testing.T) {
 	type step struct {
-		at      time.Duration // since t0, a window boundary
+		at      time.Duration // since the bubble's start, a window boundary
 		status  int
 		headers map[string]string // "" means must be absent
 	}
@@ -128,7 +154,7 @@ func TestHeadersGolden(t *testing.T) {
 		{HeadersLegacy, []step{
 			{10 * time.Second, 200, map[string]string{
 				"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1",
-				"X-RateLimit-Reset": "1767225720", // t0 + 120s, Unix seconds
+				"X-RateLimit-Reset": "946684920", // the bubble's start + 120s, Unix seconds
 				"RateLimit":         "", "RateLimit-Policy": ""}},
 			{20 * time.Second, 200, map[string]string{"X-RateLimit-Remaining": "0"}},
 			{30 * time.Second, 429, map[string]string{"X-RateLimit-Remaining": "0", "Retry-After": "60"}},
@@ -136,7 +162,7 @@ func TestHeadersGolden(t *testing.T) {
 		{HeadersBoth, []step{
 			{10 * time.Second, 200, map[string]string{
 				"RateLimit-Policy": `"api";q=2;w=60`, "RateLimit": `"api";r=1;t=110`,
-				"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1767225720"}},
+				"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "946684920"}},
 		}},
 		{HeadersNone, []step{
 			{10 * time.Second, 200, map[string]string{"RateLimit": "", "RateLimit-Policy": "", "X-RateLimit-Limit": ""}},
@@ -146,19 +172,21 @@ func TestHeadersGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.style.String(), func(t *testing.T) {
-			l, now := newTestLimiter(t, 2, time.Minute, WithName("api"), WithHeaders(tt.style))
-			h := l.Handler(okHandler)
-			for _, s := range tt.steps {
-				*now = t0.Add(s.at)
-				rec := serve(h, "192.0.2.1:1")
-				require.Equal(t, s.status, rec.Code, "at %v", s.at)
-				for k, want := range s.headers {
-					assert.Equal(t, want, rec.Header().Get(k), "%s at %v", k, s.at)
-					if want == "" {
-						assert.NotContains(t, rec.Header(), http.CanonicalHeaderKey(k))
+			synctest.Test(t, func(t *testing.T) {
+				l := newTestLimiter(t, 2, time.Minute, WithName("api"), WithHeaders(tt.style))
+				h := l.Handler(okHandler)
+				for _, s := range tt.steps {
+					sleepUntil(bubbleStart.Add(s.at))
+					rec := serve(h, "192.0.2.1:1")
+					require.Equal(t, s.status, rec.Code, "at %v", s.at)
+					for k, want := range s.headers {
+						assert.Equal(t, want, rec.Header().Get(k), "%s at %v", k, s.at)
+						if want == "" {
+							assert.NotContains(t, rec.Header(), http.CanonicalHeaderKey(k))
+						}
 					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -219,13 +247,6 @@ func repeat(at time.Duration, n int) []time.Duration {
 	return out
 }
 
-func TestRetryAfterHeaderNeverZero(t *testing.T) {
-	assert.EqualValues(t, 1, retryAfterSeconds(0))
-	assert.EqualValues(t, 1, retryAfterSeconds(time.Nanosecond))
-	assert.EqualValues(t, 1, retryAfterSeconds(time.Second))
-	assert.EqualValues(t, 2, retryAfterSeconds(time.Second+time.Nanosecond))
-}
-
 func TestDecisionFields(t *testing.T) {
 	l, err := New(10, time.Minute)
 	require.NoError(t, err)
@@ -248,51 +269,59 @@ func TestAllowNRejectsBadN(t *testing.T) {
 	}
 }
 
+// TestBurstOnOneKeyAdmitsExactlyLimit runs in a bubble so that the burst
+// cannot straddle a window boundary.
 func TestBurstOnOneKeyAdmitsExactlyLimit(t *testing.T) {
 	const limit, burst = 1000, 10_000
-	l, _ := newTestLimiter(t, limit, time.Minute)
-	h := l.Handler(okHandler)
-	var ok, refused atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range burst {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			switch serve(h, "198.51.100.7:4242").Code {
-			case 200:
-				ok.Add(1)
-			case 429:
-				refused.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	assert.EqualValues(t, limit, ok.Load(), "admitted")
-	assert.EqualValues(t, burst-limit, refused.Load(), "refused")
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestLimiter(t, limit, time.Minute)
+		h := l.Handler(okHandler)
+		var ok, refused atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range burst {
+			wg.Go(func() {
+				<-start
+				switch serve(h, "198.51.100.7:4242").Code {
+				case 200:
+					ok.Add(1)
+				case 429:
+					refused.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		assert.EqualValues(t, limit, ok.Load(), "admitted")
+		assert.EqualValues(t, burst-limit, refused.Load(), "refused")
+	})
 }
 
-func TestDeniedHandlerSeesDecision(t *testing.T) {
-	var got Decision
-	var gotOK bool
-	l, _ := newTestLimiter(t, 1, time.Minute, WithDeniedHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, gotOK = FromContext(r.Context())
-		w.WriteHeader(http.StatusTeapot)
-	})))
-	h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, ok := FromContext(r.Context())
-		assert.False(t, ok, "allowed requests keep their context")
-	}))
-	serve(h, "192.0.2.1:1")
-	rec := serve(h, "192.0.2.1:1")
-	assert.Equal(t, http.StatusTeapot, rec.Code)
-	require.True(t, gotOK)
-	assert.False(t, got.Allowed)
-	assert.Equal(t, 1, got.Limit)
-	assert.Equal(t, 120*time.Second, got.RetryAfter)
-	assert.Equal(t, "120", rec.Header().Get("Retry-After"))
+// TestProblemWriterSeesDecision: the 429 goes through the Writer with the
+// Decision in the request's context and the headers already on w;
+// allowed requests keep their context.
+func TestProblemWriterSeesDecision(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got Decision
+		var gotOK bool
+		var gotHeader http.Header
+		l := newTestLimiter(t, 1, time.Minute, WithProblemWriter(func(w http.ResponseWriter, r *http.Request, d problem.Details) {
+			got, gotOK = FromContext(r.Context())
+			gotHeader = w.Header().Clone()
+			w.WriteHeader(http.StatusTeapot)
+		}))
+		h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, ok := FromContext(r.Context())
+			assert.False(t, ok, "allowed requests keep their context")
+		}))
+		serve(h, "192.0.2.1:1")
+		rec := serve(h, "192.0.2.1:1")
+		assert.Equal(t, http.StatusTeapot, rec.Code)
+		require.True(t, gotOK, "FromContext in the Writer")
+		assert.Equal(t, Decision{Limit: 1, Reset: 120 * time.Second, RetryAfter: 120 * time.Second}, got)
+		assert.Equal(t, "120", gotHeader.Get("Retry-After"), "Retry-After set before the Writer ran")
+		assert.Equal(t, `"default";r=0;t=120`, gotHeader.Get("RateLimit"), "RateLimit set before the Writer ran")
+	})
 }
 
 type failingStore struct{ calls atomic.Int64 }
@@ -305,7 +334,7 @@ func (s *failingStore) Take(context.Context, Policy, string, time.Time, int) (Wi
 func TestStoreErrorFailsOpenAndReportsOnce(t *testing.T) {
 	var logs bytes.Buffer
 	store := &failingStore{}
-	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(store),
+	l := newTestLimiter(t, 1, time.Minute, WithStore(store),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	h := l.Handler(okHandler)
 	for range 5 {
@@ -318,15 +347,20 @@ func TestStoreErrorFailsOpenAndReportsOnce(t *testing.T) {
 }
 
 func TestStoreErrorFailClosed(t *testing.T) {
-	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}), WithFailOpen(false),
-		WithLogger(slog.New(slog.DiscardHandler)))
+	var logs bytes.Buffer
+	l := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}), WithFailOpen(false),
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	called := false
 	h := l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
-	rec := serve(h, "192.0.2.1:1")
-	assert.False(t, called)
-	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
-	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
-	assert.NotContains(t, rec.Body.String(), "10.1.2.3", "the error text never reaches the client")
+	for range 3 {
+		rec := serve(h, "192.0.2.1:1")
+		assert.False(t, called)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+		assert.NotContains(t, rec.Body.String(), "10.1.2.3", "the error text never reaches the client")
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "store failed, refusing with 503"), "reported once: %s", logs.String())
+	assert.Contains(t, logs.String(), "10.1.2.3", "the error text reaches the log")
 }
 
 func TestKeyErrorNeverBypasses(t *testing.T) {
@@ -334,41 +368,93 @@ func TestKeyErrorNeverBypasses(t *testing.T) {
 		name   string
 		key    KeyFunc
 		remote string
-		header string
 		status int
+		logged bool // the error is the server's, worth a log line
 	}{
-		{"missing header is the client's fault", KeyByHeader("X-API-Key"), "192.0.2.1:1", "", 400},
-		{"unparsable RemoteAddr", KeyByIP, "not-an-ip", "", 400},
-		{"empty RemoteAddr", KeyByIP, "", "", 400},
-		{"misconfigured prefix is a server error", KeyByIPPrefix(0, 64), "192.0.2.1:1", "", 500},
+		{"missing header is the client's fault", KeyByHeader("X-API-Key"), "192.0.2.1:1", 400, false},
+		{"unparsable RemoteAddr", KeyByIP, "not-an-ip", 400, false},
+		{"empty RemoteAddr", KeyByIP, "", 400, false},
+		{"misconfigured prefix is a server error", KeyByIPPrefix(0, 64), "192.0.2.1:1", 500, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, _ := newTestLimiter(t, 100, time.Minute, WithKey(tt.key))
+			var logs bytes.Buffer
+			l := newTestLimiter(t, 100, time.Minute, WithKey(tt.key), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			called := false
 			h := l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
 			rec := serve(h, tt.remote)
 			assert.False(t, called, "a request without a key is never served uncounted")
 			assert.Equal(t, tt.status, rec.Code)
 			assert.Equal(t, problem.ContentType, rec.Header().Get("Content-Type"))
+			if tt.logged {
+				assert.Contains(t, logs.String(), "key function failed", "log")
+			} else {
+				assert.Empty(t, logs.String(), "log: a client's missing key is not the server's error")
+			}
 		})
 	}
 }
 
-func TestCustomErrorHandlerGetsWrappedError(t *testing.T) {
-	var got error
-	l, _ := newTestLimiter(t, 1, time.Minute, WithKey(KeyByHeader("X-Tenant")),
-		WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
-			got = err
-			w.WriteHeader(http.StatusUnauthorized)
-		}))
-	rec := serve(l.Handler(okHandler), "192.0.2.1:1")
-	assert.Equal(t, http.StatusUnauthorized, rec.Code)
-	assert.ErrorIs(t, got, ErrNoKey)
+// apiError is a service's own error format: {"error":{"code":…,"message":…}}.
+func apiError(w http.ResponseWriter, r *http.Request, d problem.Details) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": d.Status, "message": d.Detail}})
+}
+
+// TestProblemWriterOwnFormat: every response the Limiter generates goes
+// through the Writer, in the service's own JSON shape, with the headers
+// the Limiter sets already on it.
+func TestProblemWriterOwnFormat(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       []Option
+		requests   int // the last one is checked
+		status     int
+		message    string
+		retryAfter string
+		rateLimit  string
+	}{
+		{"denied", nil, 2, 429, "Rate limit exceeded: retry in 120 seconds.", "120", `"default";r=0;t=120`},
+		{"no key", []Option{WithKey(KeyByHeader("X-Tenant"))}, 1, 400,
+			"The request does not identify a client for rate limiting.", "", ""},
+		{"key function error", []Option{WithKey(KeyByIPPrefix(0, 64))}, 1, 500, "", "", ""},
+		{"store error, fail closed", []Option{WithStore(&failingStore{}), WithFailOpen(false)}, 1, 503,
+			"Rate limiting is unavailable; try again shortly.", "1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := append([]Option{WithProblemWriter(apiError), WithLogger(slog.New(slog.DiscardHandler))}, tt.opts...)
+				h := newTestLimiter(t, 1, time.Minute, opts...).Handler(okHandler)
+				var rec *httptest.ResponseRecorder
+				for range tt.requests {
+					rec = serve(h, "192.0.2.1:1")
+				}
+				assert.Equal(t, tt.status, rec.Code)
+				assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+				assert.JSONEq(t, fmt.Sprintf(`{"error":{"code":%d,"message":%q}}`, tt.status, tt.message), rec.Body.String())
+				assert.Equal(t, tt.retryAfter, rec.Header().Get("Retry-After"), "Retry-After")
+				assert.Equal(t, tt.rateLimit, rec.Header().Get("RateLimit"), "RateLimit")
+			})
+		})
+	}
+}
+
+// TestLoggerDefaultsToSlogDefault: without WithLogger, errors go to
+// slog.Default() as it is when they happen, not as it was at New.
+func TestLoggerDefaultsToSlogDefault(t *testing.T) {
+	l := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}))
+	var logs bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(old)
+	assert.Equal(t, 200, serve(l.Handler(okHandler), "192.0.2.1:1").Code, "fail open")
+	assert.Contains(t, logs.String(), "store failed", "the default logger set after New")
 }
 
 func TestSkip(t *testing.T) {
-	l, _ := newTestLimiter(t, 1, time.Minute, WithSkip(func(r *http.Request) bool { return r.URL.Path == "/healthz" }))
+	l := newTestLimiter(t, 1, time.Minute, WithSkip(func(r *http.Request) bool { return r.URL.Path == "/healthz" }))
 	h := l.Handler(okHandler)
 	for range 5 {
 		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
@@ -380,17 +466,21 @@ func TestSkip(t *testing.T) {
 	assert.Equal(t, 200, serve(h, "192.0.2.1:1").Code, "skipped requests did not use the quota")
 }
 
+// TestSharedStoreSeparatesNames runs in a bubble so that the three
+// requests fall in one window.
 func TestSharedStoreSeparatesNames(t *testing.T) {
-	store := NewMemoryStore()
-	a, _ := newTestLimiter(t, 1, time.Minute, WithStore(store), WithName("a"))
-	b, _ := newTestLimiter(t, 1, time.Minute, WithStore(store), WithName("b"))
-	assert.Equal(t, 200, serve(a.Handler(okHandler), "192.0.2.1:1").Code)
-	assert.Equal(t, 200, serve(b.Handler(okHandler), "192.0.2.1:1").Code, "other name, own count")
-	assert.Equal(t, 429, serve(a.Handler(okHandler), "192.0.2.1:1").Code)
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemoryStore(t)
+		a := newTestLimiter(t, 1, time.Minute, WithStore(store), WithName("a"))
+		b := newTestLimiter(t, 1, time.Minute, WithStore(store), WithName("b"))
+		assert.Equal(t, 200, serve(a.Handler(okHandler), "192.0.2.1:1").Code)
+		assert.Equal(t, 200, serve(b.Handler(okHandler), "192.0.2.1:1").Code, "other name, own count")
+		assert.Equal(t, 429, serve(a.Handler(okHandler), "192.0.2.1:1").Code)
+	})
 }
 
 func TestHeaderValuesAreNotShared(t *testing.T) {
-	l, _ := newTestLimiter(t, 5, time.Minute, WithHeaders(HeadersBoth))
+	l := newTestLimiter(t, 5, time.Minute, WithHeaders(HeadersBoth))
 	h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Ratelimit-Policy"][0] = "tampered"
 		w.Header()["X-Ratelimit-Limit"][0] = "tampered"
@@ -442,15 +532,15 @@ func TestClientGoneNeverPassedOn(t *testing.T) {
 		{name: "cancelled, store error, fail closed",
 			store: func(context.CancelFunc) Store { return &failingStore{} }, want: 499},
 		{name: "cancelled, memory store", failOpen: true,
-			store: func(context.CancelFunc) Store { return NewMemoryStore() }, want: 499},
+			store: func(context.CancelFunc) Store { return newMemoryStore(t) }, want: 499},
 		{name: "left during the take, store error", failOpen: true,
 			store: func(c context.CancelFunc) Store { return &leavingStore{cancel: c, err: context.Canceled} }, want: 499},
 		{name: "left during the take, store allowed", failOpen: true,
-			store: func(c context.CancelFunc) Store { return &leavingStore{Store: NewMemoryStore(), cancel: c} }, want: 499},
+			store: func(c context.CancelFunc) Store { return &leavingStore{Store: newMemoryStore(t), cancel: c} }, want: 499},
 		{name: "deadline passed, store error", failOpen: true, deadline: true,
 			store: func(context.CancelFunc) Store { return &failingStore{} }, want: http.StatusGatewayTimeout},
 		{name: "deadline passed, memory store", failOpen: true, deadline: true,
-			store: func(context.CancelFunc) Store { return NewMemoryStore() }, want: http.StatusGatewayTimeout},
+			store: func(context.CancelFunc) Store { return newMemoryStore(t) }, want: http.StatusGatewayTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -461,7 +551,7 @@ func TestClientGoneNeverPassedOn(t *testing.T) {
 			if _, leaving := store.(*leavingStore); !leaving && !tt.deadline {
 				cancel()
 			}
-			l, _ := newTestLimiter(t, 3, time.Minute, WithStore(store), WithFailOpen(tt.failOpen),
+			l := newTestLimiter(t, 3, time.Minute, WithStore(store), WithFailOpen(tt.failOpen),
 				WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			var calls atomic.Int64
 			var h http.Handler = l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) }))
@@ -483,15 +573,8 @@ func TestClientGoneNeverPassedOn(t *testing.T) {
 
 	// A live request's store error is still a store failure.
 	var logs bytes.Buffer
-	l, _ := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}),
+	l := newTestLimiter(t, 1, time.Minute, WithStore(&failingStore{}),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	assert.Equal(t, 200, serve(l.Handler(okHandler), "192.0.2.1:1").Code, "a live request fails open")
 	assert.Contains(t, logs.String(), "store failed", "a live request's store error is reported")
-}
-
-func TestValidName(t *testing.T) {
-	assert.NoError(t, ValidName("api-v2.login"))
-	for _, bad := range []string{"", strings.Repeat("x", 65), `a"b`, `a\b`, "a\nb", "é"} {
-		assert.Error(t, ValidName(bad), "%q", bad)
-	}
 }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
@@ -164,21 +165,24 @@ type memConfig struct {
 }
 
 // WithMaxKeys caps the number of keys the store tracks (default
-// [DefaultMaxKeys]); values below 1 keep the default. See [MemoryStore] for
-// the eviction rule and the memory per key.
+// [DefaultMaxKeys]); n < 1 is an error from [NewMemoryStore]. See
+// [MemoryStore] for the eviction rule and the memory per key.
 func WithMaxKeys(n int) MemoryOption {
-	return func(c *memConfig) {
-		if n > 0 {
-			c.maxKeys = n
-		}
-	}
+	return func(c *memConfig) { c.maxKeys = n }
 }
 
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
+// NewMemoryStore returns an empty MemoryStore. It returns an error for a
+// nil option and for an option given a value it cannot use.
+func NewMemoryStore(opts ...MemoryOption) (*MemoryStore, error) {
 	cfg := memConfig{maxKeys: DefaultMaxKeys}
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("ratelimit: NewMemoryStore: nil option")
+		}
 		o(&cfg)
+	}
+	if cfg.maxKeys < 1 {
+		return nil, fmt.Errorf("ratelimit: WithMaxKeys: %d keys, want > 0", cfg.maxKeys)
 	}
 	shards := 256
 	for shards > 1 && cfg.maxKeys/shards < minKeysPerShard {
@@ -198,7 +202,7 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 		maxLen: maxLen,
 	}
 	s.pols.Store(&polTable{ids: map[polKey]uint16{}})
-	return s
+	return s, nil
 }
 
 // Take implements [Store].

@@ -20,6 +20,39 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // a window boundary for every window that divides a day
 
+// newMemoryStore is NewMemoryStore for options that must be valid.
+func newMemoryStore(t testing.TB, opts ...MemoryOption) *MemoryStore {
+	t.Helper()
+	s, err := NewMemoryStore(opts...)
+	require.NoError(t, err)
+	return s
+}
+
+func TestNewMemoryStoreRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []MemoryOption
+		want string
+	}{
+		{"nil option", []MemoryOption{WithMaxKeys(10), nil}, "ratelimit: NewMemoryStore: nil option"},
+		{"zero max keys", []MemoryOption{WithMaxKeys(0)}, "ratelimit: WithMaxKeys: 0 keys, want > 0"},
+		{"negative max keys", []MemoryOption{WithMaxKeys(-5)}, "ratelimit: WithMaxKeys: -5 keys, want > 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewMemoryStore(tt.opts...)
+			assert.EqualError(t, err, tt.want)
+			assert.Nil(t, s)
+		})
+	}
+	s, err := NewMemoryStore(WithMaxKeys(1))
+	require.NoError(t, err, "the smallest cap")
+	for i := range 3 {
+		take(t, s, Policy{Name: "p", Limit: 1, Window: time.Minute}, strconv.Itoa(i), t0)
+	}
+	assert.Equal(t, 1, s.Len(), "keys tracked under a cap of 1")
+}
+
 func take(t *testing.T, s Store, p Policy, key string, now time.Time) Window {
 	t.Helper()
 	w, err := s.Take(context.Background(), p, key, now, 1)
@@ -37,7 +70,7 @@ func TestSlidingWindowAccuracy(t *testing.T) {
 	for _, limit := range []int{1, 10, 1000} {
 		for _, window := range []time.Duration{time.Second, time.Minute} {
 			t.Run(fmt.Sprintf("limit=%d/window=%v", limit, window), func(t *testing.T) {
-				s := NewMemoryStore()
+				s := newMemoryStore(t)
 				p := Policy{Name: "t", Limit: limit, Window: window}
 				const windows = 20
 				rng := rand.New(rand.NewPCG(uint64(limit), uint64(window)))
@@ -89,7 +122,7 @@ func TestSlidingWindowAccuracy(t *testing.T) {
 }
 
 func TestMemoryStoreWindowRolls(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	p := Policy{Name: "t", Limit: 10, Window: time.Minute}
 	for i := range 10 {
 		w := take(t, s, p, "k", t0.Add(time.Duration(i)*time.Second))
@@ -116,7 +149,7 @@ func TestMemoryStoreWindowRolls(t *testing.T) {
 }
 
 func TestMemoryStoreRefusedNotCounted(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	p := Policy{Name: "t", Limit: 10, Window: time.Minute}
 	admitted := 0
 	for range 110 { // 10 admitted, 100 refused
@@ -137,7 +170,7 @@ func TestMemoryStoreRefusedNotCounted(t *testing.T) {
 }
 
 func TestMemoryStoreTakeN(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	p := Policy{Name: "t", Limit: 10, Window: time.Minute}
 	w, err := s.Take(context.Background(), p, "k", t0, 7)
 	require.NoError(t, err)
@@ -169,7 +202,7 @@ func TestMemoryStoreClockGoingBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewMemoryStore()
+			s := newMemoryStore(t)
 			p := Policy{Name: "t", Limit: 2, Window: time.Minute}
 			take(t, s, p, "k", t0.Add(tt.ahead+10*time.Second))
 			assert.Equal(t, tt.want, take(t, s, p, "k", t0))
@@ -181,7 +214,7 @@ func TestMemoryStoreClockGoingBack(t *testing.T) {
 }
 
 func TestMemoryStorePolicyNamesAndWindowsAreSeparate(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	a := Policy{Name: "a", Limit: 1, Window: time.Minute}
 	b := Policy{Name: "b", Limit: 1, Window: time.Minute}
 	assert.True(t, take(t, s, a, "k", t0).Allowed)
@@ -193,7 +226,7 @@ func TestMemoryStorePolicyNamesAndWindowsAreSeparate(t *testing.T) {
 }
 
 func TestMemoryStoreInvalidPolicy(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	for _, p := range []Policy{{Limit: 0, Window: time.Second}, {Limit: 1, Window: 0}, {Limit: -1, Window: -1}} {
 		_, err := s.Take(context.Background(), p, "k", t0, 1)
 		assert.ErrorIs(t, err, ErrInvalidPolicy, "%+v", p)
@@ -203,7 +236,7 @@ func TestMemoryStoreInvalidPolicy(t *testing.T) {
 // TestMemoryStoreHashCollision forces two keys onto one hash: they must
 // keep separate counts.
 func TestMemoryStoreHashCollision(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	p := Policy{Name: "t", Limit: 1, Window: time.Minute}
 	const h = 42 << 32
 	pol, err := s.policyID(p)
@@ -230,7 +263,7 @@ func TestMemoryStoreHashCollision(t *testing.T) {
 }
 
 func TestMemoryStoreLongKeys(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	p := Policy{Name: "t", Limit: 1, Window: time.Minute}
 	a := strings.Repeat("x", 10<<10) + "a"
 	b := strings.Repeat("x", 10<<10) + "b"
@@ -241,7 +274,7 @@ func TestMemoryStoreLongKeys(t *testing.T) {
 }
 
 func TestMemoryStoreCapEvictsStaleFirst(t *testing.T) {
-	s := NewMemoryStore(WithMaxKeys(64)) // one shard of 64
+	s := newMemoryStore(t, WithMaxKeys(64)) // one shard of 64
 	require.Len(t, s.shards, 1)
 	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
 	for i := range 64 {
@@ -254,7 +287,7 @@ func TestMemoryStoreCapEvictsStaleFirst(t *testing.T) {
 }
 
 func TestMemoryStoreCapKeepsActiveClients(t *testing.T) {
-	s := NewMemoryStore(WithMaxKeys(64))
+	s := newMemoryStore(t, WithMaxKeys(64))
 	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
 	now := t0
 	for range 5 {
@@ -300,7 +333,7 @@ func TestMemoryStoreKeyFloodKeepsRefusedKeys(t *testing.T) {
 			if tt.maxKeys > 0 {
 				opts = append(opts, WithMaxKeys(tt.maxKeys))
 			}
-			s := NewMemoryStore(opts...)
+			s := newMemoryStore(t, opts...)
 			maxKeys := tt.maxKeys
 			if maxKeys == 0 {
 				maxKeys = DefaultMaxKeys
@@ -342,7 +375,7 @@ func TestMemoryStoreKeyFloodKeepsRefusedKeys(t *testing.T) {
 // one key that is not refused, never a refused one. A shard of nothing but
 // refused keys still takes a new key (the cap holds; one refused key goes).
 func TestMemoryStoreEvictionNeverPrefersRefusedKeys(t *testing.T) {
-	s := NewMemoryStore(WithMaxKeys(64))
+	s := newMemoryStore(t, WithMaxKeys(64))
 	require.Len(t, s.shards, 1)
 	p := Policy{Name: "t", Limit: 2, Window: time.Minute}
 	for i := range 63 {
@@ -372,7 +405,7 @@ func TestMemoryStoreBoundedUnderKeyFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2,000,000 keys")
 	}
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	p := Policy{Name: "t", Limit: 100, Window: time.Hour}
 	var before runtime.MemStats
 	runtime.GC()
@@ -413,7 +446,7 @@ func TestMemoryStoreBoundedUnderKeyFlood(t *testing.T) {
 // still found from its home slot (the backward shift kept the probe runs
 // intact) and every deleted one is gone.
 func TestMemoryStoreProbeRunsSurviveDeletes(t *testing.T) {
-	s := NewMemoryStore(WithMaxKeys(4096)) // 64 shards of 64 keys
+	s := newMemoryStore(t, WithMaxKeys(4096)) // 64 shards of 64 keys
 	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
 	pol, err := s.policyID(p)
 	require.NoError(t, err)
@@ -455,7 +488,7 @@ func TestMemoryStoreProbeRunsSurviveDeletes(t *testing.T) {
 }
 
 func TestMemoryStoreTableGrowsToTheCap(t *testing.T) {
-	s := NewMemoryStore(WithMaxKeys(64))
+	s := newMemoryStore(t, WithMaxKeys(64))
 	p := Policy{Name: "t", Limit: 5, Window: time.Minute}
 	for i := range 1000 {
 		take(t, s, p, "k"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Millisecond))
@@ -477,7 +510,7 @@ func TestMemoryStoreLayout(t *testing.T) {
 // and a slowdown) numbers each once and finds them without allocating,
 // whichever was used last; past eight, through the map.
 func TestMemoryStorePolicyIDs(t *testing.T) {
-	s := NewMemoryStore()
+	s := newMemoryStore(t)
 	var ps []Policy
 	for i := range 12 {
 		ps = append(ps, Policy{Name: "p" + strconv.Itoa(i%6), Limit: 1, Window: time.Duration(1+i/6) * time.Minute})
@@ -489,7 +522,7 @@ func TestMemoryStorePolicyIDs(t *testing.T) {
 			assert.EqualValues(t, i, id, "round %d: policy %+v", round, p)
 		}
 	}
-	small := NewMemoryStore()
+	small := newMemoryStore(t)
 	a := Policy{Name: "api", Limit: 10, Window: time.Minute}
 	b := Policy{Name: "slowdown", Limit: 1 << 30, Window: time.Minute}
 	allocs := testing.AllocsPerRun(100, func() {

@@ -39,7 +39,8 @@ func limiterCount(t *testing.T, h http.Header, name string, limit int) int {
 func TestComposeWithLimiter(t *testing.T) {
 	const limit = 6
 	synctest.Test(t, func(t *testing.T) {
-		store := ratelimit.NewMemoryStore()
+		store, err := ratelimit.NewMemoryStore()
+		require.NoError(t, err)
 		slow, err := slowdown.New(0, time.Minute, slowdown.WithStore(store),
 			slowdown.WithKey(ratelimit.KeyByIP),
 			slowdown.WithStep(time.Millisecond), slowdown.WithMaxDelay(time.Hour))
@@ -94,7 +95,8 @@ func TestComposeWithLimiter(t *testing.T) {
 // TestComposeHeaders: with headers on in both, a response carries one
 // RateLimit-Policy and one RateLimit item per policy.
 func TestComposeHeaders(t *testing.T) {
-	store := ratelimit.NewMemoryStore()
+	store, err := ratelimit.NewMemoryStore()
+	require.NoError(t, err)
 	slow, err := slowdown.New(2, time.Minute, slowdown.WithStore(store),
 		slowdown.WithHeaders(ratelimit.HeadersIETF))
 	require.NoError(t, err)

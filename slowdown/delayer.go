@@ -39,20 +39,31 @@
 // A delayed request waits on a timer selected against its context: when
 // the client disconnects the wait ends at once, the handler is not called
 // and nothing is left behind. At most [WithMaxWaiting] requests wait at
-// once; past that, 503 with Retry-After.
+// once; past that, 503 with Retry-After, written by a problem.Writer
+// ([WithProblemWriter]) so that a service keeps its own error format.
+//
+// # Headers
+//
+// [WithHeaders] takes the same styles as ratelimit.WithHeaders: the
+// Delayer's items in the IETF RateLimit lists, beside the Limiter's, and
+// its own X-Slow-Down-Limit, -Remaining and -Reset for the legacy style.
+//
+// Examples: [Example], [ExampleDelayer_Delay], [ExampleWithDelayFunc],
+// [ExampleWithHeaders].
 package slowdown
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
 	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/reqlog"
@@ -61,12 +72,6 @@ import (
 // countLimit is the Limit of the Delayer's policy: large enough that the
 // store never refuses a take, so that every request is counted.
 const countLimit = math.MaxInt32
-
-// Canonical header keys, so that the map writes match Header.Get.
-const (
-	hPolicy    = "Ratelimit-Policy"
-	hRateLimit = "Ratelimit"
-)
 
 // Delayer delays requests past a threshold per key and sliding window. It
 // is safe for concurrent use. Create it with [New]; the zero value is not
@@ -80,43 +85,48 @@ type Delayer struct {
 	delayFunc  func(over int) time.Duration
 	maxDelay   time.Duration
 	maxWaiting int64
-	headers    bool
+	headers    ratelimitheader.Policy
+	sendHeader bool // headers' style is not None
+	problem    problem.Writer
 	skip       func(*http.Request) bool
 	storeErrs  *errlog.Reporter
 	keyErrs    *errlog.Reporter
 
-	policyHeader string // RateLimit-Policy value, built once
-
 	// waiting counts the requests waiting (see admit); ≤ maxWaiting.
 	waiting atomic.Int64
-	// waitHook, when set by a test, is called with +1 just before a request
-	// starts waiting and with -1 just after it stops.
-	waitHook func(delta int)
 }
 
 // New returns a Delayer that lets after requests per key pass undelayed in
 // any trailing window and delays the ones beyond: request number k waits
 // (k−after)·step (see [WithStep], [WithDelayFunc]), at most
 // [WithMaxDelay]. after may be 0 (every request is delayed, the first by
-// one step). It returns an error for after < 0, window ≤ 0 or a bad option.
+// one step). It returns an error for after < 0, window ≤ 0, a nil option
+// and every option given a value it cannot use (see each option).
 func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 	if after < 0 {
-		return nil, errors.New("slowdown: after must be ≥ 0")
+		return nil, fmt.Errorf("slowdown: after %d, want ≥ 0", after)
 	}
 	if window <= 0 {
-		return nil, errors.New("slowdown: window must be > 0")
+		return nil, fmt.Errorf("slowdown: window %v, want > 0", window)
 	}
 	cfg := defaults()
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("slowdown: nil option")
+		}
 		o(&cfg)
 	}
 	if err := cfg.validate(after); err != nil {
 		return nil, err
 	}
 	if !cfg.storeSet {
-		cfg.store = ratelimit.NewMemoryStore()
+		s, err := ratelimit.NewMemoryStore()
+		if err != nil {
+			return nil, err
+		}
+		cfg.store = s
 	}
-	d := &Delayer{
+	return &Delayer{
 		after:      after,
 		policy:     ratelimit.Policy{Name: cfg.name, Limit: countLimit, Window: window},
 		store:      cfg.store,
@@ -125,13 +135,13 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		delayFunc:  cfg.delayFunc,
 		maxDelay:   cfg.maxDelay,
 		maxWaiting: int64(cfg.maxWaiting),
-		headers:    cfg.headers == ratelimit.HeadersIETF,
+		headers:    ratelimitheader.NewPolicy(ratelimitheader.Style(cfg.headers), ratelimitheader.SlowDownNames, cfg.name, after, window),
+		sendHeader: cfg.headers != ratelimit.HeadersNone,
+		problem:    cfg.problem,
 		skip:       cfg.skip,
 		storeErrs:  errlog.New(cfg.logger, "slowdown: store failed, serving without delay", 0),
 		keyErrs:    errlog.New(cfg.logger, "slowdown: key function failed, serving without delay", 0),
-	}
-	d.policyHeader = `"` + cfg.name + `";q=` + strconv.Itoa(after) + ";w=" + strconv.FormatInt(ceilSeconds(window), 10)
-	return d, nil
+	}, nil
 }
 
 // Policy returns the policy the Delayer counts under in its store: its
@@ -205,7 +215,8 @@ func (d *Delayer) delayFor(k int) time.Duration {
 // Neither is a store failure, nor logged as one.
 //
 // A request that should wait while [WithMaxWaiting] others already do
-// gets 503 with Retry-After and an RFC 9457 problem body
+// gets 503 with Retry-After, written by the problem Writer (see
+// [WithProblemWriter]; an RFC 9457 problem body by default)
 // (decision=overflow).
 //
 // The Delayer fails open: when the store fails while the request is alive,
@@ -235,17 +246,20 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		next.ServeHTTP(w, r)
 		return
 	}
-	k, delay, win, err := d.take(ctx, key, time.Now())
+	now := time.Now()
+	k, delay, win, err := d.take(ctx, key, now)
 	cerr := ctx.Err()
 	if err == nil && cerr == nil {
-		if d.headers {
-			d.setHeaders(w.Header(), k, win, delay)
+		if d.sendHeader {
+			// Set before the wait and sent after it: t counts from the end
+			// of the delay; the legacy Reset is an instant either way.
+			d.headers.Set(w.Header(), max(0, d.after-k), max(0, win.Reset(d.policy.Window)-delay), now.Add(delay))
 		}
 		if delay > 0 {
 			if !d.admit() {
 				d.logDecision(ctx, "overflow", delay)
-				w.Header().Set("Retry-After", strconv.FormatInt(max(1, ceilSeconds(delay)), 10))
-				problem.Write(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "The server is busy slowing down other requests; retry later."})
+				ratelimitheader.SetRetryAfter(w.Header(), delay)
+				d.problem(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "The server is busy slowing down other requests; retry later."})
 				return
 			}
 			d.wait(ctx, delay)
@@ -305,10 +319,6 @@ func (d *Delayer) admit() bool {
 // ctx, which may also have ended just as the delay passed. The timer is
 // stopped either way.
 func (d *Delayer) wait(ctx context.Context, delay time.Duration) {
-	if d.waitHook != nil {
-		d.waitHook(+1)
-		defer d.waitHook(-1)
-	}
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
@@ -322,31 +332,6 @@ func (d *Delayer) logDecision(ctx context.Context, decision string, delay time.D
 		slog.String("policy", d.policy.Name),
 		slog.String("decision", decision),
 		slog.Duration("delay", delay)))
-}
-
-// setHeaders adds the IETF RateLimit-Policy and RateLimit items of the
-// Delayer's policy to h, after any items already there (a limiter's), as
-// the structured-field lists allow. They are set before the wait and sent
-// after it, so t is counted from the end of the delay.
-func (d *Delayer) setHeaders(h http.Header, k int, w ratelimit.Window, delay time.Duration) {
-	var buf [96]byte
-	b := append(buf[:0], '"')
-	b = append(b, d.policy.Name...)
-	b = append(b, `";r=`...)
-	b = strconv.AppendInt(b, int64(max(0, d.after-k)), 10)
-	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, ceilSeconds(max(0, w.Reset(d.policy.Window)-delay)), 10)
-	h[hPolicy] = append(h[hPolicy], d.policyHeader)
-	h[hRateLimit] = append(h[hRateLimit], string(b))
-}
-
-// ceilSeconds is d in whole seconds, rounded up.
-func ceilSeconds(d time.Duration) int64 {
-	s := int64(d / time.Second)
-	if d%time.Second > 0 {
-		s++
-	}
-	return s
 }
 
 type delayKey struct{}

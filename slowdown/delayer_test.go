@@ -45,48 +45,75 @@ func (h *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
+// newMemoryStore is ratelimit.NewMemoryStore, which cannot fail without
+// options.
+func newMemoryStore(t testing.TB) *ratelimit.MemoryStore {
+	t.Helper()
+	s, err := ratelimit.NewMemoryStore()
+	require.NoError(t, err)
+	return s
+}
+
 func newRequest() *http.Request {
 	return httptest.NewRequest(http.MethodGet, "/", nil) // RemoteAddr 192.0.2.1:1234
 }
 
+// typedNilStore is a nil *MemoryStore passed as a Store: not nil as an
+// interface, but its first Take would panic.
+var typedNilStore ratelimit.Store = (*ratelimit.MemoryStore)(nil)
+
 func TestNewValidation(t *testing.T) {
+	const namingRule = `slowdown: WithName: name must be printable ASCII without '"' or '\'`
 	tests := []struct {
 		name   string
 		after  int
 		window time.Duration
 		opts   []Option
-		errHas string // "" means New must succeed
+		want   string // "" means New must succeed
 	}{
 		{name: "defaults", after: 10, window: time.Minute},
 		{name: "after zero", after: 0, window: time.Minute},
-		{name: "negative after", after: -1, window: time.Minute, errHas: "after must be"},
-		{name: "zero window", after: 1, window: 0, errHas: "window must be"},
-		{name: "zero step", after: 1, window: time.Minute, opts: []Option{WithStep(0)}, errHas: "WithStep"},
-		{name: "nil delay func", after: 1, window: time.Minute, opts: []Option{WithDelayFunc(nil)}, errHas: "WithDelayFunc"},
-		{name: "zero max delay", after: 1, window: time.Minute, opts: []Option{WithMaxDelay(0)}, errHas: "WithMaxDelay"},
-		{name: "zero max waiting", after: 1, window: time.Minute, opts: []Option{WithMaxWaiting(0)}, errHas: "WithMaxWaiting"},
-		{name: "nil key", after: 1, window: time.Minute, opts: []Option{WithKey(nil)}, errHas: "WithKey"},
-		{name: "nil store", after: 1, window: time.Minute, opts: []Option{WithStore(nil)}, errHas: "WithStore"},
-		{name: "nil logger means the default", after: 1, window: time.Minute, opts: []Option{WithLogger(nil)}},
-		{name: "empty name", after: 1, window: time.Minute, opts: []Option{WithName("")}, errHas: "WithName"},
-		{name: "quote in name", after: 1, window: time.Minute, opts: []Option{WithName(`a"b`)}, errHas: "WithName"},
+		{name: "negative after", after: -1, window: time.Minute, want: "slowdown: after -1, want ≥ 0"},
+		{name: "zero window", after: 1, window: 0, want: "slowdown: window 0s, want > 0"},
+		{name: "negative window", after: 1, window: -time.Second, want: "slowdown: window -1s, want > 0"},
+		{name: "nil option", after: 1, window: time.Minute, opts: []Option{WithStep(time.Second), nil}, want: "slowdown: nil option"},
+		{name: "zero step", after: 1, window: time.Minute, opts: []Option{WithStep(0)}, want: "slowdown: WithStep: step 0s, want > 0"},
+		{name: "negative step", after: 1, window: time.Minute, opts: []Option{WithStep(-time.Second)}, want: "slowdown: WithStep: step -1s, want > 0"},
+		{name: "nil delay func", after: 1, window: time.Minute, opts: []Option{WithDelayFunc(nil)}, want: "slowdown: WithDelayFunc: nil function"},
+		{name: "zero max delay", after: 1, window: time.Minute, opts: []Option{WithMaxDelay(0)}, want: "slowdown: WithMaxDelay: max delay 0s, want > 0"},
+		{name: "zero max waiting", after: 1, window: time.Minute, opts: []Option{WithMaxWaiting(0)}, want: "slowdown: WithMaxWaiting: 0 requests, want > 0"},
+		{name: "negative max waiting", after: 1, window: time.Minute, opts: []Option{WithMaxWaiting(-3)}, want: "slowdown: WithMaxWaiting: -3 requests, want > 0"},
+		{name: "nil key", after: 1, window: time.Minute, opts: []Option{WithKey(nil)}, want: "slowdown: WithKey: nil KeyFunc"},
+		{name: "nil store", after: 1, window: time.Minute, opts: []Option{WithStore(nil)}, want: "slowdown: WithStore: nil store"},
+		{name: "typed nil store", after: 1, window: time.Minute, opts: []Option{WithStore(typedNilStore)}, want: "slowdown: WithStore: nil store"},
+		{name: "nil logger", after: 1, window: time.Minute, opts: []Option{WithLogger(nil)}, want: "slowdown: WithLogger: nil logger"},
+		{name: "nil skip", after: 1, window: time.Minute, opts: []Option{WithSkip(nil)}, want: "slowdown: WithSkip: nil function"},
+		{name: "nil problem writer", after: 1, window: time.Minute, opts: []Option{WithProblemWriter(nil)}, want: "slowdown: WithProblemWriter: nil Writer"},
+		{name: "empty name", after: 1, window: time.Minute, opts: []Option{WithName("")}, want: "slowdown: WithName: name must be 1 to 64 characters"},
+		{name: "long name", after: 1, window: time.Minute, opts: []Option{WithName(strings.Repeat("n", 65))}, want: "slowdown: WithName: name must be 1 to 64 characters"},
+		{name: "quote in name", after: 1, window: time.Minute, opts: []Option{WithName(`a"b`)}, want: namingRule},
+		{name: "newline in name", after: 1, window: time.Minute, opts: []Option{WithName("a\nb")}, want: namingRule},
 		{name: "ietf headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersIETF)}},
-		{name: "legacy headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersLegacy)}, errHas: "WithHeaders"},
-		{name: "both headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersBoth)}, errHas: "WithHeaders"},
-		{name: "ietf headers with after 0", after: 0, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersIETF)}, errHas: "after must be > 0"},
+		{name: "legacy headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersLegacy)}},
+		{name: "both headers", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersBoth)}},
+		{name: "no headers with after 0", after: 0, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersNone)}},
+		{name: "unknown header style", after: 1, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeaderStyle(7))},
+			want: "slowdown: WithHeaders: unknown header style HeaderStyle(7)"},
+		{name: "ietf headers with after 0", after: 0, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersIETF)},
+			want: "slowdown: WithHeaders: after must be > 0 to send headers (a limit of 0 would tell clients they have no quota)"},
+		{name: "legacy headers with after 0", after: 0, window: time.Minute, opts: []Option{WithHeaders(ratelimit.HeadersLegacy)},
+			want: "slowdown: WithHeaders: after must be > 0 to send headers (a limit of 0 would tell clients they have no quota)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := New(tt.after, tt.window, tt.opts...)
-			if tt.errHas == "" {
+			if tt.want == "" {
 				require.NoError(t, err)
 				require.NotNil(t, d)
 				return
 			}
-			require.Error(t, err, "New(%d, %v) = nil error, want one containing %q", tt.after, tt.window, tt.errHas)
+			assert.EqualError(t, err, tt.want, "New(%d, %v)", tt.after, tt.window)
 			assert.Nil(t, d)
-			assert.Contains(t, err.Error(), tt.errHas)
-			assert.True(t, strings.HasPrefix(err.Error(), "slowdown: "), "error %q: want the package prefix", err)
 		})
 	}
 }
@@ -221,15 +248,6 @@ func TestDisconnectRealServer(t *testing.T) {
 	// Delayer fails the test below (10s) and then lets the server close.
 	d, err := New(0, time.Minute, WithStep(20*time.Second), WithMaxDelay(20*time.Second))
 	require.NoError(t, err)
-	started := make(chan struct{}, 1)
-	var stopped atomic.Bool
-	d.waitHook = func(delta int) {
-		if delta > 0 {
-			started <- struct{}{}
-		} else {
-			stopped.Store(true)
-		}
-	}
 	final := &recorder{}
 	served := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +269,10 @@ func TestDisconnectRealServer(t *testing.T) {
 		}
 		errc <- err
 	}()
-	<-started
+	// The request holds a waiting place from just before its wait to just
+	// after it: once it has one, the client leaves.
+	require.Eventually(t, func() bool { return d.waiting.Load() == 1 }, 10*time.Second, time.Millisecond,
+		"the request never started waiting") // a bound on a hang, not a timing assertion
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
 	select {
@@ -259,9 +280,8 @@ func TestDisconnectRealServer(t *testing.T) {
 	case <-time.After(10 * time.Second): // a bound on a hang, not a timing assertion
 		t.Fatal("the server handler still waits 10s after the client disconnected; want it to return at once")
 	}
-	assert.True(t, stopped.Load(), "wait ended")
+	assert.Zero(t, d.waiting.Load(), "waiting gauge: the wait ended")
 	assert.Zero(t, final.calls.Load(), "handler ran after the client went away")
-	assert.Zero(t, d.waiting.Load(), "waiting gauge")
 }
 
 // TestDeadline: a timeout middleware outside owns the response when its
@@ -295,12 +315,6 @@ func TestMaxWaiting(t *testing.T) {
 		d, err := New(0, time.Minute, WithMaxWaiting(maxWaiting),
 			WithStep(time.Millisecond), WithMaxDelay(time.Second))
 		require.NoError(t, err)
-		var now, peak atomic.Int64
-		d.waitHook = func(delta int) {
-			n := now.Add(int64(delta))
-			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-			}
-		}
 		final := &recorder{}
 		h := d.Handler(final)
 
@@ -315,15 +329,18 @@ func TestMaxWaiting(t *testing.T) {
 				done.Add(1)
 			})
 		}
-		synctest.Wait() // no fake time has passed: nobody has finished waiting
-		assert.EqualValues(t, maxWaiting, now.Load(), "requests waiting while the flood is held")
+		// No fake time passes until every goroutine of the bubble is
+		// blocked, so no wait has ended yet and none has given its place
+		// back: the count of waiting requests only grew until now, and this
+		// is its peak.
+		synctest.Wait()
+		assert.EqualValues(t, maxWaiting, d.waiting.Load(), "requests waiting while the flood is held (the peak)")
 		assert.EqualValues(t, requests-maxWaiting, done.Load(), "requests answered at once")
 		held := runtime.NumGoroutine() - goroutinesBefore
 		assert.LessOrEqual(t, held, maxWaiting+5,
 			"goroutines held during the flood: got %d, want about %d (only the waiting ones)", held, maxWaiting)
 
 		wg.Wait() // fake time advances as the waiting requests' timers fire
-		assert.LessOrEqual(t, peak.Load(), int64(maxWaiting), "peak waiting: got %d, want ≤ %d", peak.Load(), maxWaiting)
 		assert.Zero(t, d.waiting.Load(), "admission count after the flood")
 		codes := map[int]int{}
 		for _, rec := range recs {
@@ -369,37 +386,124 @@ func TestOverflowResponse(t *testing.T) {
 
 func TestHeaders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mk := func(opts ...Option) http.Handler {
-			d, err := New(2, time.Minute, opts...)
-			require.NoError(t, err)
-			return d.Handler(&recorder{})
+		d, err := New(2, time.Minute)
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		d.Handler(&recorder{}).ServeHTTP(rec, newRequest())
+		assert.Equal(t, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, rec.Header(), "no headers by default")
+	})
+}
+
+// TestHeadersGolden checks every style over the same requests. The
+// bubble's clock starts at a minute boundary (946684800 in Unix seconds),
+// so the first count is back to zero in 2 windows. Request 3 waits 1s: its
+// headers leave at 1s. Request 4 is taken at 1s and waits 2s: they leave
+// at 3s. t counts from when the headers leave, Reset is an instant: 120s
+// after the first request.
+func TestHeadersGolden(t *testing.T) {
+	ietf := func(item string) http.Header {
+		return http.Header{"Ratelimit-Policy": {`"slow";q=2;w=60`}, "Ratelimit": {item}}
+	}
+	legacy := func(remaining string) http.Header {
+		return http.Header{"X-Slow-Down-Limit": {"2"}, "X-Slow-Down-Remaining": {remaining}, "X-Slow-Down-Reset": {"946684920"}}
+	}
+	both := func(item, remaining string) http.Header {
+		h := ietf(item)
+		for k, v := range legacy(remaining) {
+			h[k] = v
 		}
-		off := mk()
-		on := mk(WithHeaders(ratelimit.HeadersIETF), WithName("slow"), WithStep(time.Second))
+		return h
+	}
+	tests := []struct {
+		style ratelimit.HeaderStyle
+		want  []http.Header // for requests 1, 2, …
+	}{
+		{ratelimit.HeadersIETF, []http.Header{
+			ietf(`"slow";r=1;t=120`), ietf(`"slow";r=0;t=120`), ietf(`"slow";r=0;t=119`), ietf(`"slow";r=0;t=117`)}},
+		{ratelimit.HeadersLegacy, []http.Header{legacy("1"), legacy("0"), legacy("0"), legacy("0")}},
+		{ratelimit.HeadersBoth, []http.Header{
+			both(`"slow";r=1;t=120`, "1"), both(`"slow";r=0;t=120`, "0"), both(`"slow";r=0;t=119`, "0"), both(`"slow";r=0;t=117`, "0")}},
+		{ratelimit.HeadersNone, []http.Header{{}, {}, {}, {}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.style.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d, err := New(2, time.Minute, WithHeaders(tt.style), WithName("slow"), WithStep(time.Second))
+				require.NoError(t, err)
+				h := d.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+				for i, want := range tt.want {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, newRequest())
+					assert.Equal(t, http.StatusOK, rec.Code)
+					assert.Equal(t, want, rec.Header(), "request %d", i+1)
+				}
+			})
+		})
+	}
+}
+
+// TestHeadersBesideOtherPolicies: IETF items already there (another
+// policy's) are kept, the Delayer's follow; the limiter's legacy trio is
+// left alone.
+func TestHeadersBesideOtherPolicies(t *testing.T) {
+	d, err := New(2, time.Minute, WithHeaders(ratelimit.HeadersBoth), WithName("slow"))
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	rec.Header().Set("RateLimit-Policy", `"default";q=100;w=60`)
+	rec.Header().Set("X-RateLimit-Limit", "100")
+	d.Handler(&recorder{}).ServeHTTP(rec, newRequest())
+	assert.Equal(t, []string{`"default";q=100;w=60`, `"slow";q=2;w=60`}, rec.Header().Values("RateLimit-Policy"))
+	assert.Equal(t, "100", rec.Header().Get("X-RateLimit-Limit"), "the limiter's legacy headers")
+	assert.Equal(t, "2", rec.Header().Get("X-Slow-Down-Limit"), "the Delayer's own")
+}
+
+// TestProblemWriter: the 503 past MaxWaiting goes through the Writer, in
+// the service's own JSON shape, with Retry-After and the Delayer's headers
+// already on w.
+func TestProblemWriter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var gotHeader http.Header
+		apiError := func(w http.ResponseWriter, r *http.Request, pd problem.Details) {
+			gotHeader = w.Header().Clone()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(pd.Status)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": pd.Status, "message": pd.Detail}})
+		}
+		d, err := New(1, time.Minute, WithMaxWaiting(1), WithStep(2*time.Second),
+			WithHeaders(ratelimit.HeadersIETF), WithProblemWriter(apiError))
+		require.NoError(t, err)
+		h := d.Handler(&recorder{})
+		h.ServeHTTP(httptest.NewRecorder(), newRequest()) // within the threshold
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go h.ServeHTTP(httptest.NewRecorder(), newRequest().WithContext(ctx)) // waits 2s in the only place
+		synctest.Wait()
 
 		rec := httptest.NewRecorder()
-		off.ServeHTTP(rec, newRequest())
-		assert.Empty(t, rec.Header().Values("RateLimit"), "no headers by default")
-		assert.Empty(t, rec.Header().Values("RateLimit-Policy"), "no headers by default")
-
-		// The clock starts at a minute boundary, so the first count is back
-		// to zero in 2 windows. Request 3 waits 1s: its headers leave at 1s.
-		// Request 4 is taken at 1s and waits 2s: they leave at 3s.
-		for i, want := range []string{`"slow";r=1;t=120`, `"slow";r=0;t=120`, `"slow";r=0;t=119`, `"slow";r=0;t=117`} {
-			rec := httptest.NewRecorder()
-			on.ServeHTTP(rec, newRequest())
-			assert.Equal(t, http.StatusOK, rec.Code)
-			assert.Equal(t, []string{`"slow";q=2;w=60`}, rec.Header().Values("RateLimit-Policy"), "request %d", i+1)
-			assert.Equal(t, []string{want}, rec.Header().Values("RateLimit"), "request %d", i+1)
-			assert.Empty(t, rec.Header().Get("Retry-After"), "request %d: no Retry-After on a 200", i+1)
-		}
-
-		// Items already there (another policy's) are kept.
-		rec = httptest.NewRecorder()
-		rec.Header().Set("RateLimit-Policy", `"default";q=100;w=60`)
-		on.ServeHTTP(rec, newRequest())
-		assert.Equal(t, []string{`"default";q=100;w=60`, `"slow";q=2;w=60`}, rec.Header().Values("RateLimit-Policy"))
+		h.ServeHTTP(rec, newRequest()) // would wait 4s
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+		assert.JSONEq(t, `{"error":{"code":503,"message":"The server is busy slowing down other requests; retry later."}}`, rec.Body.String())
+		assert.Equal(t, "4", gotHeader.Get("Retry-After"), "Retry-After set before the Writer ran")
+		assert.Equal(t, `"slowdown";r=0;t=116`, gotHeader.Get("RateLimit"), "RateLimit set before the Writer ran")
+		cancel()
+		synctest.Wait()
 	})
+}
+
+// TestLoggerDefaultsToSlogDefault: without WithLogger, errors go to
+// slog.Default() as it is when they happen, not as it was at New.
+func TestLoggerDefaultsToSlogDefault(t *testing.T) {
+	d, err := New(0, time.Minute, WithStore(failingStore{errors.New("connection refused")}))
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(old)
+	rec := httptest.NewRecorder()
+	d.Handler(&recorder{}).ServeHTTP(rec, newRequest())
+	assert.Equal(t, http.StatusOK, rec.Code, "fail open")
+	assert.Contains(t, logs.String(), "store failed", "the default logger set after New")
 }
 
 // failingStore fails every take, as a store whose backend is down does.
@@ -483,20 +587,20 @@ func TestClientGoneNeverPassedOn(t *testing.T) {
 		{name: "cancelled, store error", cancel: true,
 			store: func(context.CancelFunc) ratelimit.Store { return failingStore{context.Canceled} }, want: 499},
 		{name: "cancelled, under the threshold", after: 100, cancel: true,
-			store: func(context.CancelFunc) ratelimit.Store { return ratelimit.NewMemoryStore() }, want: 499},
+			store: func(context.CancelFunc) ratelimit.Store { return newMemoryStore(t) }, want: 499},
 		{name: "cancelled, over the threshold", cancel: true,
-			store: func(context.CancelFunc) ratelimit.Store { return ratelimit.NewMemoryStore() }, want: 499},
+			store: func(context.CancelFunc) ratelimit.Store { return newMemoryStore(t) }, want: 499},
 		{name: "left during the take, store error",
 			store: func(c context.CancelFunc) ratelimit.Store { return &leavingStore{cancel: c, err: context.Canceled} }, want: 499},
 		{name: "left during the take, under the threshold", after: 100,
 			store: func(c context.CancelFunc) ratelimit.Store {
-				return &leavingStore{Store: ratelimit.NewMemoryStore(), cancel: c}
+				return &leavingStore{Store: newMemoryStore(t), cancel: c}
 			}, want: 499},
 		{name: "deadline passed, store error", deadline: true,
 			store: func(context.CancelFunc) ratelimit.Store { return failingStore{context.DeadlineExceeded} },
 			want:  http.StatusGatewayTimeout},
 		{name: "deadline passed, under the threshold", after: 100, deadline: true,
-			store: func(context.CancelFunc) ratelimit.Store { return ratelimit.NewMemoryStore() },
+			store: func(context.CancelFunc) ratelimit.Store { return newMemoryStore(t) },
 			want:  http.StatusGatewayTimeout},
 	}
 	for _, tt := range tests {
@@ -540,7 +644,7 @@ func (s *countingStore) Take(ctx context.Context, p ratelimit.Policy, key string
 }
 
 func TestSkip(t *testing.T) {
-	store := &countingStore{Store: ratelimit.NewMemoryStore()}
+	store := &countingStore{Store: newMemoryStore(t)}
 	d, err := New(0, time.Minute, WithStore(store), WithStep(time.Nanosecond),
 		WithSkip(func(r *http.Request) bool { return r.URL.Path == "/healthz" }))
 	require.NoError(t, err)
@@ -592,26 +696,47 @@ func BenchmarkUnderThreshold(b *testing.B) {
 	})
 }
 
+// BenchmarkUnderThresholdHeaders is BenchmarkUnderThreshold with the
+// Delayer's headers on, per style: the cost of the fields on top.
+func BenchmarkUnderThresholdHeaders(b *testing.B) {
+	for _, style := range []ratelimit.HeaderStyle{ratelimit.HeadersIETF, ratelimit.HeadersLegacy, ratelimit.HeadersBoth} {
+		b.Run("headers="+style.String(), func(b *testing.B) {
+			d, err := New(1<<30, time.Minute, WithHeaders(style))
+			require.NoError(b, err)
+			h := d.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			var client atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req := newRequest()
+				n := client.Add(1)
+				req.RemoteAddr = "192.0.2." + strconv.Itoa(int(n%250)) + ":1234"
+				w := httptest.NewRecorder()
+				for pb.Next() {
+					clear(w.Header())
+					h.ServeHTTP(w, req)
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkOverflow is the cost of turning a request away while the
 // Delayer is full (503 + problem body): what a flood costs the server.
 func BenchmarkOverflow(b *testing.B) {
 	d, err := New(0, time.Minute, WithMaxWaiting(1), WithStep(time.Hour), WithMaxDelay(time.Hour))
 	require.NoError(b, err)
 	h := d.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	parked := make(chan struct{})
-	d.waitHook = func(delta int) {
-		if delta > 0 {
-			close(parked)
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		h.ServeHTTP(httptest.NewRecorder(), newRequest().WithContext(ctx))
 	}()
-	<-parked
 	b.Cleanup(func() { cancel(); <-done })
+	for d.waiting.Load() < 1 { // the parked request holds the only place
+		runtime.Gosched()
+	}
 
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -15,7 +15,10 @@ import (
 // A Delayer in front of a Limiter on one store: the third and fourth
 // requests in the hour are slowed, the fifth is slowed and then refused.
 func Example() {
-	store := ratelimit.NewMemoryStore()
+	store, err := ratelimit.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
 	slow, err := slowdown.New(2, time.Hour, slowdown.WithStore(store),
 		slowdown.WithStep(time.Millisecond))
 	if err != nil {
@@ -99,4 +102,33 @@ func ExampleWithDelayFunc() {
 	// 400ms
 	// 800ms
 	// 1s
+}
+
+// One header style for the Delayer and the Limiter behind it: the IETF
+// lists carry both policies' items, and each has its own legacy trio
+// (X-Slow-Down-* for the Delayer, X-RateLimit-* for the Limiter).
+func ExampleWithHeaders() {
+	store, err := ratelimit.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
+	style := ratelimit.HeadersBoth
+	slow, err := slowdown.New(50, time.Minute, slowdown.WithStore(store), slowdown.WithHeaders(style))
+	if err != nil {
+		log.Fatal(err)
+	}
+	limit, err := ratelimit.New(100, time.Minute, ratelimit.WithStore(store), ratelimit.WithHeaders(style))
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := slow.Handler(limit.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	fmt.Println(rec.Header().Values("RateLimit-Policy"))
+	fmt.Println("X-Slow-Down:", rec.Header().Get("X-Slow-Down-Limit"), rec.Header().Get("X-Slow-Down-Remaining"))
+	fmt.Println("X-RateLimit:", rec.Header().Get("X-RateLimit-Limit"), rec.Header().Get("X-RateLimit-Remaining"))
+	// Output:
+	// ["slowdown";q=50;w=60 "default";q=100;w=60]
+	// X-Slow-Down: 50 49
+	// X-RateLimit: 100 99
 }

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/shipshape-go/shipshape/internal/nilcheck"
+	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
+	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
 )
 
@@ -37,8 +40,11 @@ type config struct {
 	storeSet   bool // WithStore was given, even with nil
 	name       string
 	headers    ratelimit.HeaderStyle
+	problem    problem.Writer
 	skip       func(*http.Request) bool
+	skipSet    bool         // WithSkip was given, even with nil
 	logger     *slog.Logger // nil: slog.Default() at the time of each report
+	loggerSet  bool         // WithLogger was given, even with nil
 }
 
 func defaults() config {
@@ -49,6 +55,7 @@ func defaults() config {
 		key:        ratelimit.KeyByIP,
 		name:       DefaultName,
 		headers:    ratelimit.HeadersNone,
+		problem:    problem.Write,
 	}
 }
 
@@ -56,23 +63,29 @@ func defaults() config {
 func (c *config) validate(after int) error {
 	switch {
 	case c.step <= 0:
-		return errors.New("slowdown: WithStep: step must be > 0")
+		return fmt.Errorf("slowdown: WithStep: step %v, want > 0", c.step)
 	case c.delayFnSet && c.delayFunc == nil:
 		return errors.New("slowdown: WithDelayFunc: nil function")
 	case c.maxDelay <= 0:
-		return errors.New("slowdown: WithMaxDelay: max delay must be > 0")
+		return fmt.Errorf("slowdown: WithMaxDelay: max delay %v, want > 0", c.maxDelay)
 	case c.maxWaiting <= 0:
-		return errors.New("slowdown: WithMaxWaiting: n must be > 0")
+		return fmt.Errorf("slowdown: WithMaxWaiting: %d requests, want > 0", c.maxWaiting)
 	case c.key == nil:
 		return errors.New("slowdown: WithKey: nil KeyFunc")
-	case c.storeSet && c.store == nil:
+	case c.storeSet && nilcheck.Is(c.store):
 		return errors.New("slowdown: WithStore: nil store")
-	case c.headers != ratelimit.HeadersNone && c.headers != ratelimit.HeadersIETF:
-		return errors.New("slowdown: WithHeaders: only HeadersIETF and HeadersNone are supported")
-	case c.headers == ratelimit.HeadersIETF && after == 0:
-		return errors.New("slowdown: WithHeaders: after must be > 0 to send headers (q=0 would tell clients they have no quota)")
+	case !ratelimitheader.Style(c.headers).Valid():
+		return fmt.Errorf("slowdown: WithHeaders: unknown header style %v", c.headers)
+	case c.headers != ratelimit.HeadersNone && after == 0:
+		return errors.New("slowdown: WithHeaders: after must be > 0 to send headers (a limit of 0 would tell clients they have no quota)")
+	case c.problem == nil:
+		return errors.New("slowdown: WithProblemWriter: nil Writer")
+	case c.skipSet && c.skip == nil:
+		return errors.New("slowdown: WithSkip: nil function")
+	case c.loggerSet && c.logger == nil:
+		return errors.New("slowdown: WithLogger: nil logger")
 	}
-	if err := ratelimit.ValidName(c.name); err != nil {
+	if err := ratelimitheader.ValidName(c.name); err != nil {
 		return fmt.Errorf("slowdown: WithName: %w", err)
 	}
 	return nil
@@ -118,7 +131,8 @@ func WithMaxWaiting(n int) Option {
 // WithKey sets how requests are grouped (default [ratelimit.KeyByIP]). Use
 // the same KeyFunc as the ratelimit.Limiter behind the Delayer so that both
 // count the same clients. A request whose key cannot be computed is passed
-// on without delay (see [Delayer.Handler]).
+// on without delay (see [Delayer.Handler]). A nil KeyFunc is an error from
+// [New].
 func WithKey(fn ratelimit.KeyFunc) Option {
 	return func(c *config) { c.key = fn }
 }
@@ -126,7 +140,8 @@ func WithKey(fn ratelimit.KeyFunc) Option {
 // WithStore sets where counts are kept (default a new
 // [ratelimit.MemoryStore] per Delayer). It may be the store of a
 // ratelimit.Limiter: the counts are kept apart by policy name (see
-// [WithName]). With a redisstore the delays agree across processes.
+// [WithName]). With a redisstore the delays agree across processes. A nil
+// store, or an interface holding a nil pointer, is an error from [New].
 func WithStore(s ratelimit.Store) Option {
 	return func(c *config) { c.store, c.storeSet = s, true }
 }
@@ -136,36 +151,61 @@ func WithStore(s ratelimit.Store) Option {
 // headers. It must differ from the name of any ratelimit.Limiter on the
 // same store, or both would count into one counter and every request would
 // be counted twice. Rules as for ratelimit.WithName: 1–64 printable ASCII
-// characters without '"' or '\'.
+// characters without '"' or '\'; anything else is an error from [New].
 func WithName(name string) Option {
 	return func(c *config) { c.name = name }
 }
 
-// WithHeaders chooses whether the Delayer sends rate-limit headers for its
-// policy (default [ratelimit.HeadersNone]: none). With
-// [ratelimit.HeadersIETF] every response it passes on or refuses carries
+// WithHeaders chooses the rate-limit headers the Delayer sends for its own
+// policy on every response it passes on or refuses (default
+// [ratelimit.HeadersNone]: none). Every style of ratelimit.WithHeaders is
+// accepted, so one setting can configure both.
+//
+// With [ratelimit.HeadersIETF] the Delayer adds its items to the
+// structured-field lists, after those of other policies (a
+// ratelimit.Limiter's), which it keeps:
 //
 //	RateLimit-Policy: "slowdown";q=<after>;w=<window in seconds>
 //	RateLimit: "slowdown";r=<requests left before delays start>;t=<seconds until the count is back to 0>
 //
-// added to (not replacing) those of other policies, such as a
-// ratelimit.Limiter's, as the structured-field lists allow. Retry-After is
-// only ever sent on the 503 past [WithMaxWaiting]. Legacy X-RateLimit-*
-// headers carry a single policy, which belongs to the limiter, so
-// HeadersLegacy and HeadersBoth are rejected; so is HeadersIETF with
-// after = 0, which would announce a quota of zero.
+// With [ratelimit.HeadersLegacy] it sends its own trio: X-Slow-Down-Limit
+// (after), X-Slow-Down-Remaining (requests left before delays start) and
+// X-Slow-Down-Reset (the Unix time, in seconds rounded up, when the count
+// is back to 0). The X-RateLimit-* names describe a single policy, the
+// limit past which requests are refused, and belong to the Limiter; a
+// Delayer that wrote them would overwrite or contradict it. With
+// [ratelimit.HeadersBoth] it sends both.
+//
+// The headers are set before the wait and sent after it, so t counts from
+// the end of the delay. Retry-After is only ever sent on the 503 past
+// [WithMaxWaiting]. A style other than the four constants is an error from
+// [New], and so is any style but HeadersNone with after = 0, which would
+// announce a quota of zero.
 func WithHeaders(style ratelimit.HeaderStyle) Option {
 	return func(c *config) { c.headers = style }
 }
 
-// WithSkip exempts requests for which fn returns true (health checks,
-// trusted networks): they are neither counted nor delayed.
-func WithSkip(fn func(*http.Request) bool) Option {
-	return func(c *config) { c.skip = fn }
+// WithProblemWriter sets how the Delayer writes the one response it
+// generates itself, the 503 Service Unavailable past [WithMaxWaiting]
+// (default [problem.Write], RFC 9457 problem details), so that a service
+// keeps its own error format for it. Retry-After and the headers of
+// [WithHeaders] are already on w when w runs. A nil Writer is an error
+// from [New].
+func WithProblemWriter(pw problem.Writer) Option {
+	return func(c *config) { c.problem = pw }
 }
 
-// WithLogger sets the logger for store and key errors (default, and with
-// nil: slog.Default() at the time of each report), as ratelimit.WithLogger.
+// WithSkip exempts requests for which fn returns true (health checks,
+// trusted networks): they are neither counted nor delayed. A nil fn is an
+// error from [New].
+func WithSkip(fn func(*http.Request) bool) Option {
+	return func(c *config) { c.skip, c.skipSet = fn, true }
+}
+
+// WithLogger sets the logger for store errors and for KeyFunc errors that
+// do not wrap ratelimit.ErrNoKey, each kind at most once per 10s (default:
+// slog.Default() at the time of each record, so that slog.SetDefault after
+// New still applies). A nil logger is an error from [New].
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
+	return func(c *config) { c.logger, c.loggerSet = l, true }
 }

@@ -52,8 +52,12 @@ func ExampleWithFallback() {
 			return a
 		},
 	}))
+	fallback, err := ratelimit.NewMemoryStore()
+	if err != nil {
+		panic(err)
+	}
 	store, err := redisstore.New(rdb,
-		redisstore.WithFallback(ratelimit.NewMemoryStore()),
+		redisstore.WithFallback(fallback),
 		redisstore.WithTimeout(20*time.Millisecond),
 		redisstore.WithLogger(logger))
 	if err != nil {

@@ -73,7 +73,8 @@ func TestFaultKillAndRestart(t *testing.T) {
 			r := testenv.StartRedis(t)
 			c := newClient(t, r.Addr, mode.mod)
 			logger, logs := newLogger()
-			fallback := ratelimit.NewMemoryStore()
+			fallback, err := ratelimit.NewMemoryStore()
+			require.NoError(t, err)
 			const timeout = 250 * time.Millisecond // a healthy take under -race on a loaded machine must not reach it
 			s := newStore(t, c, WithTimeout(timeout), WithFallback(fallback),
 				WithLogger(logger), WithProbeInterval(20*time.Millisecond))

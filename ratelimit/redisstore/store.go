@@ -43,6 +43,7 @@ type config struct {
 	fallback      ratelimit.Store
 	fallbackSet   bool // WithFallback was given, even with nil
 	logger        *slog.Logger
+	loggerSet     bool // WithLogger was given, even with nil
 }
 
 // validate reports the first bad setting; New returns it.
@@ -56,6 +57,8 @@ func (c *config) validate() error {
 		return errors.New("redisstore: WithProbeInterval: interval must be > 0")
 	case c.fallbackSet && isNil(c.fallback):
 		return errors.New("redisstore: WithFallback: nil store")
+	case c.loggerSet && c.logger == nil:
+		return errors.New("redisstore: WithLogger: nil logger")
 	}
 	return nil
 }
@@ -93,10 +96,10 @@ func WithFallback(s ratelimit.Store) Option {
 }
 
 // WithLogger sets the logger for the two state changes, Redis lost and
-// Redis back (default, and with nil: slog.Default() at the time of the
-// message). Nothing is logged per request.
+// Redis back (default: slog.Default() at the time of the message). Nothing
+// is logged per request. A nil logger is an error from [New].
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
+	return func(c *config) { c.logger, c.loggerSet = l, true }
 }
 
 // WithProbeInterval sets how often the Store tries Redis while it answers
@@ -168,7 +171,11 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	if !cfg.fallbackSet {
-		cfg.fallback = ratelimit.NewMemoryStore()
+		fb, err := ratelimit.NewMemoryStore()
+		if err != nil {
+			return nil, err
+		}
+		cfg.fallback = fb
 	}
 	return &Store{
 		client:   client,

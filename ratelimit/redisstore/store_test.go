@@ -258,6 +258,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"typed nil fallback", c, []Option{WithFallback((*ratelimit.MemoryStore)(nil))}, "WithFallback: nil store"},
 		{"zero probe interval", c, []Option{WithProbeInterval(0)}, "WithProbeInterval: interval must be > 0"},
 		{"negative probe interval", c, []Option{WithProbeInterval(-time.Second)}, "WithProbeInterval: interval must be > 0"},
+		{"nil logger", c, []Option{WithLogger(nil)}, "WithLogger: nil logger"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,7 +302,8 @@ func TestScriptCacheFlushed(t *testing.T) {
 func TestCloseIsIdempotentAndUsesFallback(t *testing.T) {
 	r := testenv.StartRedis(t)
 	c := newClient(t, r.Addr)
-	fb := ratelimit.NewMemoryStore()
+	fb, err := ratelimit.NewMemoryStore()
+	require.NoError(t, err)
 	s, err := New(c, WithFallback(fb), WithTimeout(5*time.Second))
 	require.NoError(t, err)
 	ctx := ctxT(t)
@@ -320,7 +322,8 @@ func TestCloseIsIdempotentAndUsesFallback(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	fb := ratelimit.NewMemoryStore()
+	fb, err := ratelimit.NewMemoryStore()
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		opts []Option
