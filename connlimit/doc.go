@@ -15,5 +15,12 @@
 //
 // It is its own package, as golang.org/x/net/netutil's LimitListener is,
 // because it shares nothing with ratelimit's request limits: no store, no
-// key function, no HTTP. It imports only the standard library.
+// key function, no HTTP. It depends on nothing outside the standard
+// library.
+//
+// Each limit is off at 0, its default, so that a configuration value can
+// turn it off; a negative or NaN value is an error from [New], as is
+// every other value an option cannot use.
+//
+// Examples: [ExampleNew].
 package connlimit

@@ -2,12 +2,15 @@ package connlimit
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/shipshape-go/shipshape/internal/nilcheck"
 )
 
 // RejectReason says why [Listener] refused a connection.
@@ -43,74 +46,103 @@ func (r RejectReason) String() string {
 type Option func(*config)
 
 type config struct {
-	maxConns   int
-	maxPerIP   int
-	interval   time.Duration // GCRA emission interval, 1/rate; 0 = no rate limit
-	tolerance  time.Duration // GCRA burst tolerance, (burst−1)·interval
-	onReject   func(remote net.Addr, reason RejectReason)
-	exempt     []netip.Prefix
-	now        func() time.Time // the clock; tests replace it
-	sweepEvery time.Duration
+	maxConns    int
+	maxPerIP    int
+	perSecond   float64 // WithAcceptRate's rate; 0 = no rate limit
+	burst       int
+	onReject    func(remote net.Addr, reason RejectReason)
+	onRejectSet bool // WithOnReject was given, even with nil
+	exempt      []netip.Prefix
+
+	// Derived by New from perSecond and burst.
+	interval  time.Duration // GCRA emission interval, 1/rate; 0 = no rate limit
+	tolerance time.Duration // GCRA burst tolerance, (burst−1)·interval
+}
+
+// validate reports the first bad setting; New returns it.
+func (c *config) validate() error {
+	switch {
+	case c.maxConns < 0:
+		return fmt.Errorf("connlimit: WithMaxConns: %d connections, want ≥ 0 (0: no cap)", c.maxConns)
+	case c.maxPerIP < 0:
+		return fmt.Errorf("connlimit: WithMaxConnsPerIP: %d connections, want ≥ 0 (0: no cap)", c.maxPerIP)
+	case !(c.perSecond >= 0) || math.IsInf(c.perSecond, 1): // also NaN
+		return fmt.Errorf("connlimit: WithAcceptRate: %v connections per second, want a finite number ≥ 0 (0: no rate limit)", c.perSecond)
+	case c.burst < 0:
+		return fmt.Errorf("connlimit: WithAcceptRate: burst %d, want ≥ 0 (0: the rate rounded up)", c.burst)
+	case c.onRejectSet && c.onReject == nil:
+		return errors.New("connlimit: WithOnReject: nil function")
+	}
+	for i, p := range c.exempt {
+		if !p.IsValid() {
+			return fmt.Errorf("connlimit: WithExempt: prefix %d is invalid (the zero netip.Prefix, or bits out of range)", i+1)
+		}
+	}
+	return nil
+}
+
+// rate derives the GCRA parameters from perSecond and burst, once they
+// are valid.
+func (c *config) rate() {
+	if c.perSecond == 0 {
+		return
+	}
+	b := float64(c.burst)
+	if c.burst == 0 {
+		b = max(1, math.Ceil(c.perSecond))
+	}
+	// Bounded so that tat arithmetic cannot overflow: at most ~36 years
+	// between connections, ~73 years of burst.
+	iv := min(float64(time.Second)/c.perSecond, 1<<60)
+	c.interval = max(time.Duration(iv), 1)
+	c.tolerance = time.Duration(min((b-1)*float64(c.interval), 1<<61))
 }
 
 // WithMaxConns caps the connections open at once through the listener, all
 // clients together. A connection over the cap is refused (closed at once),
-// not queued. n ≤ 0 means no cap (the default).
+// not queued. 0 means no cap (the default), so that a configuration value
+// can turn the cap off; n < 0 is an error from [New].
 func WithMaxConns(n int) Option {
-	return func(c *config) { c.maxConns = max(n, 0) }
+	return func(c *config) { c.maxConns = n }
 }
 
 // WithMaxConnsPerIP caps the connections one client holds open at once. The
 // client is the TCP peer address, IPv4-mapped IPv6 folded to IPv4 and IPv6
-// grouped by /64 as ratelimit.KeyByIP does. n ≤ 0 means no cap (the default).
+// grouped by /64 as ratelimit.KeyByIP does. 0 means no cap (the default);
+// n < 0 is an error from [New].
 func WithMaxConnsPerIP(n int) Option {
-	return func(c *config) { c.maxPerIP = max(n, 0) }
+	return func(c *config) { c.maxPerIP = n }
 }
 
 // WithAcceptRate limits how fast one client (grouped as for
 // [WithMaxConnsPerIP]) may open connections: burst at once, then perSecond
 // on average (a token bucket: one token back every 1/perSecond, at most
-// burst kept). Refused connections use no token. perSecond ≤ 0, NaN or
-// +Inf means no rate limit (the default); burst < 1 means
-// max(1, ⌈perSecond⌉).
+// burst kept). Refused connections use no token. perSecond 0 means no rate
+// limit (the default; burst is then unused); burst 0 means
+// max(1, ⌈perSecond⌉). A negative, NaN or infinite perSecond and a
+// negative burst are errors from [New].
 func WithAcceptRate(perSecond float64, burst int) Option {
-	return func(c *config) {
-		if !(perSecond > 0) || math.IsInf(perSecond, 1) {
-			c.interval, c.tolerance = 0, 0
-			return
-		}
-		b := float64(burst)
-		if burst < 1 {
-			b = max(1, math.Ceil(perSecond))
-		}
-		// Bounded so that tat arithmetic cannot overflow: at most ~36
-		// years between connections, ~73 years of burst.
-		iv := min(float64(time.Second)/perSecond, 1<<60)
-		c.interval = max(time.Duration(iv), 1)
-		c.tolerance = time.Duration(min((b-1)*float64(c.interval), 1<<61))
-	}
+	return func(c *config) { c.perSecond, c.burst = perSecond, burst }
 }
 
 // WithOnReject calls fn for every refused connection, after it was closed,
 // with the peer address and the reason: count them in a metric, or log a
 // sample (one line per connection would let a flood fill the log). fn runs
-// on the accepting goroutine, so it must be quick; it may be nil.
+// on the accepting goroutine, so it must be quick. A nil fn is an error
+// from [New].
 func WithOnReject(fn func(remote net.Addr, reason RejectReason)) Option {
-	return func(c *config) { c.onReject = fn }
+	return func(c *config) { c.onReject, c.onRejectSet = fn, true }
 }
 
 // WithExempt exempts peers in the given networks from the per-IP limits
 // ([WithMaxConnsPerIP], [WithAcceptRate]); they still count toward
 // [WithMaxConns]. Use it for a local reverse proxy or load balancer, whose
 // connections carry every client's requests. IPv4-mapped IPv6 peers are
-// matched as IPv4; invalid prefixes are ignored.
+// matched as IPv4. An invalid prefix (the zero netip.Prefix, say, from an
+// unchecked parse) is an error from [New]. Several calls add up.
 func WithExempt(prefixes ...netip.Prefix) Option {
 	return func(c *config) {
-		for _, p := range prefixes {
-			if p.IsValid() {
-				c.exempt = append(c.exempt, p.Masked())
-			}
-		}
+		c.exempt = append(c.exempt, prefixes...)
 	}
 }
 
@@ -144,25 +176,35 @@ var ErrNilListener = errors.New("connlimit: nil listener")
 //
 // The returned listener is safe for concurrent use. Its connections keep
 // sendfile (io.ReaderFrom), splice (io.WriterTo) and CloseWrite of a
-// *net.TCPConn, and NetConn returns the connection underneath. Option
-// values never make New fail: out-of-range values mean "no limit" as each
-// option documents. New returns [ErrNilListener] for a nil ln and an error
-// for a nil option.
+// *net.TCPConn, and NetConn returns the connection underneath.
+//
+// New returns [ErrNilListener] for a nil ln (or an interface holding a nil
+// pointer), and an error for a nil option and for every option given a
+// value it cannot use (see each option); 0 turns a limit off.
 func New(ln net.Listener, opts ...Option) (*Listener, error) {
-	if ln == nil {
+	if nilcheck.Is(ln) {
 		return nil, ErrNilListener
 	}
-	cfg := config{now: time.Now, sweepEvery: time.Minute}
+	var cfg config
 	for _, o := range opts {
 		if o == nil {
 			return nil, errors.New("connlimit: nil option")
 		}
 		o(&cfg)
 	}
-	l := &Listener{Listener: ln, cfg: cfg, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep}
-	l.base = cfg.now()
-	return l, nil
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.rate()
+	for i, p := range cfg.exempt {
+		cfg.exempt[i] = p.Masked()
+	}
+	return &Listener{Listener: ln, cfg: cfg, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep, base: time.Now()}, nil
 }
+
+// sweepEvery is how often, at most, Accept sweeps idle clients when the
+// table has not doubled.
+const sweepEvery = time.Minute
 
 // minSweep is the number of client entries below which the listener does
 // not sweep on size.
@@ -173,7 +215,7 @@ const minSweep = 1024
 type Listener struct {
 	net.Listener
 	cfg  config
-	base time.Time // clock origin: durations from it are monotonic
+	base time.Time // clock origin: durations since it are monotonic
 
 	mu        sync.Mutex
 	open      int // accepted connections not yet closed
@@ -223,7 +265,7 @@ func (l *Listener) wrap(c net.Conn) net.Conn {
 func (l *Listener) admit(key netip.Addr, keyed bool) RejectReason {
 	var now time.Duration
 	if l.cfg.interval > 0 {
-		now = l.cfg.now().Sub(l.base)
+		now = time.Since(l.base)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -264,7 +306,7 @@ func (l *Listener) admit(key netip.Addr, keyed bool) RejectReason {
 // map doubled since the last sweep or a sweep interval passed. Only
 // needed with a rate limit: without one, release drops entries itself.
 func (l *Listener) maybeSweep(now time.Duration) {
-	if l.cfg.interval == 0 || (len(l.peers) < l.sweepAt && now-l.lastSweep < l.cfg.sweepEvery) {
+	if l.cfg.interval == 0 || (len(l.peers) < l.sweepAt && now-l.lastSweep < sweepEvery) {
 		return
 	}
 	for k, p := range l.peers {
@@ -280,7 +322,7 @@ func (l *Listener) maybeSweep(now time.Duration) {
 func (l *Listener) release(key netip.Addr, keyed bool) {
 	var now time.Duration
 	if l.cfg.interval > 0 {
-		now = l.cfg.now().Sub(l.base)
+		now = time.Since(l.base)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -79,7 +80,7 @@ func llDial(t *testing.T, to net.Addr, from string) (net.Conn, bool, error) {
 	return nil, false, err
 }
 
-// TestLimitListenerFloodFromOneIP: 500 connections at once from 127.0.0.1
+// TestFloodFromOneIP: 500 connections at once from 127.0.0.1
 // against a per-IP cap of 10: exactly 10 are served, the other 490 are
 // reset at once (no read timeout); 127.0.0.2 is served as if nothing
 // happened; when everything is closed no goroutine and no count is left.
@@ -257,21 +258,9 @@ func (f *llFakeListener) Accept() (net.Conn, error) {
 func (f *llFakeListener) Close() error   { f.once.Do(func() { close(f.done) }); return nil }
 func (f *llFakeListener) Addr() net.Addr { return llAddr("127.0.0.1:80") }
 
-// llClock is a manual clock.
-type llClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *llClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *llClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// TestLimitListenerAdmission walks scripted sequences of opens, closes and
-// clock steps through the admission logic.
+// TestAdmission walks scripted sequences of opens, closes and clock steps
+// through the admission logic, each in a testing/synctest bubble whose
+// fake clock the steps move with time.Sleep.
 func TestAdmission(t *testing.T) {
 	type step struct {
 		open  string        // peer address to admit, or
@@ -359,15 +348,15 @@ func TestAdmission(t *testing.T) {
 			{close: 1},
 			{open: "192.0.2.1:3"},
 		}},
-		{"burst < 1 defaults to the rate", []Option{WithAcceptRate(2.5, 0)}, []step{
+		{"burst 0 defaults to the rate", []Option{WithAcceptRate(2.5, 0)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 			{open: "192.0.2.1:4", want: RejectAcceptRate},
 		}},
-		{"non-positive values mean no limit", []Option{WithMaxConns(0), WithMaxConnsPerIP(-1), WithAcceptRate(0, 5), WithAcceptRate(math.NaN(), 1)}, []step{
+		{"zero values mean no limit", []Option{WithMaxConns(0), WithMaxConnsPerIP(0), WithAcceptRate(0, 5)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 		}},
-		{"infinite rate means no limit", []Option{WithAcceptRate(math.Inf(1), 1)}, []step{
-			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"},
+		{"a later option replaces an earlier one", []Option{WithMaxConnsPerIP(1), WithMaxConnsPerIP(0), WithAcceptRate(1, 1), WithAcceptRate(0, 0)}, []step{
+			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {open: "192.0.2.1:3"},
 		}},
 		{"tiny rate does not overflow", []Option{WithAcceptRate(1e-30, math.MaxInt)}, []step{
 			{open: "192.0.2.1:1"}, {open: "192.0.2.1:2"}, {wait: 1000 * time.Hour}, {open: "192.0.2.1:3"},
@@ -375,58 +364,53 @@ func TestAdmission(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &llClock{t: time.Unix(1_700_000_000, 0)}
-			var reasons []RejectReason
-			opts := append(tt.opts, WithOnReject(func(_ net.Addr, r RejectReason) { reasons = append(reasons, r) }))
-			l := mustNew(t, newLLFakeListener(), opts...)
-			l.cfg.now, l.base = clock.now, clock.now()
+			synctest.Test(t, func(t *testing.T) {
+				var reasons []RejectReason
+				opts := append(tt.opts, WithOnReject(func(_ net.Addr, r RejectReason) { reasons = append(reasons, r) }))
+				l := mustNew(t, newLLFakeListener(), opts...)
 
-			var opened []net.Conn // by open step, nil when refused
-			for i, st := range tt.steps {
-				switch {
-				case st.open != "":
-					c := llConn(st.open)
-					reasons = nil
-					got := l.wrap(c)
-					if st.want != 0 {
-						assert.Nil(t, got, "step %d (%s): want refused", i, st.open)
-						assert.Equal(t, []RejectReason{st.want}, reasons, "step %d (%s): reject reason", i, st.open)
-						assert.Equal(t, int32(1), c.closes.Load(), "step %d: refused connection closed once", i)
-						assert.Equal(t, int32(0), c.linger.Load(), "step %d: refused connection: SO_LINGER", i)
-					} else {
-						assert.NotNil(t, got, "step %d (%s): want accepted, refused for %v", i, st.open, reasons)
-						assert.Zero(t, c.closes.Load(), "step %d: accepted connection closed", i)
+				var opened []net.Conn // by open step, nil when refused
+				for i, st := range tt.steps {
+					switch {
+					case st.open != "":
+						c := llConn(st.open)
+						reasons = nil
+						got := l.wrap(c)
+						if st.want != 0 {
+							assert.Nil(t, got, "step %d (%s): want refused", i, st.open)
+							assert.Equal(t, []RejectReason{st.want}, reasons, "step %d (%s): reject reason", i, st.open)
+							assert.Equal(t, int32(1), c.closes.Load(), "step %d: refused connection closed once", i)
+							assert.Equal(t, int32(0), c.linger.Load(), "step %d: refused connection: SO_LINGER", i)
+						} else {
+							assert.NotNil(t, got, "step %d (%s): want accepted, refused for %v", i, st.open, reasons)
+							assert.Zero(t, c.closes.Load(), "step %d: accepted connection closed", i)
+						}
+						opened = append(opened, got)
+					case st.close > 0:
+						require.NotNil(t, opened[st.close-1], "step %d closes a refused connection", i)
+						require.NoError(t, opened[st.close-1].Close())
+					default:
+						time.Sleep(st.wait)
 					}
-					opened = append(opened, got)
-				case st.close > 0:
-					require.NotNil(t, opened[st.close-1], "step %d closes a refused connection", i)
-					require.NoError(t, opened[st.close-1].Close())
-				default:
-					clock.add(st.wait)
 				}
-			}
-			for _, c := range opened {
-				if c != nil {
-					c.Close()
+				for _, c := range opened {
+					if c != nil {
+						c.Close()
+					}
 				}
-			}
-			open, _ := llCounts(l)
-			assert.Zero(t, open, "open connections after all closed")
-			clock.add(1000000 * time.Hour)
-			l.mu.Lock()
-			l.maybeSweepNow(clock)
-			l.mu.Unlock()
-			_, peers := llCounts(l)
-			assert.Zero(t, peers, "clients tracked once all closed and budgets full")
-			require.NoError(t, l.Close())
+				open, _ := llCounts(l)
+				assert.Zero(t, open, "open connections after all closed")
+				time.Sleep(1000000 * time.Hour)
+				l.mu.Lock()
+				l.sweepAt = 0 // force a sweep now
+				l.maybeSweep(time.Since(l.base))
+				l.mu.Unlock()
+				_, peers := llCounts(l)
+				assert.Zero(t, peers, "clients tracked once all closed and budgets full")
+				require.NoError(t, l.Close())
+			})
 		})
 	}
-}
-
-// maybeSweepNow forces a sweep at the clock's time (test helper).
-func (l *Listener) maybeSweepNow(c *llClock) {
-	l.sweepAt = 0
-	l.maybeSweep(c.now().Sub(l.base))
 }
 
 func TestCloseReleasesOnce(t *testing.T) {
@@ -454,30 +438,33 @@ func TestCloseReleasesOnce(t *testing.T) {
 	assert.Zero(t, open, "open count never goes negative")
 }
 
+// TestSweepsIdleClients runs in a testing/synctest bubble, whose fake
+// clock time.Sleep moves.
 func TestSweepsIdleClients(t *testing.T) {
-	clock := &llClock{t: time.Unix(1_700_000_000, 0)}
-	fl := newLLFakeListener()
-	l := mustNew(t, fl, WithAcceptRate(1, 1))
-	l.cfg.now, l.base = clock.now, clock.now()
-	// 3000 clients connect and leave; their budgets refill after 1s.
-	for i := range 3000 {
-		fl.conns <- llConn(fmt.Sprintf("10.0.%d.%d:1", i/256, i%256))
-		c, err := l.Accept()
-		require.NoError(t, err)
-		c.Close()
-		if i == 1499 {
-			clock.add(2 * time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		fl := newLLFakeListener()
+		l := mustNew(t, fl, WithAcceptRate(1, 1))
+		// 3000 clients connect and leave; their budgets refill after 1s.
+		for i := range 3000 {
+			fl.conns <- llConn(fmt.Sprintf("10.0.%d.%d:1", i/256, i%256))
+			c, err := l.Accept()
+			require.NoError(t, err)
+			c.Close()
+			if i == 1499 {
+				time.Sleep(2 * time.Second)
+			}
 		}
-	}
-	_, peers := llCounts(l)
-	assert.LessOrEqual(t, peers, 2*minSweep, "clients tracked: idle ones must be swept as the map grows")
-	clock.add(2 * time.Minute)
-	fl.conns <- llConn("10.99.0.1:1")
-	c, err := l.Accept() // a sweep interval passed: this accept sweeps
-	require.NoError(t, err)
-	_, peers = llCounts(l)
-	assert.Equal(t, 1, peers, "clients tracked after a sweep interval: only the connected one")
-	c.Close()
+		_, peers := llCounts(l)
+		assert.LessOrEqual(t, peers, 2*minSweep, "clients tracked: idle ones must be swept as the map grows")
+		time.Sleep(2 * time.Minute)
+		fl.conns <- llConn("10.99.0.1:1")
+		c, err := l.Accept() // a sweep interval passed: this accept sweeps
+		require.NoError(t, err)
+		_, peers = llCounts(l)
+		assert.Equal(t, 1, peers, "clients tracked after a sweep interval: only the connected one")
+		c.Close()
+		require.NoError(t, l.Close())
+	})
 }
 
 func TestPeerKey(t *testing.T) {
@@ -524,10 +511,42 @@ func TestNewRejectsBadArguments(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer inner.Close()
-	_, err = New(nil, WithMaxConns(1))
-	assert.ErrorIs(t, err, ErrNilListener, "nil listener")
-	_, err = New(inner, WithMaxConns(1), nil)
-	assert.EqualError(t, err, "connlimit: nil option")
+
+	var nilListener net.Listener
+	for name, ln := range map[string]net.Listener{"nil": nil, "nil interface": nilListener, "typed nil": (*net.TCPListener)(nil)} {
+		l, err := New(ln, WithMaxConns(1))
+		assert.ErrorIs(t, err, ErrNilListener, "%s listener", name)
+		assert.EqualError(t, err, "connlimit: nil listener", "%s listener", name)
+		assert.Nil(t, l)
+	}
+
+	tests := []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"nil option", []Option{WithMaxConns(1), nil}, "connlimit: nil option"},
+		{"negative max conns", []Option{WithMaxConns(-1)}, "connlimit: WithMaxConns: -1 connections, want ≥ 0 (0: no cap)"},
+		{"negative max conns per IP", []Option{WithMaxConnsPerIP(-5)}, "connlimit: WithMaxConnsPerIP: -5 connections, want ≥ 0 (0: no cap)"},
+		{"negative rate", []Option{WithAcceptRate(-1, 1)}, "connlimit: WithAcceptRate: -1 connections per second, want a finite number ≥ 0 (0: no rate limit)"},
+		{"NaN rate", []Option{WithAcceptRate(math.NaN(), 1)}, "connlimit: WithAcceptRate: NaN connections per second, want a finite number ≥ 0 (0: no rate limit)"},
+		{"infinite rate", []Option{WithAcceptRate(math.Inf(1), 1)}, "connlimit: WithAcceptRate: +Inf connections per second, want a finite number ≥ 0 (0: no rate limit)"},
+		{"negative infinite rate", []Option{WithAcceptRate(math.Inf(-1), 1)}, "connlimit: WithAcceptRate: -Inf connections per second, want a finite number ≥ 0 (0: no rate limit)"},
+		{"negative burst", []Option{WithAcceptRate(10, -1)}, "connlimit: WithAcceptRate: burst -1, want ≥ 0 (0: the rate rounded up)"},
+		{"negative burst without a rate", []Option{WithAcceptRate(0, -1)}, "connlimit: WithAcceptRate: burst -1, want ≥ 0 (0: the rate rounded up)"},
+		{"nil reject hook", []Option{WithOnReject(nil)}, "connlimit: WithOnReject: nil function"},
+		{"zero prefix", []Option{WithExempt(netip.MustParsePrefix("10.0.0.0/8"), netip.Prefix{})},
+			"connlimit: WithExempt: prefix 2 is invalid (the zero netip.Prefix, or bits out of range)"},
+		{"bits out of range", []Option{WithExempt(netip.PrefixFrom(netip.MustParseAddr("192.0.2.1"), 33))},
+			"connlimit: WithExempt: prefix 1 is invalid (the zero netip.Prefix, or bits out of range)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := New(inner, tt.opts...)
+			assert.EqualError(t, err, tt.want)
+			assert.Nil(t, l)
+		})
+	}
 }
 
 // TestLimitConnKeepsTCPFeatures: the wrapper must not hide sendfile,
