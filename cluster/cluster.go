@@ -89,11 +89,15 @@ type serveFunc func(ctx context.Context, ln net.Listener) error
 // call; a SIGHUP upgrade changes the workers' code but not the
 // supervisor's settings.
 //
-// Run needs a Unix system; elsewhere it returns an error wrapping
-// [errors.ErrUnsupported]. Workers die with the supervisor: on Linux and
+// Run returns an error, before anything starts, for a nil ctx or serve,
+// a nil or invalid option, or no [WithAddr]. It needs a Unix system;
+// elsewhere it returns an error wrapping [errors.ErrUnsupported]. Workers die with the supervisor: on Linux and
 // FreeBSD through the parent-death signal (SIGKILL), and on every Unix
 // through a pipe whose end of file makes the worker drain and stop.
 func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) error, opts ...Option) error {
+	if ctx == nil {
+		return errors.New("cluster: Run: nil context")
+	}
 	if serve == nil {
 		return errors.New("cluster: Run: nil serve function")
 	}
@@ -120,8 +124,12 @@ func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) e
 //
 // The address is [WithAddr], else srv.Addr (":http" when empty). srv must
 // not be started by the caller; in the supervisor process it is never
-// used.
+// used. Serve returns an error, before anything starts, for a nil ctx or
+// srv and a nil or invalid option.
 func Serve(ctx context.Context, srv *http.Server, opts ...Option) error {
+	if ctx == nil {
+		return errors.New("cluster: Serve: nil context")
+	}
 	if srv == nil {
 		return errors.New("cluster: Serve: nil *http.Server")
 	}
@@ -181,7 +189,7 @@ func httpServe(srv *http.Server, c *config) serveFunc {
 		srv.SetKeepAlivesEnabled(false)
 		conns.waitQuiet(sctx)
 		if err := srv.Shutdown(sctx); err != nil {
-			c.logger.Warn("cluster: worker shutdown timed out; closing open connections",
+			c.log().Warn("cluster: worker shutdown timed out; closing open connections",
 				"timeout", c.shutdownTimeout, "error", err)
 			_ = srv.Close()
 		}

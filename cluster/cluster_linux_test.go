@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -389,7 +390,7 @@ func TestWorkerSurvivesSIGHUP(t *testing.T) {
 func TestChildBeforeServe(t *testing.T) {
 	c := startProgram(t, "", "serve", 1, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_CHILD=1")
 	e := c.waitEvent(0, time.Second, func(e event) bool { return e.Msg == "test program: child" })
-	require.Empty(t, e.Error, "starting the child")
+	require.Empty(t, e.ProgError, "starting the child")
 	own := strings.Fields(e.Own)
 	require.Len(t, own, 3, "the worker's descriptors 3-5")
 	require.True(t, strings.HasPrefix(own[0], "socket:"), "the worker's descriptor 3 is %q, want the listening socket", own[0])
@@ -419,4 +420,54 @@ func TestWithListener(t *testing.T) {
 		_, err := getPID(fresh(), c.url)
 		return err == nil
 	}, 5*time.Second, 50*time.Millisecond, "served again once the first connection closed")
+}
+
+// TestWithListenerFails: a WithListener function that returns an error,
+// or a nil listener without one, ends the worker with an error that says
+// so, before it is ready; the supervisor sees a worker that failed to
+// start and, restarts exhausted, gives up.
+func TestWithListenerFails(t *testing.T) {
+	tests := []struct {
+		mode    string
+		wantErr string
+	}{
+		{"error", "cluster: WithListener: test program: no listener for you"},
+		{"nil", "cluster: WithListener: nil listener without an error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			c := startProgram(t, "", "serve", 0, "CLUSTER_TEST_WORKERS=1", "CLUSTER_TEST_BACKOFF=20ms",
+				"CLUSTER_TEST_CRASHLOOP=1", "CLUSTER_TEST_LISTENER="+tt.mode)
+			assert.Equal(t, 1, c.waitExit(20*time.Second), "supervisor exit code")
+			c.waitEvent(0, 5*time.Second, func(e event) bool { // the worker's
+				return e.Msg == "test program: exiting" && e.ProgError == tt.wantErr
+			})
+			failed := c.waitEvent(0, time.Second, func(e event) bool { return e.Msg == "cluster: worker failed to start" })
+			assert.Contains(t, failed.Error, "exited before it was ready", "the supervisor's view")
+			assert.Empty(t, c.eventsSince(0, func(e event) bool { return e.Msg == "cluster: worker ready" }), "no worker was ready")
+		})
+	}
+}
+
+// TestLogKeysAreNamespaced: the supervisor logs its attributes in a
+// "cluster" group, so that a program whose logger carries an attribute of
+// the same name (logger.With("pid", …)) keeps its own, and the worker's
+// pid is cluster.pid.
+func TestLogKeysAreNamespaced(t *testing.T) {
+	c := startProgram(t, "", "serve", 2, "CLUSTER_TEST_WORKERS=2", "CLUSTER_TEST_LOG_PID=from-the-program")
+	ready := c.waitReady(0, 2, 20*time.Second)
+	counts, err := whoServes(c.url, 40, 4)
+	require.NoError(t, err)
+	for id, e := range ready {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(e.line), &rec), "worker %d ready: %s", id, e.line)
+		assert.Equal(t, "from-the-program", rec["pid"], "the program's own pid attribute, in %s", e.line)
+		group, ok := rec["cluster"].(map[string]any)
+		require.True(t, ok, "a cluster group in %s", e.line)
+		assert.Equal(t, float64(id), group["worker"], "cluster.worker")
+		assert.Equal(t, float64(e.PID), group["pid"], "cluster.pid")
+	}
+	for pid := range counts {
+		assert.Contains(t, pidsOf(ready), pid, "a pid that answered is a cluster.pid of a ready worker")
+	}
 }

@@ -63,4 +63,18 @@
 // (SO_REUSEPORT) and FreeBSD (SO_REUSEPORT_LB); on macOS, Windows and the
 // other systems it returns an error wrapping [errors.ErrUnsupported], and
 // on Windows so do [Run] and [Serve].
+//
+// # Configuration and logs
+//
+// Every option has a documented default and refuses what it cannot honour:
+// an invalid value, a nil Option, a nil logger or listener function, and
+// a nil context, serve function or server, are errors from [Run], [Serve]
+// or [Listen] before anything starts. The supervisor logs worker starts,
+// exits, restarts and replacements through [WithLogger] (slog.Default()
+// unless set), every attribute in the group "cluster" (cluster.worker,
+// cluster.pid, …), so that the program's own attributes keep their names;
+// WithLogger lists every message and key.
+//
+// Examples: [ExampleServe], [ExampleRun], [ExampleListen],
+// [ExampleWorkerID], [ExampleWithListener].
 package cluster

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shipshape-go/shipshape/cluster"
+	"github.com/shipshape-go/shipshape/connlimit"
 )
 
 // Serve in main: the process becomes the supervisor of four workers that
@@ -88,4 +89,20 @@ func ExampleWorkerID() {
 		fmt.Println("not a worker")
 	}
 	// Output: not a worker
+}
+
+// WithListener wraps every worker's listener, here to cap the connections
+// one client IP may hold open (connlimit.New has the signature it takes;
+// the caps apply per worker).
+func ExampleWithListener() {
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 10 * time.Second}
+	err := cluster.Serve(context.Background(), srv,
+		cluster.WithAddr("tcp", ":8080"),
+		cluster.WithListener(func(ln net.Listener) (net.Listener, error) {
+			return connlimit.New(ln, connlimit.WithMaxConnsPerIP(32))
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
 }

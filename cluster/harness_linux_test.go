@@ -21,7 +21,22 @@ import (
 
 // event is one JSON log line of the program under test.
 type event struct {
-	Msg     string        `json:"msg"`
+	Msg string `json:"msg"`
+	// The supervisor's attributes, in their group.
+	clusterAttrs `json:"cluster"`
+	// The test program's own attributes.
+	ProgError string `json:"error"`
+	ProgPID   string `json:"pid"`  // CLUSTER_TEST_LOG_PID
+	FDs       string `json:"fds"`  // "test program: child"
+	Own       string `json:"own"`  // "test program: child"
+	Vars      string `json:"vars"` // "test program: child"
+
+	line string // as logged
+}
+
+// clusterAttrs are the attributes the supervisor logs, in the "cluster"
+// group.
+type clusterAttrs struct {
 	Worker  *int          `json:"worker"`
 	PID     int           `json:"pid"`
 	Reason  string        `json:"reason"`
@@ -29,9 +44,6 @@ type event struct {
 	Backoff time.Duration `json:"backoff"`
 	Addr    string        `json:"addr"`
 	Error   string        `json:"error"`
-	FDs     string        `json:"fds"`  // "test program: child"
-	Own     string        `json:"own"`  // "test program: child"
-	Vars    string        `json:"vars"` // "test program: child"
 }
 
 func (e event) String() string {
@@ -132,7 +144,7 @@ func (c *testCluster) add(line string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lines = append(c.lines, line)
-	var e event
+	e := event{line: line}
 	if json.Unmarshal([]byte(line), &e) != nil || e.Msg == "" {
 		return
 	}

@@ -12,7 +12,8 @@ import (
 // SO_REUSEPORT set (SO_REUSEPORT_LB on FreeBSD) so that several independent
 // processes (copies started by systemd, a container runtime or a shell) can
 // listen on the same port and the kernel spreads new connections between
-// them. network must be "tcp", "tcp4" or "tcp6".
+// them. network must be "tcp", "tcp4" or "tcp6" (any other, or a nil ctx,
+// is an error).
 //
 // On Linux only processes with the same effective user id can join a port's
 // group, so another user's process cannot steal the traffic. Every process
@@ -35,6 +36,9 @@ import (
 // [errors.ErrUnsupported] (use [Run], which shares one socket instead, or
 // a single process).
 func Listen(ctx context.Context, network, addr string) (net.Listener, error) {
+	if ctx == nil {
+		return nil, errors.New("cluster: Listen: nil context")
+	}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:

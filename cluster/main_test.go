@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,6 +40,9 @@ func TestMain(m *testing.M) {
 // it.
 func programMain(mode string) int {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if v := os.Getenv("CLUSTER_TEST_LOG_PID"); v != "" {
+		logger = logger.With("pid", v) // the program's own attribute, as a service might add
+	}
 	ctx := context.Background()
 	switch mode {
 	case "serve", "run":
@@ -75,6 +79,14 @@ func programMain(mode string) int {
 		if v := os.Getenv("CLUSTER_TEST_MEMORY"); v != "" {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			opts = append(opts, WithMemoryLimit(n))
+		}
+		switch os.Getenv("CLUSTER_TEST_LISTENER") {
+		case "error":
+			opts = append(opts, WithListener(func(net.Listener) (net.Listener, error) {
+				return nil, errors.New("test program: no listener for you")
+			}))
+		case "nil":
+			opts = append(opts, WithListener(func(net.Listener) (net.Listener, error) { return nil, nil }))
 		}
 		if os.Getenv("CLUSTER_TEST_ONE_CONN_PER_IP") != "" {
 			opts = append(opts, WithListener(func(ln net.Listener) (net.Listener, error) {
@@ -119,7 +131,7 @@ func programMain(mode string) int {
 			fmt.Fprintln(os.Stderr, "test program:", err)
 			return 1
 		}
-		logger.Info("cluster: supervisor started", "addr", ln.Addr().String(), "gomaxprocs", runtime.GOMAXPROCS(0))
+		logger.Info("cluster: supervisor started", slog.Group("cluster", "addr", ln.Addr().String(), "gomaxprocs", runtime.GOMAXPROCS(0)))
 		_ = http.Serve(ln, testHandler())
 		return 0
 	}

@@ -19,7 +19,7 @@ const (
 	defaultReadyTimeout    = 20 * time.Second
 )
 
-// Option configures [Run] and [Serve].
+// Option configures [Run] and [Serve]. A nil Option is an error.
 type Option func(*config)
 
 type config struct {
@@ -58,10 +58,23 @@ func newConfig(opts []Option) (*config, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	if c.logger == nil {
-		c.logger = slog.Default()
-	}
 	return c, nil
+}
+
+// logGroup is the group every attribute the package logs is in, so that
+// the attributes of the program's own logger (logger.With("pid", …)) keep
+// their names.
+const logGroup = "cluster"
+
+// log returns the logger for one record: WithLogger's, or slog.Default()
+// as it is now, so that slog.SetDefault reaches the supervisor, with the
+// cluster group open.
+func (c *config) log() *slog.Logger {
+	l := c.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.WithGroup(logGroup)
 }
 
 // validate reports the first bad setting; Run and Serve return it.
@@ -101,15 +114,16 @@ func supervisedNetwork(network string) bool {
 
 // WithWorkers sets the number of worker processes (default
 // runtime.GOMAXPROCS(0), which follows the CPU limit of the container's
-// cgroup). It must be at least 1.
+// cgroup). Fewer than 1 is an error.
 func WithWorkers(n int) Option {
 	return func(c *config) { c.workers = n }
 }
 
 // WithAddr sets the address the supervisor listens on and hands to every
-// worker: network is "tcp", "tcp4", "tcp6" or "unix". [Run] requires it;
-// [Serve] defaults to the server's Addr (":http" when empty, like
-// net/http).
+// worker: network is "tcp", "tcp4", "tcp6" or "unix" (any other is an
+// error, and so is an empty addr). [Run] requires it; [Serve] defaults to
+// the server's Addr (":http" when empty, like net/http). An address that
+// cannot be listened on is the error Run or Serve returns.
 func WithAddr(network, addr string) Option {
 	return func(c *config) { c.network, c.addr, c.addrSet = network, addr, true }
 }
@@ -119,6 +133,7 @@ func WithAddr(network, addr string) Option {
 // the same worker, from min up to max, and is jittered down by up to 25% so
 // that workers that crashed together do not restart together. A worker
 // that stayed up longer than max before it crashed starts again from min.
+// min <= 0 or max < min is an error.
 func WithRestartBackoff(min, max time.Duration) Option {
 	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
 }
@@ -128,7 +143,7 @@ func WithRestartBackoff(min, max time.Duration) Option {
 // times within the window, the supervisor stops every worker and [Run]
 // returns an error wrapping [ErrCrashLoop], so that main exits non-zero and
 // systemd, Docker or Kubernetes take over. A worker that fails readiness at
-// start counts as a crash.
+// start counts as a crash. restarts < 1 or within <= 0 is an error.
 func WithCrashLoop(restarts int, within time.Duration) Option {
 	return func(c *config) { c.crashRestarts, c.crashWithin = restarts, within }
 }
@@ -137,12 +152,13 @@ func WithCrashLoop(restarts int, within time.Duration) Option {
 // SIGTERM, SIGINT, a rolling restart or a memory replacement, [Serve] calls
 // http.Server.Shutdown with this timeout and then closes the remaining
 // connections; the supervisor kills a worker that is still running one
-// second after the timeout.
+// second after the timeout. d <= 0 is an error.
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(c *config) { c.shutdownTimeout = d }
 }
 
-// WithMemoryLimit caps each worker's memory (default 0, no cap). Workers
+// WithMemoryLimit caps each worker's memory (default 0, no cap; negative
+// is an error). Workers
 // get GOMEMLIMIT at 90% of the cap (unless GOMEMLIMIT is already set in the
 // environment), so the garbage collector works harder before the cap is
 // reached; on Linux the supervisor also samples each worker's resident set
@@ -158,23 +174,71 @@ func WithMemoryLimit(bytes int64) Option {
 // first calls Accept on the listener it was given, which http.Server.Serve
 // does at once. A worker that misses the deadline is killed: at start or
 // after a crash it counts as a crash; as a replacement (SIGHUP, memory cap)
-// the old worker keeps serving.
+// the old worker keeps serving. d <= 0 is an error.
 func WithReadyTimeout(d time.Duration) Option {
 	return func(c *config) { c.readyTimeout = d }
 }
 
-// WithLogger sets where the supervisor logs worker start, exit and restart
-// (default slog.Default()).
+// WithLogger sets the logger of the supervisor's records, and of the one
+// a worker makes when its drain times out. Without it they go to
+// slog.Default() as it is at the time of each record, so that
+// slog.SetDefault reaches them. A nil logger is an error.
+//
+// Every attribute is in the group "cluster" (cluster.worker, cluster.pid,
+// … in a JSON or text handler), so that attributes the logger carries
+// already, such as logger.With("pid", …), keep their names and values.
+// The messages, and their attributes:
+//
+//   - info "cluster: supervisor started": pid (the supervisor's), addr,
+//     workers, executable
+//   - info "cluster: worker ready": worker, pid, reason ("start",
+//     "restart", "rolling restart", "memory limit"), startup (time to the
+//     first Accept)
+//   - error "cluster: worker failed to start": worker, error, backoff
+//   - warn "cluster: worker exited": worker, pid, status ("exit status
+//     2", "signal: killed"), uptime
+//   - info "cluster: worker restart scheduled": worker, backoff
+//   - error "cluster: crash loop; stopping all workers": worker, restarts,
+//     within, error
+//   - info "cluster: SIGHUP: rolling restart requested"
+//   - info "cluster: rolling restart started": workers, executable
+//   - info "cluster: rolling restart done": duration
+//   - error "cluster: rolling restart abandoned; the remaining workers keep
+//     the old version": worker, error
+//   - error "cluster: replacement failed; the old worker keeps serving":
+//     worker, pid, reason, error
+//   - warn "cluster: worker over the memory limit; replacing it": worker,
+//     pid, rss, limit (bytes)
+//   - info "cluster: stopping; draining workers": signal, timeout
+//   - warn "cluster: second stop signal; killing workers": signal
+//   - warn "cluster: worker still running after the shutdown timeout;
+//     killing it": worker, pid, timeout
+//   - info "cluster: worker stopped": worker, pid, status, uptime
+//   - info "cluster: supervisor stopped"
+//   - warn "cluster: worker shutdown timed out; closing open connections"
+//     (in the worker, by [Serve]): timeout, error
+//
+// worker is the worker id ([WorkerID]), pid the worker's process id;
+// backoff, startup, uptime, duration, timeout and within are
+// time.Duration values.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger, c.loggerSet = l, true }
 }
 
-// WithListener wraps the listener each worker serves on, for example with
-// connlimit.New to cap connections per client IP (per worker: every worker
-// applies the caps to the connections it accepts). The worker counts as
-// ready at its first Accept through the wrapper. fn runs in every worker;
-// an error from it ends the worker with that error, and it must not return
-// a nil listener without one.
+// WithListener sets a function that wraps the listener each worker
+// serves on (default: none), for example to cap connections per client IP
+// with connlimit.New, whose signature it shares:
+//
+//	cluster.WithListener(func(ln net.Listener) (net.Listener, error) {
+//		return connlimit.New(ln, connlimit.WithMaxConnsPerIP(32))
+//	})
+//
+// The caps are then per worker: every worker applies them to the
+// connections it accepts. fn runs in every worker, before its serve
+// function; the worker counts as ready at its first Accept through the
+// wrapper. An error from fn ends the worker with an error wrapping it
+// (the supervisor sees a worker that failed to start), and so does a nil
+// listener without an error. A nil fn is an error.
 func WithListener(fn func(net.Listener) (net.Listener, error)) Option {
 	return func(c *config) { c.wrapListener, c.wrapSet = fn, true }
 }

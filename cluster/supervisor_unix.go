@@ -28,7 +28,6 @@ import (
 // the host).
 type supervisor struct {
 	c       *config
-	log     *slog.Logger
 	exe     string   // the program on disk, re-executed for every worker
 	argv    []string // os.Args, passed on unchanged
 	env     []string // the workers' environment, without the per-worker part
@@ -88,7 +87,6 @@ func supervise(ctx context.Context, c *config) error {
 
 	s := &supervisor{
 		c:       c,
-		log:     c.logger,
 		exe:     exe,
 		argv:    os.Args,
 		env:     workerEnv(c),
@@ -104,7 +102,7 @@ func supervise(ctx context.Context, c *config) error {
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 
-	s.log.Info("cluster: supervisor started", "pid", os.Getpid(), "addr", ln.Addr().String(),
+	s.log().Info("cluster: supervisor started", "pid", os.Getpid(), "addr", ln.Addr().String(),
 		"workers", c.workers, "executable", exe)
 
 	var wg sync.WaitGroup
@@ -131,18 +129,18 @@ func supervise(ctx context.Context, c *config) error {
 		case sig := <-sigc:
 			switch {
 			case sig == syscall.SIGHUP:
-				s.log.Info("cluster: SIGHUP: rolling restart requested")
+				s.log().Info("cluster: SIGHUP: rolling restart requested")
 				select {
 				case hup <- struct{}{}:
 				default: // one is queued already; it will start the binary on disk then
 				}
 			case !stopping:
 				stopping = true
-				s.log.Info("cluster: stopping; draining workers", "signal", sig.String(),
+				s.log().Info("cluster: stopping; draining workers", "signal", sig.String(),
 					"timeout", c.shutdownTimeout)
 				s.cancel(nil)
 			default:
-				s.log.Warn("cluster: second stop signal; killing workers", "signal", sig.String())
+				s.log().Warn("cluster: second stop signal; killing workers", "signal", sig.String())
 				close(s.force)
 				sigc = nil // ignore the rest of a burst; the workers are being killed
 			}
@@ -153,7 +151,7 @@ func supervise(ctx context.Context, c *config) error {
 	if err := context.Cause(s.ctx); errors.Is(err, ErrCrashLoop) {
 		return err
 	}
-	s.log.Info("cluster: supervisor stopped")
+	s.log().Info("cluster: supervisor stopped")
 	return nil
 }
 
@@ -229,6 +227,9 @@ func workerEnv(c *config) []string {
 	return env
 }
 
+// log returns the logger for one record (see config.log).
+func (s *supervisor) log() *slog.Logger { return s.c.log() }
+
 // runSlot keeps one worker id served until the supervisor stops.
 func (s *supervisor) runSlot(sl *slot) {
 	tracker := newCrashTracker(s.c)
@@ -257,7 +258,7 @@ func (s *supervisor) runSlot(sl *slot) {
 					s.crashLoop(sl.id, err)
 					return
 				}
-				s.log.Error("cluster: worker failed to start", "worker", sl.id, "error", err,
+				s.log().Error("cluster: worker failed to start", "worker", sl.id, "error", err,
 					"backoff", delay)
 				reason = "restart"
 				continue
@@ -277,12 +278,12 @@ func (s *supervisor) runSlot(sl *slot) {
 			uptime := cur.end.Sub(cur.start)
 			var loop bool
 			delay, loop = tracker.crash(time.Now(), uptime)
-			s.log.Warn("cluster: worker exited", s.exitAttrs(cur)...)
+			s.log().Warn("cluster: worker exited", s.exitAttrs(cur)...)
 			if loop {
 				s.crashLoop(sl.id, fmt.Errorf("worker %d: %s", sl.id, exitStatus(cur)))
 				return
 			}
-			s.log.Info("cluster: worker restart scheduled", "worker", sl.id, "backoff", delay)
+			s.log().Info("cluster: worker restart scheduled", "worker", sl.id, "backoff", delay)
 			cur, reason = nil, "restart"
 
 		case req := <-sl.replace:
@@ -296,7 +297,7 @@ func (s *supervisor) runSlot(sl *slot) {
 				continue
 			}
 			if err != nil {
-				s.log.Error("cluster: replacement failed; the old worker keeps serving",
+				s.log().Error("cluster: replacement failed; the old worker keeps serving",
 					"worker", sl.id, "pid", cur.pid, "reason", req.reason, "error", err)
 				req.done <- err
 				continue
@@ -328,7 +329,7 @@ func (s *supervisor) setServing(id int, p *proc) {
 func (s *supervisor) crashLoop(id int, last error) {
 	err := fmt.Errorf("%w: worker %d restarted more than %d times within %v; last failure: %v",
 		ErrCrashLoop, id, s.c.crashRestarts, s.c.crashWithin, last)
-	s.log.Error("cluster: crash loop; stopping all workers", "worker", id,
+	s.log().Error("cluster: crash loop; stopping all workers", "worker", id,
 		"restarts", s.c.crashRestarts, "within", s.c.crashWithin, "error", last)
 	s.cancel(err)
 }
@@ -378,7 +379,7 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	select {
 	case ok := <-readyc:
 		if ok {
-			s.log.Info("cluster: worker ready", "worker", id, "pid", p.pid, "reason", reason,
+			s.log().Info("cluster: worker ready", "worker", id, "pid", p.pid, "reason", reason,
 				"startup", time.Since(p.start))
 			return p, nil
 		}
@@ -419,7 +420,7 @@ func (s *supervisor) stop(p *proc) {
 	select {
 	case <-p.done:
 	case <-t.C:
-		s.log.Warn("cluster: worker still running after the shutdown timeout; killing it",
+		s.log().Warn("cluster: worker still running after the shutdown timeout; killing it",
 			"worker", p.id, "pid", p.pid, "timeout", s.c.shutdownTimeout)
 		p.kill()
 		<-p.done
@@ -427,7 +428,7 @@ func (s *supervisor) stop(p *proc) {
 		p.kill()
 		<-p.done
 	}
-	s.log.Info("cluster: worker stopped", s.exitAttrs(p)...)
+	s.log().Info("cluster: worker stopped", s.exitAttrs(p)...)
 }
 
 func (s *supervisor) exitAttrs(p *proc) []any {
@@ -457,7 +458,7 @@ func (s *supervisor) rollingRestarts(hup <-chan struct{}) {
 		case <-hup:
 		}
 		start := time.Now()
-		s.log.Info("cluster: rolling restart started", "workers", len(s.slots), "executable", s.exe)
+		s.log().Info("cluster: rolling restart started", "workers", len(s.slots), "executable", s.exe)
 		ok := true
 		for _, sl := range s.slots {
 			req := replaceReq{reason: "rolling restart", since: start, done: make(chan error, 1)}
@@ -473,14 +474,14 @@ func (s *supervisor) rollingRestarts(hup <-chan struct{}) {
 				return
 			}
 			if err != nil {
-				s.log.Error("cluster: rolling restart abandoned; the remaining workers keep the old version",
+				s.log().Error("cluster: rolling restart abandoned; the remaining workers keep the old version",
 					"worker", sl.id, "error", err)
 				ok = false
 				break
 			}
 		}
 		if ok {
-			s.log.Info("cluster: rolling restart done", "duration", time.Since(start).Round(time.Millisecond))
+			s.log().Info("cluster: rolling restart done", "duration", time.Since(start).Round(time.Millisecond))
 		}
 	}
 }
@@ -524,7 +525,7 @@ func (s *supervisor) watchMemory() {
 			select {
 			case s.slots[p.id].replace <- req:
 				asked[p.pid] = now
-				s.log.Warn("cluster: worker over the memory limit; replacing it", "worker", p.id,
+				s.log().Warn("cluster: worker over the memory limit; replacing it", "worker", p.id,
 					"pid", p.pid, "rss", rss, "limit", s.c.memoryLimit)
 			default: // a replacement is queued for this slot already
 			}

@@ -149,7 +149,7 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 			return fmt.Errorf("cluster: WithListener: %w", err)
 		}
 		if l == nil {
-			return errors.New("cluster: WithListener function returned nil")
+			return errors.New("cluster: WithListener: nil listener without an error")
 		}
 	}
 	err = serve(ctx, l)
