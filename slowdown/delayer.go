@@ -6,7 +6,8 @@
 //
 // Usage, in front of a limiter on the same store and key:
 //
-//	store := ratelimit.NewMemoryStore()
+//	store, err := ratelimit.NewMemoryStore()
+//	if err != nil { … }
 //	slow, err := slowdown.New(50, time.Minute, // 51st request in a minute waits 100ms, 52nd 200ms, …
 //		slowdown.WithStore(store), slowdown.WithMaxDelay(5*time.Second))
 //	if err != nil { … }
