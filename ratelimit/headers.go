@@ -21,17 +21,27 @@ const (
 	// remaining and t the seconds until the quota is fully available again
 	// (rounded up). Both are lists: the items of other policies on the
 	// same response (a slowdown.Delayer's) are kept beside these.
-	HeadersIETF = HeaderStyle(ratelimitheader.IETF)
+	HeadersIETF HeaderStyle = iota
 	// HeadersLegacy sends the X-RateLimit-Limit, X-RateLimit-Remaining and
 	// X-RateLimit-Reset headers that GitHub popularised; Reset is the Unix
 	// time in seconds (rounded up) when the quota is fully available.
-	HeadersLegacy = HeaderStyle(ratelimitheader.Legacy)
+	HeadersLegacy
 	// HeadersBoth sends both sets.
-	HeadersBoth = HeaderStyle(ratelimitheader.Both)
+	HeadersBoth
 	// HeadersNone sends no rate-limit headers (Retry-After is still sent
 	// on 429).
-	HeadersNone = HeaderStyle(ratelimitheader.None)
+	HeadersNone
 )
+
+// The styles are internal/ratelimitheader's values, which slowdown and
+// the Limiter convert to directly: this fails to compile if they differ.
+func _() {
+	var x [1]struct{}
+	_ = x[HeadersIETF-HeaderStyle(ratelimitheader.IETF)]
+	_ = x[HeadersLegacy-HeaderStyle(ratelimitheader.Legacy)]
+	_ = x[HeadersBoth-HeaderStyle(ratelimitheader.Both)]
+	_ = x[HeadersNone-HeaderStyle(ratelimitheader.None)]
+}
 
 // String returns the style's name: ietf, legacy, both or none.
 func (s HeaderStyle) String() string {
