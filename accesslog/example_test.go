@@ -100,15 +100,18 @@ func Example_fanOut() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	all, err := logfile.OpenFile(filepath.Join(dir, "app.json"))
+	all, err := logfile.Open(filepath.Join(dir, "app.json"))
 	if err != nil {
 		panic(err)
 	}
-	access, err := logfile.OpenFile(filepath.Join(dir, "access.log"), logfile.WithRotateEvery(24*time.Hour))
+	access, err := logfile.Open(filepath.Join(dir, "access.log"), logfile.WithRotateEvery(24*time.Hour))
 	if err != nil {
 		panic(err)
 	}
-	bufferedAll := logfile.NewBufferedWriter(all)
+	bufferedAll, err := logfile.NewBufferedWriter(all)
+	if err != nil {
+		panic(err)
+	}
 	everything := slog.NewJSONHandler(bufferedAll, nil)
 
 	accessLogger := slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(access, nil), everything))

@@ -1019,7 +1019,7 @@ func TestFullDiskKeepsServing(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	f, err := logfile.OpenFile("/dev/full", logfile.WithCompress(false), logfile.WithMaxSize(0))
+	f, err := logfile.Open("/dev/full", logfile.WithCompression(false), logfile.WithMaxSize(0))
 	require.NoError(t, err)
 	defer f.Close()
 	reports := &capture{}

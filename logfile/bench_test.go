@@ -12,7 +12,10 @@ import (
 // benchmarkBuffered writes a 120-byte access line per op from 8 goroutines
 // (b.SetParallelism on GOMAXPROCS) and reports lines per second.
 func benchmarkBuffered(b *testing.B, w io.Writer) {
-	bw := logfile.NewBufferedWriter(w)
+	bw, err := logfile.NewBufferedWriter(w)
+	if err != nil {
+		b.Fatal(err)
+	}
 	line := []byte(`203.0.113.7 - - [05/Mar/2024:09:04:05 -0700] "GET /api/items/42?page=2 HTTP/1.1" 200 512 "-" "curl/8.0 (x86_64-pc-linux)"` + "\n")
 	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
 	b.SetBytes(int64(len(line)))
@@ -38,7 +41,7 @@ func BenchmarkBufferedWriterDiscard(b *testing.B) { benchmarkBuffered(b, io.Disc
 // BenchmarkBufferedWriterFile measures the BufferedWriter on a File
 // (rotating at the default 100 MiB, compressing in the background).
 func BenchmarkBufferedWriterFile(b *testing.B) {
-	f, err := logfile.OpenFile(filepath.Join(b.TempDir(), "bench.log"))
+	f, err := logfile.Open(filepath.Join(b.TempDir(), "bench.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +54,7 @@ func BenchmarkBufferedWriterFile(b *testing.B) {
 // (default 100 MiB rotation, backups not compressed so that the
 // background gzip does not take the CPU the writers are measured on).
 func BenchmarkFileWrite(b *testing.B) {
-	f, err := logfile.OpenFile(filepath.Join(b.TempDir(), "bench.log"), logfile.WithCompress(false))
+	f, err := logfile.Open(filepath.Join(b.TempDir(), "bench.log"), logfile.WithCompression(false))
 	if err != nil {
 		b.Fatal(err)
 	}

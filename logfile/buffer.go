@@ -2,6 +2,8 @@ package logfile
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/internal/nilcheck"
 )
 
 // Defaults of [NewBufferedWriter].
@@ -18,50 +21,75 @@ const (
 	DefaultQueueSize     = 8
 )
 
-// BufferOption configures a [BufferedWriter].
-type BufferOption func(*bufferConfig)
-
 type bufferConfig struct {
-	size      int
-	interval  time.Duration
-	queue     int
-	drop      bool
-	errLogger *slog.Logger
+	size     int
+	interval time.Duration
+	queue    int
+	drop     bool
 }
 
+// minFlushInterval is the shortest flush interval: a shorter one is taken
+// for a mistake (WithFlushInterval(1) is 1ns) that would keep a core busy.
+const minFlushInterval = time.Millisecond
+
 // WithBufferSize sets the batch size: a batch is handed to the background
-// writer once it holds n bytes (default [DefaultBufferSize], 64 KiB; values
-// below 1 mean the default).
-func WithBufferSize(n int) BufferOption {
-	return func(c *bufferConfig) { c.size = n }
+// writer once it holds n bytes (default [DefaultBufferSize], 64 KiB; n
+// below 1 is an error). An option of [NewBufferedWriter].
+func WithBufferSize(n int) Option {
+	return func(o *options) {
+		o.set(forBuffer, "WithBufferSize", func() error {
+			if n < 1 {
+				return errors.New("logfile: buffer size must be >= 1")
+			}
+			o.buffer.size = n
+			return nil
+		})
+	}
 }
 
 // WithFlushInterval bounds how long a line waits in a partly filled batch
-// (default [DefaultFlushInterval], 1s; values below 1 mean the default).
-func WithFlushInterval(d time.Duration) BufferOption {
-	return func(c *bufferConfig) { c.interval = d }
+// (default [DefaultFlushInterval], 1s; below 1ms is an error). An option
+// of [NewBufferedWriter].
+func WithFlushInterval(d time.Duration) Option {
+	return func(o *options) {
+		o.set(forBuffer, "WithFlushInterval", func() error {
+			if d < minFlushInterval {
+				return fmt.Errorf("logfile: flush interval must be >= %v", minFlushInterval)
+			}
+			o.buffer.interval = d
+			return nil
+		})
+	}
 }
 
 // WithQueueSize sets how many full batches may wait for the background
-// writer (default [DefaultQueueSize]; values below 1 mean the default).
-// When they all wait, Write blocks, or drops with [WithDropWhenFull].
-func WithQueueSize(n int) BufferOption {
-	return func(c *bufferConfig) { c.queue = n }
+// writer (default [DefaultQueueSize]; below 1 is an error). When they all
+// wait, Write blocks, or drops with [WithDropWhenFull]. An option of
+// [NewBufferedWriter].
+func WithQueueSize(n int) Option {
+	return func(o *options) {
+		o.set(forBuffer, "WithQueueSize", func() error {
+			if n < 1 {
+				return errors.New("logfile: queue size must be >= 1")
+			}
+			o.buffer.queue = n
+			return nil
+		})
+	}
 }
 
 // WithDropWhenFull makes Write discard the line, and count it in
 // [BufferedWriter.Dropped], instead of blocking when the queue is full: the
 // requests are never slowed down by a slow disk, at the price of lines.
-// The default (false) is lossless: Write blocks until there is room.
-func WithDropWhenFull(drop bool) BufferOption {
-	return func(c *bufferConfig) { c.drop = drop }
-}
-
-// WithBufferErrorLogger sets where failed background writes are reported,
-// at most once per 10s with the number of failures in between. The default
-// is a text logger on stderr.
-func WithBufferErrorLogger(l *slog.Logger) BufferOption {
-	return func(c *bufferConfig) { c.errLogger = l }
+// The default (false) is lossless: Write blocks until there is room. An
+// option of [NewBufferedWriter].
+func WithDropWhenFull(drop bool) Option {
+	return func(o *options) {
+		o.set(forBuffer, "WithDropWhenFull", func() error {
+			o.buffer.drop = drop
+			return nil
+		})
+	}
 }
 
 // BufferedWriter batches writes to an io.Writer: Write copies p into the
@@ -72,14 +100,25 @@ func WithBufferErrorLogger(l *slog.Logger) BufferOption {
 //
 // A failed background write loses its batch: the lines are counted in
 // [BufferedWriter.Dropped] and the error is reported at most once per 10s
-// (see [WithBufferErrorLogger]); writers are not told, so requests keep
-// being served on a full disk. On a [File], that covers the batches the
-// File refused (its directory gone for good); the batches it wrote into a
-// deleted file before it noticed are counted in [File.Dropped], in
-// batches. Together the two count every line lost.
+// (see [WithLogger]); writers are not told, so requests keep being served
+// on a full disk. On a [File], that covers the batches the File refused
+// (its directory gone for good); the batches it wrote into a deleted file
+// before it noticed are counted in [File.Dropped], in batches. Together
+// the two count every line lost.
 //
-// Close (or Flush) before the program exits, or the last second of lines
-// is lost. Close does not close the underlying writer.
+// # What a crash loses
+//
+// The lines it holds. Close (or Flush) before the program exits: a
+// process killed with kill -9, by the OOM killer or by an unrecovered
+// panic loses every line written to the BufferedWriter since its last
+// background write. That is the batch being filled, up to the buffer size
+// ([WithBufferSize], 64 KiB by default, some 500 access lines) and at most
+// one flush interval of lines ([WithFlushInterval], 1s), plus, when the
+// underlying writer is slower than the writers, the full batches waiting
+// for it (up to [WithQueueSize] more). Where no line may be lost to a
+// crash of the process, write to a [File] directly: it keeps nothing.
+//
+// Close does not close the underlying writer.
 type BufferedWriter struct {
 	w    io.Writer
 	cfg  bufferConfig
@@ -101,6 +140,10 @@ type BufferedWriter struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// reports counts the goroutines that hand reports to the logger (see
+	// WithLogger); Close waits for them.
+	reports sync.WaitGroup
 }
 
 type batch struct {
@@ -109,35 +152,32 @@ type batch struct {
 }
 
 // NewBufferedWriter returns a BufferedWriter on w and starts its background
-// writer; Close stops it.
-func NewBufferedWriter(w io.Writer, opts ...BufferOption) *BufferedWriter {
-	cfg := bufferConfig{}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+// writer; Close stops it. A nil w and every invalid option (nil, out of
+// range, or one of [Open]) are errors.
+func NewBufferedWriter(w io.Writer, opts ...Option) (*BufferedWriter, error) {
+	if nilcheck.Is(w) {
+		return nil, errors.New("logfile: writer is nil")
 	}
-	if cfg.size < 1 {
-		cfg.size = DefaultBufferSize
-	}
-	if cfg.interval <= 0 {
-		cfg.interval = DefaultFlushInterval
-	}
-	if cfg.queue < 1 {
-		cfg.queue = DefaultQueueSize
+	o := options{target: forBuffer, buffer: bufferConfig{
+		size:     DefaultBufferSize,
+		interval: DefaultFlushInterval,
+		queue:    DefaultQueueSize,
+	}}
+	if err := o.apply(opts); err != nil {
+		return nil, err
 	}
 	bw := &BufferedWriter{
 		w:    w,
-		cfg:  cfg,
-		errs: errlog.New(cfg.errLogger, "logfile: buffered write failed", 0),
+		cfg:  o.buffer,
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	bw.errs = errlog.New(newAsyncLogger(o.logger, &bw.reports), "logfile: buffered write failed", 0)
 	bw.room.L = &bw.mu
-	bw.cur.b = make([]byte, 0, cfg.size)
+	bw.cur.b = make([]byte, 0, bw.cfg.size)
 	go bw.run()
-	return bw
+	return bw, nil
 }
 
 // Write copies p into the current batch. It blocks while the queue of full
@@ -259,13 +299,17 @@ func (bw *BufferedWriter) run() {
 }
 
 // Close stops the background writer, writes everything buffered and
-// returns the first error of those writes. Writes after Close, and writes
+// returns the first error of those writes; it waits for the reports under
+// way (see [WithLogger]). Writes after Close, and writes
 // blocked in a full queue when it is called, return [ErrClosed]. It is safe
 // to call more than once; later calls return nil. It does not close the
 // underlying writer.
 func (bw *BufferedWriter) Close() error {
 	var err error
 	bw.closeOnce.Do(func() {
+		// Reports under way may be writing into this BufferedWriter: let
+		// them land in its last batch.
+		bw.reports.Wait()
 		bw.mu.Lock()
 		bw.closed = true
 		bw.room.Broadcast()
@@ -273,6 +317,7 @@ func (bw *BufferedWriter) Close() error {
 		close(bw.stop)
 		<-bw.done
 		err = bw.flush(true)
+		bw.reports.Wait()
 	})
 	return err
 }

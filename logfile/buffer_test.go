@@ -1,9 +1,9 @@
 package logfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -51,7 +51,7 @@ func (r *recorder) calls() []string {
 
 func TestBufferedWriterBatchesWholeLinesInOrder(t *testing.T) {
 	rec := &recorder{}
-	bw := NewBufferedWriter(rec, WithBufferSize(100))
+	bw := newBuffered(t, rec, WithBufferSize(100))
 	want := lines(50, 30)
 	for _, l := range want {
 		n, err := bw.Write([]byte(l))
@@ -70,7 +70,7 @@ func TestBufferedWriterBatchesWholeLinesInOrder(t *testing.T) {
 
 func TestBufferedWriterConcurrentWriters(t *testing.T) {
 	rec := &recorder{}
-	bw := NewBufferedWriter(rec, WithBufferSize(1024), WithQueueSize(2))
+	bw := newBuffered(t, rec, WithBufferSize(1024), WithQueueSize(2))
 	const writers, each = 8, 2000
 	pad := strings.Repeat("q", 20)
 	var wg sync.WaitGroup
@@ -92,7 +92,7 @@ func TestBufferedWriterConcurrentWriters(t *testing.T) {
 func TestBufferedWriterFlushInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		bw := NewBufferedWriter(rec, WithFlushInterval(500*time.Millisecond))
+		bw := newBuffered(t, rec, WithFlushInterval(500*time.Millisecond))
 		_, err := bw.Write([]byte("a\n"))
 		require.NoError(t, err)
 		time.Sleep(499 * time.Millisecond)
@@ -107,7 +107,7 @@ func TestBufferedWriterFlushInterval(t *testing.T) {
 
 func TestBufferedWriterFlush(t *testing.T) {
 	rec := &recorder{}
-	bw := NewBufferedWriter(rec)
+	bw := newBuffered(t, rec)
 	defer bw.Close()
 	_, err := bw.Write([]byte("one\n"))
 	require.NoError(t, err)
@@ -123,7 +123,7 @@ func TestBufferedWriterFlush(t *testing.T) {
 func fill(t *testing.T, drop bool) (*BufferedWriter, *recorder, chan error) {
 	t.Helper()
 	rec := &recorder{release: make(chan struct{})}
-	bw := NewBufferedWriter(rec, WithBufferSize(10), WithQueueSize(1), WithDropWhenFull(drop))
+	bw := newBuffered(t, rec, WithBufferSize(10), WithQueueSize(1), WithDropWhenFull(drop))
 	for i := range 3 {
 		_, err := fmt.Fprintf(bw, "line %03d\n", i)
 		require.NoError(t, err)
@@ -184,9 +184,9 @@ func TestBufferedWriterCloseReleasesBlockedWriters(t *testing.T) {
 
 func TestBufferedWriterWriteErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var reports bytes.Buffer
+		var reports lockedBuffer
 		rec := &recorder{err: errors.New("no space left on device")}
-		bw := NewBufferedWriter(rec, WithBufferSize(10), WithBufferErrorLogger(slog.New(slog.NewTextHandler(&reports, nil))))
+		bw := newBuffered(t, rec, WithBufferSize(10), WithLogger(slog.New(slog.NewTextHandler(&reports, nil))))
 		for i := range 5 {
 			n, err := fmt.Fprintf(bw, "line %03d\n", i)
 			require.NoError(t, err, "writers are not told: requests keep being served")
@@ -194,12 +194,14 @@ func TestBufferedWriterWriteErrors(t *testing.T) {
 		}
 		synctest.Wait()
 		assert.Error(t, bw.Flush())
+		synctest.Wait() // reports are handed over by a goroutine of their own
 		assert.Equal(t, int64(5), bw.Dropped(), "the lines of failed batches are counted")
 		assert.Equal(t, 1, strings.Count(reports.String(), "buffered write failed"), "one report per interval: %s", reports.String())
 		time.Sleep(11 * time.Second)
 		synctest.Wait() // the flusher has handled the ticks of those 11s
 		_, _ = bw.Write([]byte("again\n"))
 		_ = bw.Flush()
+		synctest.Wait()
 		assert.Equal(t, 2, strings.Count(reports.String(), "buffered write failed"))
 		assert.Contains(t, reports.String(), "suppressed=")
 		synctest.Wait()
@@ -209,10 +211,50 @@ func TestBufferedWriterWriteErrors(t *testing.T) {
 }
 
 func TestBufferedWriterDefaults(t *testing.T) {
-	bw := NewBufferedWriter(&recorder{}, WithBufferSize(-1), WithFlushInterval(0), WithQueueSize(0), nil)
+	bw := newBuffered(t, &recorder{})
 	defer bw.Close()
 	assert.Equal(t, DefaultBufferSize, bw.cfg.size)
 	assert.Equal(t, DefaultFlushInterval, bw.cfg.interval)
 	assert.Equal(t, DefaultQueueSize, bw.cfg.queue)
 	assert.False(t, bw.cfg.drop)
+}
+
+// TestNewBufferedWriterErrors: every invalid input is an error, with no
+// BufferedWriter (and no goroutine) left behind; none is replaced by a
+// default.
+func TestNewBufferedWriterErrors(t *testing.T) {
+	var nilRecorder *recorder
+	tests := []struct {
+		name string
+		w    io.Writer
+		opts []Option
+		want string
+	}{
+		{"nil writer", nil, nil, "logfile: writer is nil"},
+		{"typed nil writer", nilRecorder, nil, "logfile: writer is nil"},
+		{"nil option", &recorder{}, []Option{WithBufferSize(10), nil}, "logfile: nil option"},
+		{"zero buffer size", &recorder{}, []Option{WithBufferSize(0)}, "logfile: buffer size must be >= 1"},
+		{"negative buffer size", &recorder{}, []Option{WithBufferSize(-1)}, "logfile: buffer size must be >= 1"},
+		{"zero flush interval", &recorder{}, []Option{WithFlushInterval(0)}, "logfile: flush interval must be >= 1ms"},
+		{"flush interval in nanoseconds", &recorder{}, []Option{WithFlushInterval(1)}, "logfile: flush interval must be >= 1ms"},
+		{"zero queue", &recorder{}, []Option{WithQueueSize(0)}, "logfile: queue size must be >= 1"},
+		{"nil logger", &recorder{}, []Option{WithLogger(nil)}, "logfile: logger is nil"},
+		{"an option of Open", &recorder{}, []Option{WithMaxSize(1 << 20)}, "logfile: WithMaxSize is an option of Open, not of NewBufferedWriter"},
+		{"compression is an option of Open", &recorder{}, []Option{WithCompression(true)}, "logfile: WithCompression is an option of Open, not of NewBufferedWriter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bw, err := NewBufferedWriter(tt.w, tt.opts...)
+			assert.Nil(t, bw)
+			assert.EqualError(t, err, tt.want)
+		})
+	}
+}
+
+// newBuffered is NewBufferedWriter for options that are valid.
+func newBuffered(t *testing.T, w io.Writer, opts ...Option) *BufferedWriter {
+	t.Helper()
+	bw, err := NewBufferedWriter(w, opts...)
+	require.NoError(t, err)
+	return bw
 }

@@ -4,16 +4,30 @@
 // follows its path when the file or its directory is deleted or moved, and
 // reopens on SIGHUP; [BufferedWriter] batches writes to it off the request
 // path. Both count what they could not write (Dropped) instead of losing it
-// silently.
+// silently, and report it to slog ([WithLogger]).
 //
-//	f, err := logfile.OpenFile("/var/log/app/access.log",
+//	f, err := logfile.Open("/var/log/app/access.log",
 //		logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
 //		logfile.WithMaxBackups(14))
 //	if err != nil {
 //		return err
 //	}
 //	defer f.Close()
-//	bw := logfile.NewBufferedWriter(f)
+//	bw, err := logfile.NewBufferedWriter(f)
+//	if err != nil {
+//		return err
+//	}
 //	defer bw.Close() // runs before f.Close: everything buffered is written
 //	logger := slog.New(accesslog.NewCombinedHandler(bw, nil))
+//
+// Both constructors take the same [Option] type; each option belongs to
+// one of them ([WithLogger] to both), and one given to the other
+// constructor is an error, as is every out-of-range value: nothing is
+// silently replaced by a default.
+//
+// A File loses nothing when the process is killed (each Write is one
+// write(2)); a BufferedWriter loses what it holds, up to its buffer size
+// and flush interval: see "What a crash loses" under each.
+//
+// Examples: [ExampleOpen], [ExampleNewBufferedWriter].
 package logfile

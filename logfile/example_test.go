@@ -24,18 +24,18 @@ func fixedDuration(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func ExampleOpenFile() {
+func ExampleOpen() {
 	dir, err := os.MkdirTemp("", "logfile-example")
 	if err != nil {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	f, err := logfile.OpenFile(filepath.Join(dir, "access.log"),
+	f, err := logfile.Open(filepath.Join(dir, "access.log"),
 		logfile.WithMaxSize(100<<20),          // rotate before 100 MiB
 		logfile.WithRotateEvery(24*time.Hour), // and at local midnight
 		logfile.WithMaxBackups(14),            // keep two weeks of files
 		logfile.WithMaxAge(30*24*time.Hour),   // and nothing older than 30 days
-		logfile.WithCompress(true),            // gzip rotated files (the default)
+		logfile.WithCompression(true),            // gzip rotated files (the default)
 	)
 	if err != nil {
 		panic(err)
@@ -55,10 +55,13 @@ func ExampleOpenFile() {
 }
 
 func ExampleNewBufferedWriter() {
-	bw := logfile.NewBufferedWriter(os.Stdout,
+	bw, err := logfile.NewBufferedWriter(os.Stdout,
 		logfile.WithBufferSize(64<<10),         // write in batches of up to 64 KiB
 		logfile.WithFlushInterval(time.Minute), // or every minute (default: second)
 	)
+	if err != nil {
+		panic(err)
+	}
 	logger := slog.New(accesslog.NewDevHandler(bw, &slog.HandlerOptions{ReplaceAttr: fixedDuration}))
 	accesslog.New(logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope", nil))
 	fmt.Println("buffered so far: nothing")

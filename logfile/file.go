@@ -48,9 +48,6 @@ const (
 // errDeleted is reported when the file was deleted while it was written.
 var errDeleted = errors.New("logfile: log file deleted while open")
 
-// FileOption configures a [File].
-type FileOption func(*fileConfig)
-
 type fileConfig struct {
 	maxSize     int64
 	rotateEvery time.Duration
@@ -58,59 +55,116 @@ type fileConfig struct {
 	maxAge      time.Duration
 	compress    bool
 	mode        os.FileMode
-	errLogger   *slog.Logger
 }
 
+// minRotateEvery is the shortest rotation interval: a shorter one is
+// taken for a mistake (WithRotateEvery(24) is 24ns).
+const minRotateEvery = time.Minute
+
 // WithMaxSize rotates the file before a write would take it past n bytes
-// (default [DefaultMaxSize], 100 MiB; 0 turns size rotation off). A single
-// write larger than n goes whole into a fresh file: lines are never split.
-func WithMaxSize(n int64) FileOption {
-	return func(c *fileConfig) { c.maxSize = n }
+// (default [DefaultMaxSize], 100 MiB; 0 turns size rotation off; negative
+// is an error). A single write larger than n goes whole into a fresh file:
+// lines are never split. An option of [Open].
+func WithMaxSize(n int64) Option {
+	return func(o *options) {
+		o.set(forFile, "WithMaxSize", func() error {
+			if n < 0 {
+				return errors.New("logfile: max size must be >= 0")
+			}
+			o.file.maxSize = n
+			return nil
+		})
+	}
 }
 
 // WithRotateEvery rotates the file at the first write after each boundary
-// (default 0: no time rotation). Boundaries are local midnight and, for d
-// under 24h, every d after it (d should divide 24h: 1h, 6h, 12h); for d of
-// 24h or more, local midnight every d rounded down to whole days, counted
-// from the day the file was started. So WithRotateEvery(24*time.Hour)
-// rotates at the first write after each local midnight. Rotation is lazy,
-// without a timer: a file nobody writes to is not rotated, and every line
-// lands in the file of the period it was written in. An empty file is
-// never rotated.
-func WithRotateEvery(d time.Duration) FileOption {
-	return func(c *fileConfig) { c.rotateEvery = d }
+// (default 0: no time rotation). d is either a whole number of days or
+// divides a day and is at least a minute (1m, 15m, 1h, 6h, 12h); any other
+// value is an error. Boundaries are local midnight and, for d under 24h,
+// every d after it; for whole days, local midnight every d, counted from
+// the day the file was started. So WithRotateEvery(24*time.Hour) rotates
+// at the first write after each local midnight. Rotation is lazy, without
+// a timer: a file nobody writes to is not rotated, and every line lands in
+// the file of the period it was written in. An empty file is never
+// rotated. An option of [Open].
+func WithRotateEvery(d time.Duration) Option {
+	return func(o *options) {
+		o.set(forFile, "WithRotateEvery", func() error {
+			const day = 24 * time.Hour
+			switch {
+			case d < 0:
+				return errors.New("logfile: rotation interval must be >= 0")
+			case d == 0:
+			case d < minRotateEvery:
+				return fmt.Errorf("logfile: rotation interval %v is shorter than %v", d, minRotateEvery)
+			case d < day && day%d != 0:
+				return fmt.Errorf("logfile: rotation interval %v does not divide a day", d)
+			case d >= day && d%day != 0:
+				return fmt.Errorf("logfile: rotation interval %v is not a whole number of days", d)
+			}
+			o.file.rotateEvery = d
+			return nil
+		})
+	}
 }
 
 // WithMaxBackups keeps at most n rotated files, the newest (default 0:
-// keep all).
-func WithMaxBackups(n int) FileOption {
-	return func(c *fileConfig) { c.maxBackups = n }
+// keep all; negative is an error). An option of [Open].
+func WithMaxBackups(n int) Option {
+	return func(o *options) {
+		o.set(forFile, "WithMaxBackups", func() error {
+			if n < 0 {
+				return errors.New("logfile: max backups must be >= 0")
+			}
+			o.file.maxBackups = n
+			return nil
+		})
+	}
 }
 
 // WithMaxAge deletes rotated files older than d, by the rotation time in
-// their name (default 0: no age limit).
-func WithMaxAge(d time.Duration) FileOption {
-	return func(c *fileConfig) { c.maxAge = d }
+// their name (default 0: no age limit; negative is an error). An option of
+// [Open].
+func WithMaxAge(d time.Duration) Option {
+	return func(o *options) {
+		o.set(forFile, "WithMaxAge", func() error {
+			if d < 0 {
+				return errors.New("logfile: max age must be >= 0")
+			}
+			o.file.maxAge = d
+			return nil
+		})
+	}
 }
 
-// WithCompress gzips rotated files in a background goroutine (default
-// true).
-func WithCompress(on bool) FileOption {
-	return func(c *fileConfig) { c.compress = on }
+// WithCompression gzips rotated files in a background goroutine when on
+// (the default). An option of [Open].
+func WithCompression(on bool) Option {
+	return func(o *options) {
+		o.set(forFile, "WithCompression", func() error {
+			o.file.compress = on
+			return nil
+		})
+	}
 }
 
 // WithFileMode sets the permissions of new log files (default 0640, less
-// the umask): access logs hold client addresses.
-func WithFileMode(m os.FileMode) FileOption {
-	return func(c *fileConfig) { c.mode = m }
-}
-
-// WithFileErrorLogger sets where failures of the background work
-// (compression, pruning), of reopening on a signal, and lines lost to a
-// deleted file (see [File]) are reported, each kind at most once per 10s.
-// The default is a text logger on stderr.
-func WithFileErrorLogger(l *slog.Logger) FileOption {
-	return func(c *fileConfig) { c.errLogger = l }
+// the umask): access logs hold client addresses. m is permission bits
+// only and lets the owner write (the File opens its path again after a
+// rotation); anything else is an error. An option of [Open].
+func WithFileMode(m os.FileMode) Option {
+	return func(o *options) {
+		o.set(forFile, "WithFileMode", func() error {
+			switch {
+			case m&^fs.ModePerm != 0:
+				return errors.New("logfile: file mode must be permission bits only")
+			case m&0o200 == 0:
+				return fmt.Errorf("logfile: file mode %#o does not let the owner write", m)
+			}
+			o.file.mode = m
+			return nil
+		})
+	}
 }
 
 // File is an append-only log file that rotates by size and time, gzips
@@ -164,9 +218,19 @@ func WithFileErrorLogger(l *slog.Logger) FileOption {
 // each other (lines are lost under a fast writer), and its sizes and ages
 // are whole megabytes and days.
 //
+// # What a crash loses
+//
+// Nothing that Write returned for. A File keeps no buffer: each Write is
+// one write(2) to the file, so once it returned, the line is in the
+// kernel and survives the process being killed (kill -9, the OOM killer,
+// an unrecovered panic). Only a crash of the machine before the kernel
+// wrote its page cache back can lose lines: a File does not fsync. Behind
+// a [BufferedWriter], what the BufferedWriter still holds is lost; see
+// there. Backups left uncompressed by a crash are compressed when the file
+// is next opened; a compression the crash interrupted starts again from
+// the plain backup, which is removed only once its .gz is complete.
+//
 // Close waits for the background compression and pruning to finish.
-// Backups left uncompressed by a crash are compressed when the file is next
-// opened.
 //
 // Use one File per path per process: rotation renames the file under the
 // writers of this process only. Worker processes (cluster) each need their
@@ -179,6 +243,10 @@ type File struct {
 	errs   *errlog.Reporter
 	losses *errlog.Reporter // apart, so that a failing compression cannot hide a loss
 	now    func() time.Time
+
+	// reports counts the goroutines that hand reports to the logger (see
+	// WithLogger); Close waits for them.
+	reports sync.WaitGroup
 
 	dirMode fs.FileMode // of the directory, to make it again as it was
 	dropped atomic.Int64
@@ -202,33 +270,23 @@ type File struct {
 	closeOnce sync.Once
 }
 
-// OpenFile opens (creating it and its directory if needed) the log file at
+// Open opens (creating it and its directory if needed) the log file at
 // path for appending, with rotation as the options say. Close it to stop the
-// background goroutine that compresses and prunes rotated files.
-func OpenFile(path string, opts ...FileOption) (*File, error) {
+// background goroutine that compresses and prunes rotated files. Every
+// invalid option (nil, out of range, or one of [NewBufferedWriter]) is an
+// error.
+func Open(path string, opts ...Option) (*File, error) {
 	return openFile(path, time.Now, opts...)
 }
 
-func openFile(path string, now func() time.Time, opts ...FileOption) (*File, error) {
-	cfg := fileConfig{maxSize: DefaultMaxSize, compress: true, mode: 0o640}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+func openFile(path string, now func() time.Time, opts ...Option) (*File, error) {
+	o := options{target: forFile, file: fileConfig{maxSize: DefaultMaxSize, compress: true, mode: 0o640}}
+	if err := o.apply(opts); err != nil {
+		return nil, err
 	}
-	switch {
-	case path == "":
+	cfg := o.file
+	if path == "" {
 		return nil, errors.New("logfile: file path is empty")
-	case cfg.maxSize < 0:
-		return nil, errors.New("logfile: max size must be >= 0")
-	case cfg.rotateEvery < 0:
-		return nil, errors.New("logfile: rotation interval must be >= 0")
-	case cfg.maxBackups < 0:
-		return nil, errors.New("logfile: max backups must be >= 0")
-	case cfg.maxAge < 0:
-		return nil, errors.New("logfile: max age must be >= 0")
-	case cfg.mode&^fs.ModePerm != 0:
-		return nil, errors.New("logfile: file mode must be permission bits only")
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -240,12 +298,13 @@ func openFile(path string, now func() time.Time, opts ...FileOption) (*File, err
 		prefix: strings.TrimSuffix(abs, ext),
 		ext:    ext,
 		cfg:    cfg,
-		errs:   errlog.New(cfg.errLogger, "logfile: log file maintenance failed", 0),
-		losses: errlog.New(cfg.errLogger, "logfile: log lines lost", 0),
 		now:    now,
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
+	reports := newAsyncLogger(o.logger, &f.reports)
+	f.errs = errlog.New(reports, "logfile: log file maintenance failed", 0)
+	f.losses = errlog.New(reports, "logfile: log lines lost", 0)
 	dir := filepath.Dir(abs)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("logfile: %w", err)
@@ -621,13 +680,16 @@ func (f *File) reopenOnSignal(ctx context.Context, ready func(), sigs ...os.Sign
 }
 
 // Close closes the file and waits for the background compression and
-// pruning to finish. Writes after Close return [ErrClosed]. It returns an
+// pruning, and for the reports under way (see [WithLogger]), to finish.
+// Writes after Close return [ErrClosed]. It returns an
 // error, too, when the file had been deleted and the writes since the last
 // check were lost (they are counted in [File.Dropped]). It is safe to call
 // more than once; later calls return nil.
 func (f *File) Close() error {
 	var err error
 	f.closeOnce.Do(func() {
+		// Reports under way may be writing into this File: let them land.
+		f.reports.Wait()
 		f.mu.Lock()
 		f.closed = true
 		if f.f != nil {
@@ -638,6 +700,7 @@ func (f *File) Close() error {
 		if f.millDone != nil {
 			<-f.millDone
 		}
+		f.reports.Wait()
 	})
 	return err
 }

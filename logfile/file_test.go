@@ -128,7 +128,7 @@ func TestFileRotatesBySizeAndCompresses(t *testing.T) {
 
 func TestFileLineLargerThanMaxSizeIsNotSplit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "big.log")
-	f, err := OpenFile(path, WithMaxSize(10), WithCompress(false))
+	f, err := Open(path, WithMaxSize(10), WithCompression(false))
 	require.NoError(t, err)
 	for _, l := range []string{"short\n", strings.Repeat("L", 30) + "\n", "after\n"} {
 		_, err := f.Write([]byte(l))
@@ -244,7 +244,7 @@ func TestFileContinuesAnOldFileWithTimeRotation(t *testing.T) {
 	yesterday := time.Date(2024, 5, 1, 15, 0, 0, 0, time.UTC)
 	require.NoError(t, os.Chtimes(path, yesterday, yesterday))
 	clock := &fakeClock{t: time.Date(2024, 5, 2, 8, 0, 0, 0, time.UTC)}
-	f, err := openFile(path, clock.now, WithRotateEvery(24*time.Hour), WithCompress(false))
+	f, err := openFile(path, clock.now, WithRotateEvery(24*time.Hour), WithCompression(false))
 	require.NoError(t, err)
 	_, err = f.Write([]byte("today\n"))
 	require.NoError(t, err)
@@ -261,16 +261,16 @@ func TestFileRetention(t *testing.T) {
 	// file holding line i-1, at base + i*step.
 	tests := []struct {
 		name  string
-		opts  []FileOption
+		opts  []Option
 		step  time.Duration
 		want  int // backups left
 		plain bool
 	}{
-		{"max backups", []FileOption{WithMaxBackups(3)}, time.Millisecond, 3, false},
-		{"max age", []FileOption{WithMaxAge(3*time.Hour + 30*time.Minute)}, time.Hour, 4, false},
-		{"both, count wins", []FileOption{WithMaxBackups(2), WithMaxAge(24 * time.Hour)}, time.Hour, 2, false},
-		{"both, age wins", []FileOption{WithMaxBackups(5), WithMaxAge(90 * time.Minute)}, time.Hour, 2, false},
-		{"uncompressed", []FileOption{WithMaxBackups(4), WithCompress(false)}, time.Millisecond, 4, true},
+		{"max backups", []Option{WithMaxBackups(3)}, time.Millisecond, 3, false},
+		{"max age", []Option{WithMaxAge(3*time.Hour + 30*time.Minute)}, time.Hour, 4, false},
+		{"both, count wins", []Option{WithMaxBackups(2), WithMaxAge(24 * time.Hour)}, time.Hour, 2, false},
+		{"both, age wins", []Option{WithMaxBackups(5), WithMaxAge(90 * time.Minute)}, time.Hour, 2, false},
+		{"uncompressed", []Option{WithMaxBackups(4), WithCompression(false)}, time.Millisecond, 4, true},
 		{"keep all", nil, time.Millisecond, 9, false},
 	}
 	for _, tt := range tests {
@@ -278,7 +278,7 @@ func TestFileRetention(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "r.log")
 			base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 			clock := &fakeClock{t: base}
-			f, err := openFile(path, clock.now, append([]FileOption{WithMaxSize(10)}, tt.opts...)...)
+			f, err := openFile(path, clock.now, append([]Option{WithMaxSize(10)}, tt.opts...)...)
 			require.NoError(t, err)
 			want := lines(10, 10)
 			for i, l := range want {
@@ -308,7 +308,7 @@ func TestFileFinishesWhatACrashLeft(t *testing.T) {
 	unrelated := filepath.Join(dir, "app-notes.txt")
 	require.NoError(t, os.WriteFile(unrelated, []byte("keep me"), 0o640))
 
-	f, err := OpenFile(path)
+	f, err := Open(path)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
@@ -326,36 +326,45 @@ func TestFileOptionErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		path string
-		opts []FileOption
+		opts []Option
 		want string
 	}{
 		{"empty path", "", nil, "logfile: file path is empty"},
-		{"negative size", filepath.Join(dir, "a.log"), []FileOption{WithMaxSize(-1)}, "logfile: max size must be >= 0"},
-		{"negative interval", filepath.Join(dir, "a.log"), []FileOption{WithRotateEvery(-time.Second)}, "logfile: rotation interval must be >= 0"},
-		{"negative backups", filepath.Join(dir, "a.log"), []FileOption{WithMaxBackups(-1)}, "logfile: max backups must be >= 0"},
-		{"negative age", filepath.Join(dir, "a.log"), []FileOption{WithMaxAge(-time.Hour)}, "logfile: max age must be >= 0"},
-		{"mode with type bits", filepath.Join(dir, "a.log"), []FileOption{WithFileMode(os.ModeDir | 0o600)}, "logfile: file mode must be permission bits only"},
+		{"negative size", filepath.Join(dir, "a.log"), []Option{WithMaxSize(-1)}, "logfile: max size must be >= 0"},
+		{"negative interval", filepath.Join(dir, "a.log"), []Option{WithRotateEvery(-time.Second)}, "logfile: rotation interval must be >= 0"},
+		{"negative backups", filepath.Join(dir, "a.log"), []Option{WithMaxBackups(-1)}, "logfile: max backups must be >= 0"},
+		{"negative age", filepath.Join(dir, "a.log"), []Option{WithMaxAge(-time.Hour)}, "logfile: max age must be >= 0"},
+		{"mode with type bits", filepath.Join(dir, "a.log"), []Option{WithFileMode(os.ModeDir | 0o600)}, "logfile: file mode must be permission bits only"},
+		{"mode the owner cannot write", filepath.Join(dir, "a.log"), []Option{WithFileMode(0o440)}, "logfile: file mode 0440 does not let the owner write"},
+		{"rotation in nanoseconds", filepath.Join(dir, "a.log"), []Option{WithRotateEvery(24)}, "logfile: rotation interval 24ns is shorter than 1m0s"},
+		{"rotation that does not divide a day", filepath.Join(dir, "a.log"), []Option{WithRotateEvery(7 * time.Hour)}, "logfile: rotation interval 7h0m0s does not divide a day"},
+		{"rotation in part days", filepath.Join(dir, "a.log"), []Option{WithRotateEvery(36 * time.Hour)}, "logfile: rotation interval 36h0m0s is not a whole number of days"},
+		{"nil option", filepath.Join(dir, "a.log"), []Option{WithMaxSize(10), nil}, "logfile: nil option"},
+		{"nil logger", filepath.Join(dir, "a.log"), []Option{WithLogger(nil)}, "logfile: logger is nil"},
+		{"an option of NewBufferedWriter", filepath.Join(dir, "a.log"), []Option{WithBufferSize(1 << 10)}, "logfile: WithBufferSize is an option of NewBufferedWriter, not of Open"},
+		{"drop is an option of NewBufferedWriter", filepath.Join(dir, "a.log"), []Option{WithDropWhenFull(true)}, "logfile: WithDropWhenFull is an option of NewBufferedWriter, not of Open"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := OpenFile(tt.path, tt.opts...)
+			f, err := Open(tt.path, tt.opts...)
 			assert.Nil(t, f)
 			assert.EqualError(t, err, tt.want)
 		})
 	}
+	assert.NoFileExists(t, filepath.Join(dir, "a.log"), "options are checked before anything is made")
 	t.Run("directory not writable", func(t *testing.T) {
 		if os.Geteuid() == 0 {
 			t.Skip("root writes anywhere")
 		}
 		ro := filepath.Join(dir, "ro")
 		require.NoError(t, os.Mkdir(ro, 0o500))
-		_, err := OpenFile(filepath.Join(ro, "a.log"))
+		_, err := Open(filepath.Join(ro, "a.log"))
 		assert.ErrorIs(t, err, os.ErrPermission)
 	})
 }
 
 func TestFileClosed(t *testing.T) {
-	f, err := OpenFile(filepath.Join(t.TempDir(), "c.log"), WithFileMode(0o600))
+	f, err := Open(filepath.Join(t.TempDir(), "c.log"), WithFileMode(0o600))
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for range 4 {
@@ -373,7 +382,7 @@ func TestFileWriteErrorOnFullDisk(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	f, err := OpenFile("/dev/full", WithCompress(false), WithMaxSize(0))
+	f, err := Open("/dev/full", WithCompression(false), WithMaxSize(0))
 	require.NoError(t, err)
 	defer f.Close()
 	n, err := f.Write([]byte("a line\n"))
@@ -390,7 +399,7 @@ func TestFileReopenOnSignal(t *testing.T) {
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hup.log")
-	f, err := OpenFile(path)
+	f, err := Open(path)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
@@ -426,7 +435,7 @@ func TestFileReopenOnSignal(t *testing.T) {
 	assert.Equal(t, "after logrotate\n", string(live))
 
 	t.Run("returns when the file is closed", func(t *testing.T) {
-		f, err := OpenFile(filepath.Join(dir, "closed.log"))
+		f, err := Open(filepath.Join(dir, "closed.log"))
 		require.NoError(t, err)
 		done := make(chan struct{})
 		go func() {
@@ -445,7 +454,7 @@ func fileExists(p string) bool {
 
 func TestFileConcurrentWritersAcrossRotations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "conc.log")
-	f, err := OpenFile(path, WithMaxSize(4<<10))
+	f, err := Open(path, WithMaxSize(4<<10))
 	require.NoError(t, err)
 	const writers, each = 8, 500
 	var wg sync.WaitGroup
@@ -535,9 +544,9 @@ func TestNoLineLostOrTorn(t *testing.T) {
 	maxSize := int64(total*lineLen) / 25 // about 25 rotations
 
 	path := filepath.Join(t.TempDir(), "big.log")
-	f, err := OpenFile(path, WithMaxSize(maxSize))
+	f, err := Open(path, WithMaxSize(maxSize))
 	require.NoError(t, err)
-	bw := NewBufferedWriter(f, WithBufferSize(64<<10))
+	bw := newBuffered(t, f, WithBufferSize(64<<10))
 	pad := strings.Repeat("p", 20)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -586,7 +595,7 @@ func TestFileErrorLoggerGetsMaintenanceFailures(t *testing.T) {
 	// fail.
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "m-2024-05-01T00-00-00.000.log.gz.tmp"), 0o750))
-	f, err := openFile(path, clock.now, WithMaxSize(5), WithFileErrorLogger(logger))
+	f, err := openFile(path, clock.now, WithMaxSize(5), WithLogger(logger))
 	require.NoError(t, err)
 	for range 3 {
 		_, err := f.Write([]byte("1234\n"))
@@ -719,7 +728,7 @@ func TestFileSurvivesDeletion(t *testing.T) {
 			clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
 			const maxSize = 64 << 10
 			f, err := openFile(path, clock.now, WithMaxSize(maxSize), WithFileMode(0o600),
-				WithFileErrorLogger(slog.New(slog.NewTextHandler(&errs, nil))))
+				WithLogger(slog.New(slog.NewTextHandler(&errs, nil))))
 			require.NoError(t, err)
 
 			tt.remove(t, dir, path)
@@ -756,7 +765,7 @@ func TestFileDirectoryCannotBeMadeAgain(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "logs")
 	path := filepath.Join(dir, "access.log")
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
-	f, err := openFile(path, clock.now, WithCompress(false), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+	f, err := openFile(path, clock.now, WithCompression(false), WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	require.NoError(t, os.RemoveAll(dir))
 	require.NoError(t, os.WriteFile(dir, []byte("not a directory\n"), 0o600))
@@ -805,7 +814,7 @@ func TestFileFollowsAMovedOrReplacedFile(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "access.log")
 			clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
-			f, err := openFile(path, clock.now, WithCompress(false))
+			f, err := openFile(path, clock.now, WithCompression(false))
 			require.NoError(t, err)
 			const before, total = 100, 10_000
 			for i := range before {
@@ -849,8 +858,8 @@ func TestFileKeepsAMovedFileWhilePathCannotBeOpened(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	var errs lockedBuffer
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
-	f, err := openFile(path, clock.now, WithMaxSize(64<<10), WithCompress(false),
-		WithFileErrorLogger(slog.New(slog.NewTextHandler(&errs, nil))))
+	f, err := openFile(path, clock.now, WithMaxSize(64<<10), WithCompression(false),
+		WithLogger(slog.New(slog.NewTextHandler(&errs, nil))))
 	require.NoError(t, err)
 	const before, during, total = 100, 10_000, 12_000
 	for i := range before {
@@ -898,7 +907,7 @@ func TestFileRotateAndReopenAfterDeletion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "access.log")
-			f, err := OpenFile(path, WithCompress(false), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+			f, err := Open(path, WithCompression(false), WithLogger(slog.New(slog.DiscardHandler)))
 			require.NoError(t, err)
 			for i := range 10 {
 				_, err := f.Write(numbered(i))
@@ -922,7 +931,7 @@ func TestFileRotateAndReopenAfterDeletion(t *testing.T) {
 
 func TestFileCloseReportsWritesIntoADeletedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
-	f, err := OpenFile(path, WithCompress(false), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+	f, err := Open(path, WithCompression(false), WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	for i := range 5 {
 		_, err := f.Write(numbered(i))
@@ -940,7 +949,7 @@ func TestFileCloseReportsWritesIntoADeletedFile(t *testing.T) {
 func TestFileNoticesADeletionWithinTheCheckInterval(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), step: checkInterval}
-	f, err := openFile(path, clock.now, WithCompress(false))
+	f, err := openFile(path, clock.now, WithCompression(false))
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(path))
 	for i := range 100 {
@@ -959,7 +968,7 @@ func TestFileNoticesADeletionWithinTheCheckInterval(t *testing.T) {
 func TestFileSizeFollowsATruncation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
-	f, err := openFile(path, clock.now, WithMaxSize(20*lineWidth), WithCompress(false))
+	f, err := openFile(path, clock.now, WithMaxSize(20*lineWidth), WithCompression(false))
 	require.NoError(t, err)
 	for i := range 15 {
 		_, err := f.Write(numbered(i))
@@ -982,7 +991,7 @@ func TestFileSizeFollowsATruncation(t *testing.T) {
 func TestFileDeletedUnderConcurrentWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "conc.log")
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)} // frozen: no check by time
-	f, err := openFile(path, clock.now, WithMaxSize(64<<10), WithFileErrorLogger(slog.New(slog.DiscardHandler)))
+	f, err := openFile(path, clock.now, WithMaxSize(64<<10), WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(path))
 	const writers, each = 8, 1250
@@ -1020,9 +1029,9 @@ func TestBufferedWriterOnAFileWhoseDirectoryIsGone(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	clock := &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
 	quiet := slog.New(slog.DiscardHandler)
-	f, err := openFile(path, clock.now, WithCompress(false), WithFileErrorLogger(quiet))
+	f, err := openFile(path, clock.now, WithCompression(false), WithLogger(quiet))
 	require.NoError(t, err)
-	bw := NewBufferedWriter(f, WithBufferErrorLogger(quiet))
+	bw := newBuffered(t, f, WithLogger(quiet))
 	require.NoError(t, os.RemoveAll(dir))
 	require.NoError(t, os.WriteFile(dir, nil, 0o600))
 	const total = 2_000
