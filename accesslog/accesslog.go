@@ -11,21 +11,27 @@
 // package logfile has the rotating, gzip'ing file and the buffered writer
 // that suit them.
 //
-//	f, err := logfile.OpenFile("/var/log/app/access.log",
+//	f, err := logfile.Open("/var/log/app/access.log",
 //		logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
 //		logfile.WithMaxBackups(14))
 //	if err != nil {
 //		return err
 //	}
 //	defer f.Close()
-//	bw := logfile.NewBufferedWriter(f)
+//	bw, err := logfile.NewBufferedWriter(f)
+//	if err != nil {
+//		return err
+//	}
 //	defer bw.Close() // runs before f.Close: everything buffered is written
-//	logger := slog.New(accesslog.NewCombinedHandler(bw, nil))
+//	access, err := accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))
+//	if err != nil {
+//		return err
+//	}
 //
 //	r := chi.NewRouter()
 //	r.Use(middleware.ClientIPFromXFF("10.0.0.0/8"), middleware.RequestID)
-//	r.Use(accesslog.New(logger)) // outside recoverer: a panic's 500 is logged
-//	r.Use(recoverer.New())
+//	r.Use(access) // outside recoverer: a panic's 500 is logged
+//	r.Use(recovery) // recoverer.New(…)
 //
 // The record has the message "http request" and these attributes (absent
 // ones are left out, never written empty):
@@ -33,7 +39,7 @@
 //	http.request.method          GET
 //	url.path                     path as the client sent it (still percent-encoded)
 //	url.query                    raw query, sensitive values replaced by REDACTED; present when the target had a '?'
-//	http.route                   matched pattern: ServeMux r.Pattern without method and host, or chi's RoutePattern
+//	http.route                   matched pattern, "/items/{id}": see "Route" below
 //	network.protocol.version     1.1, 2
 //	http.response.status_code    status sent; see "Aborted requests"
 //	http.request.body.size       Content-Length, or the bytes the handler read when it is unknown
@@ -44,13 +50,43 @@
 //	http.request.header.referer  Referer header, when the request had one, its query redacted like url.query
 //	user.name                    Basic auth user name, only with WithBasicAuthUser(true) (never the password)
 //	http.request.id              chi's request id, when set
+//	trace_id, span_id            the OpenTelemetry span in the request's context, when there is one (see below)
 //	duration                     time.Duration from the start of the request to the end of the response
 //	ttfb                         time.Duration to the first byte (headers) written; equal to duration when the handler wrote nothing
 //	aborted                      "panic", "client_disconnect" or "timeout"; only on aborted requests
 //	http.request.header.<name>   headers listed with WithRequestHeaders
 //
-// followed by what [reqlog.AddAttrs] added. An added attribute with the key of one
-// of the above replaces it.
+// (in this order; trace_id and span_id come after the listed headers),
+// followed by what [reqlog.AddAttrs] added. An added attribute with the
+// key of one of the above replaces it.
+//
+// # Route
+//
+// http.route is [reqlog.Route] of the request: the pattern the net/http
+// ServeMux that accesslog wraps matched (r.Pattern, without method and
+// host), or chi's route pattern when accesslog is one of a chi router's
+// middleware. A middleware between accesslog and a ServeMux that hands the
+// mux a copy of the request (r.WithContext in an authentication
+// middleware, http.StripPrefix, http.MaxBytesHandler, http.TimeoutHandler)
+// hides the Pattern the mux sets on the copy; so does any such middleware
+// between accesslog and a chi router that accesslog is outside of. Wrap
+// the router with [reqlog.RecordRoute], inside those middleware, and the
+// route reaches the line, also when the handler panics and when
+// TimeoutHandler gives up on a ServeMux:
+//
+//	handler := access(authenticate(reqlog.RecordRoute(mux)))
+//
+// recoverer and the metrics read the route the same way.
+//
+// # Correlation with traces and application logs
+//
+// When the request's context carries an OpenTelemetry span (otelhttp
+// outside accesslog puts its server span there), the line carries its
+// trace_id and span_id ([reqlog.AppendTrace]). [reqlog.NewHandler] adds
+// the same ids, and the request id, client address and route, to the
+// records the application logs with the request's context, so that they
+// can be found next to the line. The text formats (combined, common, dev)
+// do not print the ids; JSON and the other slog handlers do.
 //
 // # Aborted requests
 //
@@ -91,19 +127,23 @@
 // control characters and non-ASCII bytes, so a client cannot forge log
 // lines. The path is logged as sent: an application that puts secrets in
 // paths must redact them itself.
+//
+// Examples: [ExampleNew], [ExampleNewCombinedHandler], [ExampleNewDevHandler],
+// [Example_fanOut]; [reqlog.ExampleRecordRoute] and [reqlog.ExampleNewHandler]
+// show the route through a request copy and correlated application logs.
 package accesslog
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
@@ -134,7 +174,15 @@ type config struct {
 	redactExtra []string // from WithRedactQuery
 	headers     []headerKey
 	basicUser   bool
-	errLogger   *slog.Logger
+	logger      *slog.Logger // nil: slog.Default() at the time of each report
+	err         error        // the first invalid option
+}
+
+// fail keeps the first invalid option's error.
+func (c *config) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
 }
 
 type headerKey struct {
@@ -144,36 +192,73 @@ type headerKey struct {
 
 // WithSkip leaves out the requests for which skip returns true (health
 // checks, metrics scrapes). They are served normally. The default logs every
-// request.
+// request; a nil skip is an error.
 func WithSkip(skip func(*http.Request) bool) Option {
-	return func(c *config) { c.skip = skip }
+	return func(c *config) {
+		if skip == nil {
+			c.fail(errors.New("accesslog: skip function is nil"))
+			return
+		}
+		c.skip = skip
+	}
 }
 
 // WithLevels sets the record level for responses below 400 (default Info),
-// 4xx (default Warn) and 5xx (default Error).
+// 4xx (default Warn) and 5xx (default Error). The levels may be equal but
+// must not decrease with the status (a 5xx below a 2xx would be filtered
+// out first): that is an error, most likely arguments in the wrong order.
 func WithLevels(info, clientErr, serverErr slog.Level) Option {
-	return func(c *config) { c.info, c.clientErr, c.serverErr = info, clientErr, serverErr }
+	return func(c *config) {
+		if info > clientErr || clientErr > serverErr {
+			c.fail(fmt.Errorf("accesslog: levels %v, %v, %v decrease with the status; want info <= clientErr <= serverErr", info, clientErr, serverErr))
+			return
+		}
+		c.info, c.clientErr, c.serverErr = info, clientErr, serverErr
+	}
 }
 
 // WithRedactQuery adds terms to the secret-name rule: a query parameter
 // whose name contains one of them anywhere (ASCII case-insensitive) has its
 // value replaced by [Redacted]. The built-in rule (see "Secrets" in the
-// package documentation) stays in force.
+// package documentation) stays in force. An empty term (it would match
+// every name) is an error.
 func WithRedactQuery(names ...string) Option {
-	return func(c *config) { c.redactExtra = append(c.redactExtra, names...) }
+	return func(c *config) {
+		for _, n := range names {
+			if strings.TrimSpace(n) == "" {
+				c.fail(errors.New("accesslog: redacted query name is empty"))
+				return
+			}
+		}
+		c.redactExtra = append(c.redactExtra, names...)
+	}
 }
 
 // WithRequestHeaders logs these request headers as
 // http.request.header.<lower-case name> (several values joined by ", ").
-// Authorization, Proxy-Authorization and Cookie are never logged; Referer
-// and User-Agent are always logged under their own keys.
+// Names are matched case-insensitively; a name that is not a valid header
+// field name (RFC 9110: a token, so no spaces or colons) is an error, and
+// so are Authorization, Proxy-Authorization and Cookie, which are never
+// logged, and Referer and User-Agent, which are always logged under their
+// own keys.
 func WithRequestHeaders(names ...string) Option {
 	return func(c *config) {
 		for _, n := range names {
-			canon := http.CanonicalHeaderKey(strings.TrimSpace(n))
+			if !validHeaderName(n) {
+				c.fail(fmt.Errorf("accesslog: %q is not a valid header name", n))
+				return
+			}
+			canon := http.CanonicalHeaderKey(n)
 			switch canon {
-			case "", "Authorization", "Proxy-Authorization", "Cookie", "Referer", "User-Agent":
-				continue
+			case "Authorization", "Proxy-Authorization", "Cookie":
+				c.fail(fmt.Errorf("accesslog: header %s carries credentials and is never logged", canon))
+				return
+			case "Referer":
+				c.fail(fmt.Errorf("accesslog: header Referer is logged as %s already, its query redacted", reqlog.KeyReferer))
+				return
+			case "User-Agent":
+				c.fail(fmt.Errorf("accesslog: header User-Agent is logged as %s already", reqlog.KeyUserAgent))
+				return
 			}
 			if !containsHeader(c.headers, canon) {
 				c.headers = append(c.headers, headerKey{name: canon, key: "http.request.header." + strings.ToLower(canon)})
@@ -181,6 +266,34 @@ func WithRequestHeaders(names ...string) Option {
 		}
 	}
 }
+
+// validHeaderName reports whether s is a token (RFC 9110 5.1, 5.6.2).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChar marks the bytes of an RFC 9110 token: letters, digits and
+// !#$%&'*+-.^_`|~.
+var tokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 func containsHeader(hs []headerKey, name string) bool {
 	for _, h := range hs {
@@ -202,45 +315,59 @@ func WithBasicAuthUser(on bool) Option {
 	return func(c *config) { c.basicUser = on }
 }
 
-// WithErrorLogger sets where failures to write the access log (a full disk,
-// a closed file) are reported, at most once per interval (10s) with the
-// number of failures in between, so that a broken log does not produce one
-// error per request. Requests are served either way. The default is a text
-// logger on stderr.
-func WithErrorLogger(l *slog.Logger) Option {
-	return func(c *config) { c.errLogger = l }
+// WithLogger sets where failures to write the access log (a full disk, a
+// closed file) are reported: at most once per 10s, with the number of
+// failures in between, so that a broken log does not produce one error per
+// request. Requests are served either way. The default is slog.Default()
+// at the time of the report; nil is an error.
+//
+// When the access log is itself the default logger's output (New(nil), or
+// a logger on the same file), the report goes to the output that is
+// failing and is most likely lost. That cannot loop: slog.Logger drops the
+// error of a failed report instead of reporting it, and the reports are
+// bounded to one per 10s, so a broken log costs one extra failed write per
+// 10s, not one per request. Point WithLogger at another output (stderr)
+// to see the failures.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.fail(errors.New("accesslog: logger is nil"))
+			return
+		}
+		c.logger = l
+	}
 }
-
-// stderrLogger is where write failures go by default: not slog.Default(),
-// which may well be the access log that is failing.
-func stderrLogger() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)) }
 
 // New returns middleware that writes one record per request to logger
 // (slog.Default() at the time of each request when logger is nil) once the
-// response is complete. See the package documentation for the record.
+// response is complete. See the package documentation for the record. A
+// nil option and every invalid option value are errors.
 //
 // Place it outside the recoverer, so that the 500 of a panic is logged
 // with its status, and inside chi's ClientIPFrom… and RequestID middleware,
-// whose values it logs.
-func New(logger *slog.Logger, opts ...Option) func(http.Handler) http.Handler {
+// whose values it logs. Wrap the router with [reqlog.RecordRoute] when
+// middleware between accesslog and the router copies the request (see
+// "Route" in the package documentation).
+func New(logger *slog.Logger, opts ...Option) (func(http.Handler) http.Handler, error) {
 	c := config{
 		info:      slog.LevelInfo,
 		clientErr: slog.LevelWarn,
 		serverErr: slog.LevelError,
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			return nil, errors.New("accesslog: nil option")
+		}
+		o(&c)
+		if c.err != nil {
+			return nil, c.err
 		}
 	}
 	c.redact = redact.New(c.redactExtra...)
-	if c.errLogger == nil {
-		c.errLogger = stderrLogger()
-	}
-	errs := errlog.New(c.errLogger, "accesslog: writing the access log failed", 0)
+	errs := errlog.New(c.logger, "accesslog: writing the access log failed", 0)
 	return func(next http.Handler) http.Handler {
 		return &handler{cfg: &c, logger: logger, next: next, errs: errs}
-	}
+	}, nil
 }
 
 type handler struct {
@@ -261,7 +388,6 @@ type reqState struct {
 	rw              respwriter.Recorder
 	body            bodyCounter
 	req             http.Request
-	client          netip.Addr
 }
 
 // bodyCounter counts the request body bytes the handler read, for requests
@@ -302,6 +428,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.body.rc = r.Body
 		s.req.Body = &s.body
 	}
+	s.entry.SetPeer(peerHost(r.RemoteAddr))
 	s.rw.Reset(w)
 	s.rw.Start = time.Now()
 	finished := false
@@ -353,7 +480,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	if hasQuery {
 		f.set(fQuery, slog.StringValue(h.cfg.redact.Query(query, Redacted)))
 	}
-	if route := h.route(s); route != "" {
+	if route := reqlog.Route(&s.req); route != "" {
 		f.set(fRoute, slog.StringValue(route))
 	}
 	reqSize := r.ContentLength
@@ -402,8 +529,8 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	end := s.rw.Start.Add(dur)
 	var err error
 	if th, ok := lh.(*textHandler); ok && th.out.replace == nil {
-		// The text formats print neither the listed headers nor the
-		// order of attributes: skip building them.
+		// The text formats print neither the listed headers, nor the
+		// trace ids, nor the order of attributes: skip building them.
 		err = th.handleFields(&f, extra, end)
 	} else {
 		var buf [24]slog.Attr
@@ -413,6 +540,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 				attrs = append(attrs, slog.String(hk.key, strings.Join(v, ", ")))
 			}
 		}
+		attrs = reqlog.AppendTrace(attrs, s)
 		attrs = mergeExtra(attrs, extra)
 		rec := slog.NewRecord(end, level, Message, 0)
 		rec.AddAttrs(attrs...)
@@ -474,16 +602,6 @@ func (s *reqState) outcome(r *http.Request, panicked bool) (int, string) {
 	return status, aborted
 }
 
-func (h *handler) route(s *reqState) string {
-	if p := routeFromPattern(s.req.Pattern); p != "" {
-		return p
-	}
-	if rc := chi.RouteContext(s); rc != nil {
-		return rc.RoutePattern()
-	}
-	return ""
-}
-
 // clientValue is chi's client IP when set, else the peer. A client IP
 // different from the peer is logged through a LogValuer on the request
 // state, so that the text handlers can append it without allocating a
@@ -496,12 +614,15 @@ func (h *handler) clientValue(s *reqState, peer string) slog.Value {
 	if p, err := netip.ParseAddr(peer); err == nil && p == ip {
 		return slog.StringValue(peer)
 	}
-	s.client = ip
 	return slog.AnyValue(clientAddr{s})
 }
 
-// clientAddr resolves to the client IP of a request as a string.
+// clientAddr resolves to the client IP of a request (chi's, looked up
+// again rather than kept in the request state, which stays within one
+// allocation size class that way).
 type clientAddr struct{ s *reqState }
 
+func (c clientAddr) ip() netip.Addr { return middleware.GetClientIPAddr(c.s) }
+
 // LogValue implements slog.LogValuer.
-func (c clientAddr) LogValue() slog.Value { return slog.StringValue(c.s.client.String()) }
+func (c clientAddr) LogValue() slog.Value { return slog.StringValue(c.ip().String()) }

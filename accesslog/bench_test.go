@@ -37,7 +37,7 @@ func benchMiddleware(b *testing.B, h slog.Handler) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body)
 	})
-	srv := accesslog.New(slog.New(h))(app)
+	srv := mustNew(b, slog.New(h))(app)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		r := benchRequest()

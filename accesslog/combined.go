@@ -409,7 +409,7 @@ func appendValue(b []byte, v slog.Value) []byte {
 		return strconv.AppendUint(b, v.Uint64(), 10)
 	case slog.KindLogValuer:
 		if c, ok := v.LogValuer().(clientAddr); ok {
-			return c.s.client.AppendTo(b)
+			return c.ip().AppendTo(b)
 		}
 		v = v.Resolve()
 		if v.Kind() == slog.KindLogValuer {

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/reqlog"
@@ -122,12 +123,12 @@ func TestClientAddressFromChiIsFormatted(t *testing.T) {
 	r.RemoteAddr = "10.0.0.1:1234"
 	r.Header.Set("X-Forwarded-For", "2001:db8::7")
 	var clf, js bytes.Buffer
-	h := accesslog.New(slog.New(accesslog.NewCommonHandler(&clf, nil)))(http.NotFoundHandler())
+	h := mustNew(t, slog.New(accesslog.NewCommonHandler(&clf, nil)))(http.NotFoundHandler())
 	h = clientIPFromXFF(h)
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	assert.True(t, strings.HasPrefix(clf.String(), "2001:db8::7 - - ["), "common line %q", clf.String())
 
-	h = clientIPFromXFF(accesslog.New(slog.New(slog.NewJSONHandler(&js, nil)))(http.NotFoundHandler()))
+	h = clientIPFromXFF(mustNew(t, slog.New(slog.NewJSONHandler(&js, nil)))(http.NotFoundHandler()))
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	assert.Contains(t, js.String(), `"client.address":"2001:db8::7"`)
 	assert.Contains(t, js.String(), `"network.peer.address":"10.0.0.1"`)
@@ -143,7 +144,7 @@ func TestLogInjectionIsEscaped(t *testing.T) {
 	for name, h := range map[string]func(*bytes.Buffer) slog.Handler{"combined": combined, "common": common, "dev": dev, "colour dev": colorDev} {
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
-			accesslog.New(slog.New(h(&buf)))(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+			mustNew(t, slog.New(h(&buf)))(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
 			line := buf.String()
 			require.Equal(t, 1, strings.Count(line, "\n"), "one line: %q", line)
 			require.True(t, strings.HasSuffix(line, "\n"))
@@ -157,7 +158,7 @@ func TestLogInjectionIsEscaped(t *testing.T) {
 		})
 	}
 	var buf bytes.Buffer
-	accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+	mustNew(t, slog.New(accesslog.NewCombinedHandler(&buf, nil)))(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
 	line := buf.String()
 	assert.Contains(t, line, `"\x1B[2J\x1B[31mred\x1B[0m\x07"`)
 	assert.Contains(t, line, `\x0D\x0A127.0.0.1`)
@@ -188,7 +189,7 @@ func TestBasicAuthUserField(t *testing.T) {
 			var buf bytes.Buffer
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.SetBasicAuth("sk_live_51Habc", "pw")
-			accesslog.New(slog.New(tt.newHandler(&buf)), tt.opts...)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
+			mustNew(t, slog.New(tt.newHandler(&buf)), tt.opts...)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), r)
 			line := buf.String()
 			assert.Contains(t, line, tt.want, "got %q", line)
 			assert.NotContains(t, line, tt.never, "got %q", line)
@@ -198,7 +199,7 @@ func TestBasicAuthUserField(t *testing.T) {
 		var buf bytes.Buffer
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.SetBasicAuth("sk_live_51Habc", "pw")
-		accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mustNew(t, slog.New(accesslog.NewCombinedHandler(&buf, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			reqlog.AddAttrs(r.Context(), slog.String(reqlog.KeyUser, "account-42"))
 		})).ServeHTTP(httptest.NewRecorder(), r)
 		assert.True(t, strings.HasPrefix(buf.String(), "192.0.2.1 - account-42 ["), "got %q", buf.String())
@@ -249,7 +250,7 @@ func TestHandlerOptions(t *testing.T) {
 	t.Run("groups do not hide access records", func(t *testing.T) {
 		var buf bytes.Buffer
 		logger := slog.New(accesslog.NewCombinedHandler(&buf, nil)).WithGroup("http")
-		accesslog.New(logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/g", nil))
+		mustNew(t, logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/g", nil))
 		assert.Regexp(t, `^192\.0\.2\.1 - - \[.*\] "GET /g HTTP/1\.1" 404 19 "-" "-"\n$`, buf.String())
 	})
 	t.Run("an empty-key group is inlined", func(t *testing.T) {
@@ -359,6 +360,12 @@ func TestDirectPathWritesWhatTheRecordPathWrites(t *testing.T) {
 			return r
 		},
 		"user from AddAttrs": func() *http.Request { return httptest.NewRequest(http.MethodGet, "/override", nil) },
+		"OpenTelemetry span": func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/traced", nil)
+			return r.WithContext(trace.ContextWithSpanContext(r.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+			})))
+		},
 	}
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/override" {
@@ -377,7 +384,7 @@ func TestDirectPathWritesWhatTheRecordPathWrites(t *testing.T) {
 						newHandler(&direct).WithAttrs(pre),
 						opaque{newHandler(&viaRecord).WithAttrs(pre)},
 					} {
-						clientIPFromXFF(accesslog.New(slog.New(h), accesslog.WithBasicAuthUser(true))(app)).ServeHTTP(httptest.NewRecorder(), req())
+						clientIPFromXFF(mustNew(t, slog.New(h), accesslog.WithBasicAuthUser(true))(app)).ServeHTTP(httptest.NewRecorder(), req())
 					}
 					require.NotEmpty(t, direct.String())
 					assert.Equal(t, viaRecord.String(), direct.String())

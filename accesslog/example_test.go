@@ -42,9 +42,13 @@ func ExampleNew() {
 	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "item "+r.PathValue("id"))
 	})
-	handler := accesslog.New(logger, accesslog.WithSkip(func(r *http.Request) bool {
+	access, err := accesslog.New(logger, accesslog.WithSkip(func(r *http.Request) bool {
 		return r.URL.Path == "/healthz"
-	}))(mux)
+	}))
+	if err != nil {
+		panic(err)
+	}
+	handler := access(mux)
 
 	r := httptest.NewRequest(http.MethodGet, "/items/42?page=2&api_key=s3cret", nil)
 	r.RemoteAddr = "203.0.113.7:52113"
@@ -52,18 +56,6 @@ func ExampleNew() {
 	handler.ServeHTTP(httptest.NewRecorder(), r)
 	// Output:
 	// {"level":"INFO","msg":"http request","http.request.method":"GET","url.path":"/items/42","url.query":"page=2&api_key=REDACTED","http.route":"/items/{id}","network.protocol.version":"1.1","http.response.status_code":200,"http.request.body.size":0,"http.response.body.size":7,"client.address":"203.0.113.7","network.peer.address":"203.0.113.7","user_agent.original":"curl/8.0"}
-}
-
-func ExampleAddAttrs() {
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: dropVarying}))
-	handler := accesslog.New(logger)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Any handler or middleware below accesslog can add to the line.
-		reqlog.AddAttrs(r.Context(), slog.String("tenant", "acme"), slog.Int("items", 3))
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodDelete, "/cart", nil))
-	// Output:
-	// level=INFO msg="http request" http.request.method=DELETE url.path=/cart network.protocol.version=1.1 http.response.status_code=204 http.request.body.size=0 http.response.body.size=0 client.address=192.0.2.1 network.peer.address=192.0.2.1 tenant=acme items=3
 }
 
 func ExampleNewCombinedHandler() {
@@ -104,7 +96,7 @@ func Example_fanOut() {
 	if err != nil {
 		panic(err)
 	}
-	access, err := logfile.Open(filepath.Join(dir, "access.log"), logfile.WithRotateEvery(24*time.Hour))
+	accessFile, err := logfile.Open(filepath.Join(dir, "access.log"), logfile.WithRotateEvery(24*time.Hour))
 	if err != nil {
 		panic(err)
 	}
@@ -114,7 +106,7 @@ func Example_fanOut() {
 	}
 	everything := slog.NewJSONHandler(bufferedAll, nil)
 
-	accessLogger := slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(access, nil), everything))
+	accessLogger := slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(accessFile, nil), everything))
 	appLogger := slog.New(slog.NewMultiHandler(everything,
 		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 
@@ -126,7 +118,11 @@ func Example_fanOut() {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	handler := accesslog.New(accessLogger)(app)
+	access, err := accesslog.New(accessLogger)
+	if err != nil {
+		panic(err)
+	}
+	handler := access(app)
 	for _, path := range []string{"/", "/fail"} {
 		handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 	}
@@ -134,7 +130,7 @@ func Example_fanOut() {
 	// Close in order: buffer, then files.
 	_ = bufferedAll.Close()
 	_ = all.Close()
-	_ = access.Close()
+	_ = accessFile.Close()
 
 	combined, _ := os.ReadFile(filepath.Join(dir, "access.log"))
 	fmt.Print(regexp.MustCompile(`\[.*?\]`).ReplaceAllString(string(combined), "[…]"))
@@ -148,7 +144,11 @@ func Example_fanOut() {
 
 func ExampleNewDevHandler() {
 	logger := slog.New(accesslog.NewDevHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: fixedDuration}))
-	accesslog.New(logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope?x=1", nil))
+	access, err := accesslog.New(logger)
+	if err != nil {
+		panic(err)
+	}
+	access(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope?x=1", nil))
 	// Output:
 	// GET /nope?x=1 404 1.500 ms - 19
 }

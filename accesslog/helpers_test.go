@@ -3,10 +3,14 @@ package accesslog_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/shipshape-go/shipshape/accesslog"
 )
 
 func TestMain(m *testing.M) {
@@ -79,4 +83,12 @@ func attrKeys(r slog.Record) []string {
 		return true
 	})
 	return keys
+}
+
+// mustNew is accesslog.New for options that are valid.
+func mustNew(t testing.TB, logger *slog.Logger, opts ...accesslog.Option) func(http.Handler) http.Handler {
+	t.Helper()
+	mw, err := accesslog.New(logger, opts...)
+	require.NoError(t, err)
+	return mw
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/internal/testenv"
@@ -36,7 +37,7 @@ func serve(t *testing.T, h http.Handler, r *http.Request, opts ...accesslog.Opti
 	t.Helper()
 	c := &capture{}
 	w := httptest.NewRecorder()
-	accesslog.New(slog.New(c), opts...)(h).ServeHTTP(w, r)
+	mustNew(t, slog.New(c), opts...)(h).ServeHTTP(w, r)
 	return c.only(t), w
 }
 
@@ -73,7 +74,7 @@ func TestRecordAttributes(t *testing.T) {
 				reqlog.KeyPeer: "192.0.2.1", reqlog.KeyUserAgent: "curl/8.0",
 				reqlog.KeyReferer: "https://example.com/",
 			},
-			absent: []string{reqlog.KeyRoute, reqlog.KeyUser, reqlog.KeyRequestID, reqlog.KeyAborted},
+			absent: []string{reqlog.KeyRoute, reqlog.KeyUser, reqlog.KeyRequestID, reqlog.KeyAborted, reqlog.KeyTraceID, reqlog.KeySpanID},
 			never:  []string{"abc"},
 		},
 		{
@@ -124,13 +125,10 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			opts: []accesslog.Option{
-				accesslog.WithBasicAuthUser(true),
-				accesslog.WithRequestHeaders("Authorization", "Cookie", "Proxy-Authorization"),
-			},
-			want:   map[string]any{reqlog.KeyUser: "alice"},
-			absent: []string{"http.request.header.authorization", "http.request.header.cookie", "http.request.header.proxy-authorization"},
-			never:  []string{"s3cret", "YWxpY2U6czNjcmV0"},
+			opts:    []accesslog.Option{accesslog.WithBasicAuthUser(true)},
+			want:    map[string]any{reqlog.KeyUser: "alice"},
+			absent:  []string{"http.request.header.authorization", "http.request.header.cookie", "http.request.header.proxy-authorization"},
+			never:   []string{"s3cret", "YWxpY2U6czNjcmV0"},
 		},
 		{
 			name: "basic auth user opt-in turned off again",
@@ -154,7 +152,7 @@ func TestRecordAttributes(t *testing.T) {
 				return r
 			},
 			handler: hello,
-			opts:    []accesslog.Option{accesslog.WithRequestHeaders("x-tenant", "cookie", "X-Missing")},
+			opts:    []accesslog.Option{accesslog.WithRequestHeaders("x-tenant", "X-Missing", "X-TENANT")},
 			want:    map[string]any{"http.request.header.x-tenant": "acme, beta"},
 			absent:  []string{"http.request.header.cookie", "http.request.header.x-missing"},
 			never:   []string{"topsecret"},
@@ -174,6 +172,20 @@ func TestRecordAttributes(t *testing.T) {
 				reqlog.KeyClient: "198.51.100.7", reqlog.KeyPeer: "10.1.2.3",
 				reqlog.KeyRequestID: "req-42",
 			},
+		},
+		{
+			name: "OpenTelemetry span in the context",
+			req:  func() *http.Request { return httptest.NewRequest(http.MethodGet, "/", nil) },
+			outer: []func(http.Handler) http.Handler{func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					next.ServeHTTP(w, r.WithContext(trace.ContextWithSpanContext(r.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+						TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+						SpanID:  trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+					}))))
+				})
+			}},
+			handler: hello,
+			want:    map[string]any{reqlog.KeyTraceID: "4bf92f3577b34da6a3ce929d0e0e4736", reqlog.KeySpanID: "00f067aa0ba902b7"},
 		},
 		{
 			name: "IPv6 peer",
@@ -259,7 +271,7 @@ func TestRecordAttributes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &capture{}
-			var h http.Handler = accesslog.New(slog.New(c), tt.opts...)(tt.handler)
+			var h http.Handler = mustNew(t, slog.New(c), tt.opts...)(tt.handler)
 			for i := len(tt.outer) - 1; i >= 0; i-- {
 				h = tt.outer[i](h)
 			}
@@ -286,6 +298,46 @@ func TestRecordAttributes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewErrors: every invalid input to New is an error that names it;
+// none is skipped or replaced by a default.
+func TestNewErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []accesslog.Option
+		want string
+	}{
+		{"nil option", []accesslog.Option{accesslog.WithBasicAuthUser(true), nil}, "accesslog: nil option"},
+		{"nil logger", []accesslog.Option{accesslog.WithLogger(nil)}, "accesslog: logger is nil"},
+		{"nil skip", []accesslog.Option{accesslog.WithSkip(nil)}, "accesslog: skip function is nil"},
+		{"levels in the wrong order", []accesslog.Option{accesslog.WithLevels(slog.LevelError, slog.LevelWarn, slog.LevelInfo)},
+			"accesslog: levels ERROR, WARN, INFO decrease with the status; want info <= clientErr <= serverErr"},
+		{"5xx below 4xx", []accesslog.Option{accesslog.WithLevels(slog.LevelInfo, slog.LevelError, slog.LevelWarn)},
+			"accesslog: levels INFO, ERROR, WARN decrease with the status; want info <= clientErr <= serverErr"},
+		{"empty redacted name", []accesslog.Option{accesslog.WithRedactQuery("ssn", " ")}, "accesslog: redacted query name is empty"},
+		{"empty header name", []accesslog.Option{accesslog.WithRequestHeaders("")}, `accesslog: "" is not a valid header name`},
+		{"header name with a space", []accesslog.Option{accesslog.WithRequestHeaders("X Tenant")}, `accesslog: "X Tenant" is not a valid header name`},
+		{"header name with a colon", []accesslog.Option{accesslog.WithRequestHeaders("X-Tenant:")}, `accesslog: "X-Tenant:" is not a valid header name`},
+		{"header name padded", []accesslog.Option{accesslog.WithRequestHeaders(" X-Tenant")}, `accesslog: " X-Tenant" is not a valid header name`},
+		{"header name not ASCII", []accesslog.Option{accesslog.WithRequestHeaders("X-Tenänt")}, `accesslog: "X-Tenänt" is not a valid header name`},
+		{"Authorization", []accesslog.Option{accesslog.WithRequestHeaders("X-Tenant", "authorization")}, "accesslog: header Authorization carries credentials and is never logged"},
+		{"Proxy-Authorization", []accesslog.Option{accesslog.WithRequestHeaders("Proxy-Authorization")}, "accesslog: header Proxy-Authorization carries credentials and is never logged"},
+		{"Cookie", []accesslog.Option{accesslog.WithRequestHeaders("COOKIE")}, "accesslog: header Cookie carries credentials and is never logged"},
+		{"Referer", []accesslog.Option{accesslog.WithRequestHeaders("Referer")}, "accesslog: header Referer is logged as http.request.header.referer already, its query redacted"},
+		{"User-Agent", []accesslog.Option{accesslog.WithRequestHeaders("user-agent")}, "accesslog: header User-Agent is logged as user_agent.original already"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mw, err := accesslog.New(slog.New(&capture{}), tt.opts...)
+			assert.Nil(t, mw)
+			assert.EqualError(t, err, tt.want)
+		})
+	}
+	t.Run("equal levels are fine", func(t *testing.T) {
+		_, err := accesslog.New(nil, accesslog.WithLevels(slog.LevelInfo, slog.LevelInfo, slog.LevelInfo))
+		assert.NoError(t, err)
+	})
 }
 
 func TestAttributeOrder(t *testing.T) {
@@ -334,7 +386,7 @@ func TestLevels(t *testing.T) {
 func TestLevelBelowHandlerIsNotBuilt(t *testing.T) {
 	var buf strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h := accesslog.New(logger)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := mustNew(t, logger)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.NotFound(w, r)
 		}
@@ -348,7 +400,7 @@ func TestLevelBelowHandlerIsNotBuilt(t *testing.T) {
 func TestSkip(t *testing.T) {
 	c := &capture{}
 	served := 0
-	h := accesslog.New(slog.New(c), accesslog.WithSkip(func(r *http.Request) bool {
+	h := mustNew(t, slog.New(c), accesslog.WithSkip(func(r *http.Request) bool {
 		return r.URL.Path == "/healthz"
 	}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served++ }))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
@@ -364,7 +416,7 @@ func TestNilLoggerUsesDefault(t *testing.T) {
 	old := slog.Default()
 	slog.SetDefault(slog.New(c))
 	t.Cleanup(func() { slog.SetDefault(old) })
-	accesslog.New(nil)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	mustNew(t, nil)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.Equal(t, int64(404), attrMap(t, c.only(t))[reqlog.KeyStatus].Int64())
 }
 
@@ -375,7 +427,7 @@ func TestRoute(t *testing.T) {
 
 	r := chi.NewRouter()
 	c := &capture{}
-	r.Use(accesslog.New(slog.New(c)))
+	r.Use(mustNew(t, slog.New(c)))
 	r.Get("/users/{id}", func(http.ResponseWriter, *http.Request) {})
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/orders/{order}/lines/{line}", func(http.ResponseWriter, *http.Request) {})
@@ -401,12 +453,12 @@ func TestRoute(t *testing.T) {
 		target  string
 		want    string // "" for absent
 	}{
-		{"ServeMux method pattern", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(mux) }, "/items/7", "/items/{id}"},
-		{"ServeMux host pattern", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(mux) }, "http://example.com/hosted/1", "/hosted/{x}"},
-		{"ServeMux no match", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(mux) }, "/nothing", ""},
-		{"ServeMux behind a request-copying middleware", func(c *capture) http.Handler { return accesslog.New(slog.New(c))(copying(mux)) }, "/items/7", ""},
+		{"ServeMux method pattern", func(c *capture) http.Handler { return mustNew(t, slog.New(c))(mux) }, "/items/7", "/items/{id}"},
+		{"ServeMux host pattern", func(c *capture) http.Handler { return mustNew(t, slog.New(c))(mux) }, "http://example.com/hosted/1", "/hosted/{x}"},
+		{"ServeMux no match", func(c *capture) http.Handler { return mustNew(t, slog.New(c))(mux) }, "/nothing", ""},
+		{"ServeMux behind a request-copying middleware, without RecordRoute", func(c *capture) http.Handler { return mustNew(t, slog.New(c))(copying(mux)) }, "/items/7", ""},
 		{"handler sets the route with AddAttrs", func(c *capture) http.Handler {
-			return accesslog.New(slog.New(c))(copying(reporting))
+			return mustNew(t, slog.New(c))(copying(reporting))
 		}, "/r/1", "GET /r/{id}"},
 		{"chi", func(*capture) http.Handler { return r }, "/users/9", "/users/{id}"},
 		{"chi subrouter", func(*capture) http.Handler { return r }, "/api/orders/1/lines/2", "/api/orders/{order}/lines/{line}"},
@@ -493,7 +545,7 @@ func TestContextKeepsParentValuesAndCancellation(t *testing.T) {
 	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
 	var got any
 	var child context.Context
-	h := accesslog.New(slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := mustNew(t, slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Context().Value(key{})
 		var stop context.CancelFunc
 		child, stop = context.WithCancel(r.Context())
@@ -553,7 +605,7 @@ func TestPanic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &capture{}
-			h := accesslog.New(slog.New(c))(tt.handler)
+			h := mustNew(t, slog.New(c))(tt.handler)
 			var got any
 			func() {
 				defer func() { got = recover() }()
@@ -576,7 +628,7 @@ func TestPanic(t *testing.T) {
 
 func TestPanicOnRealServer(t *testing.T) {
 	c := &capture{ch: make(chan slog.Record, 1)}
-	srv := httptest.NewUnstartedServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	srv := httptest.NewUnstartedServer(mustNew(t, slog.New(c))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("handler bug")
 	})))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // net/http logs the panic it recovers
@@ -607,7 +659,7 @@ func waitRecord(t *testing.T, ch <-chan slog.Record) slog.Record {
 func TestClientDisconnect(t *testing.T) {
 	c := &capture{ch: make(chan slog.Record, 1)}
 	started := make(chan struct{})
-	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(mustNew(t, slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		select {
 		case <-r.Context().Done():
@@ -640,7 +692,7 @@ func TestClientDisconnect(t *testing.T) {
 func TestDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &capture{}
-		h := accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := mustNew(t, slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		}))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -697,7 +749,7 @@ func TestWriteErrorsReportedOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		failing := &capture{err: errors.New("no space left on device")}
 		reports := &capture{}
-		h := accesslog.New(slog.New(failing), accesslog.WithErrorLogger(slog.New(reports)))(
+		h := mustNew(t, slog.New(failing), accesslog.WithLogger(slog.New(reports)))(
 			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
 		serveOK := func() {
 			w := httptest.NewRecorder()
@@ -829,7 +881,7 @@ func TestWrapperKeepsExactlyTheOptionalInterfaces(t *testing.T) {
 	for name, under := range writers {
 		t.Run(name, func(t *testing.T) {
 			var got, unwrapped http.ResponseWriter
-			accesslog.New(slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mustNew(t, slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				got = w
 				if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
 					unwrapped = u.Unwrap() // while the handler runs: after it, the wrapper refuses
@@ -857,14 +909,14 @@ func TestWrapperKeepsExactlyTheOptionalInterfaces(t *testing.T) {
 func TestResponseControllerThroughWrapper(t *testing.T) {
 	t.Run("flush on a writer that cannot: ErrNotSupported", func(t *testing.T) {
 		var err error
-		accesslog.New(slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mustNew(t, slog.New(&capture{}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			err = http.NewResponseController(w).Flush()
 		})).ServeHTTP(&baseWriter{h: http.Header{}}, httptest.NewRequest(http.MethodGet, "/", nil))
 		assert.ErrorIs(t, err, http.ErrNotSupported)
 	})
 	t.Run("flush and deadlines on a real server", func(t *testing.T) {
 		c := &capture{ch: make(chan slog.Record, 1)}
-		srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(mustNew(t, slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
 			assert.NoError(t, rc.SetWriteDeadline(time.Now().Add(time.Minute)), "SetWriteDeadline reaches the server's writer through Unwrap")
 			assert.NoError(t, rc.Flush())
@@ -881,7 +933,7 @@ func TestServerSentEventsStreamThroughWrapper(t *testing.T) {
 	const events = 5
 	acks := make(chan int)
 	c := &capture{ch: make(chan slog.Record, 1)}
-	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(mustNew(t, slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		f, ok := w.(http.Flusher)
 		if !assert.True(t, ok, "the wrapper of a server writer is a Flusher") {
@@ -922,7 +974,7 @@ func TestServerSentEventsStreamThroughWrapper(t *testing.T) {
 
 func TestHijackThroughWrapper(t *testing.T) {
 	c := &capture{ch: make(chan slog.Record, 1)}
-	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(mustNew(t, slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hj, ok := w.(http.Hijacker)
 		if !assert.True(t, ok, "the wrapper of an HTTP/1 writer is a Hijacker") {
 			return
@@ -965,7 +1017,7 @@ func TestReadFromThroughWrapper(t *testing.T) {
 	payload := strings.Repeat("0123456789abcdef", 4096)
 	require.NoError(t, os.WriteFile(path, []byte(payload), 0o600))
 	c := &capture{ch: make(chan slog.Record, 1)}
-	srv := httptest.NewServer(accesslog.New(slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(mustNew(t, slog.New(c))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, ok := w.(io.ReaderFrom)
 		assert.True(t, ok, "the wrapper keeps io.ReaderFrom (sendfile)")
 		f, err := os.Open(path)
@@ -989,7 +1041,7 @@ func TestReadFromThroughWrapper(t *testing.T) {
 func TestHTTP2(t *testing.T) {
 	var buf testenv.Buffer
 	var ifaces []string
-	srv := httptest.NewUnstartedServer(accesslog.New(slog.New(accesslog.NewCombinedHandler(&buf, nil)))(
+	srv := httptest.NewUnstartedServer(mustNew(t, slog.New(accesslog.NewCombinedHandler(&buf, nil)))(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, ok := w.(http.Flusher); ok {
 				ifaces = append(ifaces, "Flusher")
@@ -1023,7 +1075,7 @@ func TestFullDiskKeepsServing(t *testing.T) {
 	require.NoError(t, err)
 	defer f.Close()
 	reports := &capture{}
-	h := accesslog.New(slog.New(accesslog.NewCombinedHandler(f, nil)), accesslog.WithErrorLogger(slog.New(reports)))(
+	h := mustNew(t, slog.New(accesslog.NewCombinedHandler(f, nil)), accesslog.WithLogger(slog.New(reports)))(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "served") }))
 	for range 3 {
 		w := httptest.NewRecorder()

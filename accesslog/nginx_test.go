@@ -129,7 +129,7 @@ func TestCombinedAndCommonMatchNginx(t *testing.T) {
 		accesslog.NewCommonHandler(&goCommon, nil),
 	))
 	// nginx logs the Basic auth user ($remote_user); accesslog only on opt-in.
-	srv := httptest.NewServer(accesslog.New(logger, accesslog.WithBasicAuthUser(true))(http.HandlerFunc(nginxApp)))
+	srv := httptest.NewServer(mustNew(t, logger, accesslog.WithBasicAuthUser(true))(http.HandlerFunc(nginxApp)))
 	defer srv.Close()
 
 	nginxCombined := func() string { return ng.AccessLog(t) }

@@ -57,13 +57,3 @@ func peerHost(addr string) string {
 	}
 	return addr
 }
-
-// routeFromPattern turns a ServeMux pattern ("GET example.com/items/{id}")
-// into an http.route ("/items/{id}"): neither the method nor the host can
-// contain a '/', so the path starts at the first one.
-func routeFromPattern(p string) string {
-	if i := strings.IndexByte(p, '/'); i > 0 {
-		return p[i:]
-	}
-	return p
-}

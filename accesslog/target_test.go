@@ -21,17 +21,3 @@ func TestPeerHost(t *testing.T) {
 		assert.Equal(t, want, peerHost(in), "peerHost(%q)", in)
 	}
 }
-
-func TestRouteFromPattern(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                          "",
-		"/":                         "/",
-		"/items/{id}":               "/items/{id}",
-		"GET /items/{id}":           "/items/{id}",
-		"POST example.com/x/{y...}": "/x/{y...}",
-		"example.com/":              "/",
-		"GET  /spaces":              "/spaces",
-	} {
-		assert.Equal(t, want, routeFromPattern(in), "routeFromPattern(%q)", in)
-	}
-}

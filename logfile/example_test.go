@@ -35,7 +35,7 @@ func ExampleOpen() {
 		logfile.WithRotateEvery(24*time.Hour), // and at local midnight
 		logfile.WithMaxBackups(14),            // keep two weeks of files
 		logfile.WithMaxAge(30*24*time.Hour),   // and nothing older than 30 days
-		logfile.WithCompression(true),            // gzip rotated files (the default)
+		logfile.WithCompression(true),         // gzip rotated files (the default)
 	)
 	if err != nil {
 		panic(err)
@@ -63,7 +63,11 @@ func ExampleNewBufferedWriter() {
 		panic(err)
 	}
 	logger := slog.New(accesslog.NewDevHandler(bw, &slog.HandlerOptions{ReplaceAttr: fixedDuration}))
-	accesslog.New(logger)(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope", nil))
+	access, err := accesslog.New(logger)
+	if err != nil {
+		panic(err)
+	}
+	access(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope", nil))
 	fmt.Println("buffered so far: nothing")
 	_ = bw.Close() // writes what is buffered
 	// Output:

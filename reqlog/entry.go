@@ -3,6 +3,7 @@ package reqlog
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 )
 
@@ -21,10 +22,18 @@ var ContextKey any = contextKey{}
 // record that was already handed to the slog handler. The zero value is
 // ready to use; an Entry is safe for concurrent use.
 type Entry struct {
-	mu    sync.Mutex
-	done  bool
-	attrs []slog.Attr
-	route string // see RecordRoute
+	mu        sync.Mutex
+	done      bool
+	routeLazy bool // route is what mux answered, not what RecordRoute recorded
+	attrs     []slog.Attr
+	peer      string // see SetPeer
+
+	// The route (see RecordRoute): recorded when the router returned, the
+	// innermost router's winning; or, while mux still serves req, what mux
+	// answers for it.
+	route string
+	mux   *http.ServeMux
+	req   *http.Request
 }
 
 // NewContext returns a copy of parent that carries e.
@@ -76,4 +85,22 @@ func (e *Entry) Finish() []slog.Attr {
 	a := e.attrs
 	e.mu.Unlock()
 	return a
+}
+
+// SetPeer records the address of the request's TCP peer, without the port
+// (network.peer.address: "203.0.113.7"), so that records logged within the
+// request carry it as client.address when no chi ClientIPFrom… middleware
+// set a client IP (see [NewHandler]). accesslog calls it before it serves
+// the request.
+func (e *Entry) SetPeer(host string) {
+	e.mu.Lock()
+	e.peer = host
+	e.mu.Unlock()
+}
+
+// Peer returns the address [Entry.SetPeer] recorded, or "".
+func (e *Entry) Peer() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.peer
 }

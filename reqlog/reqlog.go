@@ -1,16 +1,42 @@
 // Package reqlog is the small vocabulary that shipshape's packages share
-// about a request's log line, without depending on each other: the
-// attributes any layer adds to the request's access line ([AddAttrs]), the
-// request's route even through middleware that copies the request
-// ([RecordRoute], [Route]), the OpenTelemetry semantic-convention keys of
-// request records, and nginx's 499 status for a client that left.
+// about a request's log records, without depending on each other:
 //
-// accesslog creates the request's [Entry] and writes it; ratelimit,
-// slowdown and recoverer add to it; a handler can too:
+//   - [AddAttrs] adds attributes to the request's access line, which
+//     accesslog writes from the request's [Entry]; ratelimit, slowdown and
+//     recoverer add their decisions to it, and a handler can too
+//     (reqlog.AddAttrs(r.Context(), slog.String("user.id", id))).
+//   - [Route] is the request's route (http.route) for the access line, the
+//     panic report and the metrics, even through middleware that copies the
+//     request between them and the router, when [RecordRoute] wraps the
+//     router.
+//   - [NewHandler] wraps a slog.Handler so that every record logged with a
+//     request's context (slog.InfoContext(r.Context(), …)) carries the
+//     request's id, client address, route and OpenTelemetry trace and span
+//     ids, the keys of its access line: an application's records can be
+//     found next to the request's access line.
+//   - The attribute keys of request records ([KeyMethod] …), OpenTelemetry
+//     semantic-convention names where one exists, and nginx's 499 status for
+//     a client that left ([StatusClientClosedRequest]).
 //
-//	reqlog.AddAttrs(r.Context(), slog.String("user.id", id))
+// A service puts it together like this (accesslog outermost, then the
+// middleware that copies the request, RecordRoute around the router):
 //
-// The package imports only the standard library and chi.
+//	h, err := reqlog.NewHandler(slog.NewJSONHandler(os.Stdout, nil))
+//	if err != nil {
+//		return err
+//	}
+//	slog.SetDefault(slog.New(h)) // application records and the access lines
+//	access, err := accesslog.New(nil)
+//	if err != nil {
+//		return err
+//	}
+//	handler := access(authenticate(reqlog.RecordRoute(mux)))
+//
+// The package imports only the standard library, chi and OpenTelemetry's
+// trace API (no SDK).
+//
+// Examples: [ExampleAddAttrs], [ExampleNewHandler], [ExampleRecordRoute],
+// [ExampleAppendTrace].
 package reqlog
 
 // Attribute keys of request log records: the access line (accesslog) and
@@ -34,6 +60,12 @@ const (
 	KeyDuration     = "duration"
 	KeyTTFB         = "ttfb"
 	KeyAborted      = "aborted"
+
+	// The OpenTelemetry trace and span of the request, in lower-case hex
+	// (see [AppendTrace]), under the names log pipelines correlate traces
+	// with.
+	KeyTraceID = "trace_id"
+	KeySpanID  = "span_id"
 )
 
 // StatusClientClosedRequest is nginx's 499, "client closed request": the

@@ -27,7 +27,9 @@ func TestAccessLog(t *testing.T) {
 		logged := slog.New(slog.NewJSONHandler(&buf, nil))
 		slow, err := slowdown.New(1, time.Minute, slowdown.WithStep(time.Second), slowdown.WithMaxWaiting(1))
 		require.NoError(t, err)
-		h := accesslog.New(logged)(slow.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+		logRequests, err := accesslog.New(logged)
+		require.NoError(t, err)
+		h := logRequests(slow.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
 
 		lastLine := func() map[string]any {
 			t.Helper()
@@ -79,7 +81,9 @@ func TestAccessLogKeepsRoute(t *testing.T) {
 		require.NoError(t, err)
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
-		h := accesslog.New(slog.New(slog.NewJSONHandler(&buf, nil)))(slow.Handler(mux))
+		logRequests, err := accesslog.New(slog.New(slog.NewJSONHandler(&buf, nil)))
+		require.NoError(t, err)
+		h := logRequests(slow.Handler(mux))
 
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/items/42", nil))
 		var line map[string]any

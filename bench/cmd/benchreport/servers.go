@@ -127,12 +127,16 @@ func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func
 	if err != nil {
 		return fail(err)
 	}
+	access, err := accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))
+	if err != nil {
+		return fail(err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", hello)
 	return []namedMiddleware{
 		{"chi ClientIPFromXFF", middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")},
 		{"chi RequestID", middleware.RequestID},
-		{"accesslog", accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))},
+		{"accesslog", access},
 		{"recoverer", recovery},
 		{"slowdown", slow.Handler},
 		{"ratelimit", limiter.Handler},

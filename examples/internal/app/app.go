@@ -174,9 +174,13 @@ func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) 
 	if err != nil {
 		return nil, err
 	}
+	access, err := accesslog.New(a.AccessLog, accesslog.WithSkip(isHealthCheck))
+	if err != nil {
+		return nil, err
+	}
 	mws = append(mws,
 		middleware.RequestID,
-		accesslog.New(a.AccessLog, accesslog.WithSkip(isHealthCheck)))
+		access)
 	if len(cfg.TrustedProxies) > 0 {
 		// After the access log, so that the refusal is logged.
 		mws = append(mws, RequireClientIP(trustedPrefixes(cfg)))
