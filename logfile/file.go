@@ -448,7 +448,7 @@ func (f *File) openPath() (*os.File, os.FileInfo, error) {
 
 // mkdir makes the directory of the file again, after it was removed, with
 // the mode it had when the File was opened (not reduced by the umask),
-// and its missing parents as OpenFile makes them.
+// and its missing parents as Open makes them.
 func (f *File) mkdir() error {
 	dir := filepath.Dir(f.path)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
