@@ -3,7 +3,6 @@ module github.com/shipshape-go/shipshape
 go 1.26.0
 
 require (
-	github.com/felixge/httpsnoop v1.1.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/klauspost/compress v1.20.4
 	github.com/stretchr/testify v1.12.1

@@ -3,6 +3,7 @@ module github.com/shipshape-go/shipshape/bench
 go 1.26.0
 
 require (
+	github.com/felixge/httpsnoop v1.1.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-chi/httprate v0.16.1
 	github.com/shipshape-go/shipshape v0.0.0-00010101000000-000000000000

@@ -9,9 +9,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/felixge/httpsnoop"
-	"github.com/go-chi/chi/v5/middleware"
-
 	"github.com/shipshape-go/shipshape/internal/respwriter"
 	"github.com/shipshape-go/shipshape/recoverer"
 )
@@ -88,60 +85,6 @@ func BenchmarkInsideAccesslog(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkTrackingAlternatives measures the ways the middleware could know
-// whether the status line was written, for the README's rationale: bare
-// handler, a deferred recover alone, chi's WrapResponseWriter and httpsnoop
-// per request, and recoverer's view (never reused, from a block of 16).
-func BenchmarkTrackingAlternatives(b *testing.B) {
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	run := func(b *testing.B, h http.Handler) {
-		w := &benchWriter{h: http.Header{}}
-		b.ReportAllocs()
-		for b.Loop() {
-			h.ServeHTTP(w, req)
-		}
-	}
-	b.Run("bare", func(b *testing.B) { run(b, okHandler) })
-	b.Run("defer-recover", func(b *testing.B) {
-		run(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			defer func() {
-				if p := recover(); p != nil {
-					panic(p)
-				}
-			}()
-			okHandler.ServeHTTP(w, r)
-		}))
-	})
-	b.Run("chi-wrap", func(b *testing.B) {
-		run(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			defer func() {
-				if p := recover(); p != nil && ww.Status() == 0 {
-					panic(p)
-				}
-			}()
-			okHandler.ServeHTTP(ww, r)
-		}))
-	})
-	b.Run("httpsnoop", func(b *testing.B) {
-		run(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			wrote := false
-			ww := httpsnoop.Wrap(w, httpsnoop.Hooks{
-				WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-					return func(code int) { wrote = true; next(code) }
-				},
-			})
-			defer func() {
-				if p := recover(); p != nil && !wrote {
-					panic(p)
-				}
-			}()
-			okHandler.ServeHTTP(ww, r)
-		}))
-	})
-	b.Run("recoverer", func(b *testing.B) { run(b, mustNew(b)(okHandler)) })
 }
 
 // BenchmarkPanic is the cost of one recovered panic without Sentry, logged
