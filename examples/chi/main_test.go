@@ -63,16 +63,16 @@ func do(t *testing.T, method, url string) *http.Response {
 	return resp
 }
 
-// TestLoginHasAStricterLimit: POST /login refuses after -login-limit
+// TestLoginHasAStricterLimit: POST /api/login refuses after -login-limit
 // attempts while the rest of the API still answers, and the 429 names the
 // login policy.
 func TestLoginHasAStricterLimit(t *testing.T) {
 	base, _, _ := startChi(t, "-rate-limit", "100", "-slow-after", "0", "-login-limit", "3", "-login-window", "1m")
 	for i := range 3 {
-		resp := do(t, http.MethodPost, base+"/login")
+		resp := do(t, http.MethodPost, base+"/api/login")
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "attempt %d", i+1)
 	}
-	resp := do(t, http.MethodPost, base+"/login")
+	resp := do(t, http.MethodPost, base+"/api/login")
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	assert.Contains(t, resp.Header.Values("RateLimit-Policy"), `"login";q=3;w=60`)
 	assert.Contains(t, resp.Header.Values("RateLimit-Policy"), `"api";q=100;w=60`, "the service-wide policy applies too")
@@ -85,8 +85,8 @@ func TestLoginHasAStricterLimit(t *testing.T) {
 // pattern, and the stack's other layers work on chi as on ServeMux.
 func TestChiRoutesInAccessLog(t *testing.T) {
 	base, stdout, stop := startChi(t, "-debug-panic", "-log-format", "json")
-	assert.Equal(t, 200, do(t, http.MethodGet, base+"/users/42").StatusCode)
-	assert.Equal(t, 200, do(t, http.MethodGet, base+"/users/7").StatusCode)
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/api/users/42").StatusCode)
+	assert.Equal(t, 200, do(t, http.MethodGet, base+"/api/users/7").StatusCode)
 	assert.Equal(t, 500, do(t, http.MethodGet, base+"/debug/panic").StatusCode)
 	assert.Equal(t, 200, do(t, http.MethodGet, base+"/static/style.css").StatusCode)
 	assert.Equal(t, 200, do(t, http.MethodGet, base+"/").StatusCode)
@@ -106,9 +106,54 @@ func TestChiRoutesInAccessLog(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, 2, routes["/users/{id}"], "chi's pattern, not the path: %v", routes)
+	assert.Equal(t, 2, routes["/api/users/{id}"], "chi's pattern, not the path: %v", routes)
 	assert.Equal(t, 1, routes["/api/hello"], "routes in a sub-router keep their full pattern: %v", routes)
 	assert.Equal(t, 1, routes["/static/*"], "%v", routes)
+}
+
+// TestPerUserLimit: behind the per-IP limit, /api/me is limited per
+// authenticated user. Two users from one address (a NAT) each get their own
+// quota, and an unauthenticated request never reaches the user limiter.
+func TestPerUserLimit(t *testing.T) {
+	base, _, _ := startChi(t, "-rate-limit", "100", "-slow-after", "0", "-user-limit", "2")
+	me := func(token string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+"/api/me", nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 2 {
+		require.Equal(t, http.StatusOK, me("demo-alice").StatusCode, "alice, request %d", i+1)
+	}
+	resp := me("demo-alice")
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "alice over her limit")
+	assert.Contains(t, resp.Header.Values("RateLimit-Policy"), `"user";q=2;w=60`)
+	assert.Contains(t, resp.Header.Values("RateLimit-Policy"), `"api";q=100;w=60`, "the per-IP policy applies too")
+	assert.Equal(t, http.StatusOK, me("demo-bob").StatusCode, "bob, from the same address, has his own quota")
+	resp = me("")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no token")
+	assert.NotContains(t, resp.Header.Values("RateLimit-Policy"), `"user";q=2;w=60`, "refused before the user limiter")
+}
+
+// TestStaticFilesAreNotLimited: a page load fetches many assets at once;
+// only the API is rate-limited.
+func TestStaticFilesAreNotLimited(t *testing.T) {
+	base, _, _ := startChi(t, "-rate-limit", "2", "-slow-after", "0")
+	for i := range 10 {
+		resp := do(t, http.MethodGet, base+"/static/style.css")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "asset %d", i+1)
+		assert.Empty(t, resp.Header.Get("RateLimit"), "no rate-limit headers on static files")
+	}
+	assert.Equal(t, http.StatusOK, do(t, http.MethodGet, base+"/api/hello").StatusCode)
+	assert.Equal(t, http.StatusOK, do(t, http.MethodGet, base+"/api/hello").StatusCode)
+	assert.Equal(t, http.StatusTooManyRequests, do(t, http.MethodGet, base+"/api/hello").StatusCode)
 }
 
 func TestExitCodes(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/ratelimit/redisstore"
 	"github.com/shipshape-go/shipshape/recoverer"
+	"github.com/shipshape-go/shipshape/reqlog"
 	"github.com/shipshape-go/shipshape/sentryreport"
 	"github.com/shipshape-go/shipshape/slowdown"
 	"github.com/shipshape-go/shipshape/static"
@@ -113,7 +114,11 @@ func New(cfg Config, stdout io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	h := a.Routes(cfg)
+	h, err := a.Routes(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	for i := len(mws) - 1; i >= 0; i-- {
 		h = mws[i](h)
 	}
@@ -152,11 +157,12 @@ func Open(cfg Config, stdout io.Writer) (_ *App, err error) {
 // isHealthCheck exempts the health check from limits and the access log.
 func isHealthCheck(r *http.Request) bool { return r.URL.Path == "/healthz" }
 
-// Middleware returns the stack in the recommended order, outermost first:
+// Middleware returns the stack every request passes, outermost first:
 // chi ClientIPFromXFF (trusting cfg.TrustedProxies) → chi RequestID →
-// accesslog → RequireClientIP (with trusted proxies) → recoverer → slowdown (when cfg.SlowAfter > 0) → ratelimit →
-// request body limit. Use it with chi's r.Use(mws...) or wrap a handler in
-// reverse order.
+// accesslog → RequireClientIP (with trusted proxies) → recoverer → request
+// body limit. The rate limits are not in it: [App.Limits] puts them on the
+// API routes only (see there). Use it with chi's r.Use(mws...) or wrap a
+// handler in reverse order.
 func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) {
 	var mws []func(http.Handler) http.Handler
 	if len(cfg.TrustedProxies) > 0 {
@@ -178,31 +184,42 @@ func (a *App) Middleware(cfg Config) ([]func(http.Handler) http.Handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	mws = append(mws,
-		middleware.RequestID,
-		access)
+	mws = append(mws, middleware.RequestID, access)
 	if len(cfg.TrustedProxies) > 0 {
 		// After the access log, so that the refusal is logged.
 		mws = append(mws, RequireClientIP(trustedPrefixes(cfg)))
 	}
-	mws = append(mws, recovery)
+	maxBody := func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, cfg.MaxBodyBytes) }
+	return append(mws, recovery, maxBody), nil
+}
+
+// Limits returns the rate limits of the API, outermost first: slowdown
+// (when cfg.SlowAfter > 0), then ratelimit, both counting per client IP in
+// a.Store under the policy names "slowdown" and "api".
+//
+// They guard the API routes only, not the page and its static assets: a
+// browser loads a single-page application's dozens of files at once, and
+// counting them would slow every first page load down (or refuse it) with
+// a threshold meant for API calls. Static files are cheap to serve and
+// cached by the browser; a flood of them is the front proxy's or
+// connlimit's job.
+func (a *App) Limits(cfg Config) ([]func(http.Handler) http.Handler, error) {
+	var mws []func(http.Handler) http.Handler
 	if cfg.SlowAfter > 0 {
 		slow, err := slowdown.New(cfg.SlowAfter, cfg.Window,
 			slowdown.WithStore(a.Store), slowdown.WithStep(cfg.SlowStep), slowdown.WithMaxDelay(cfg.SlowMax),
-			slowdown.WithSkip(isHealthCheck), slowdown.WithLogger(a.Logger))
+			slowdown.WithLogger(a.Logger))
 		if err != nil {
 			return nil, err
 		}
 		mws = append(mws, slow.Handler)
 	}
 	limiter, err := ratelimit.New(cfg.Limit, cfg.Window,
-		ratelimit.WithStore(a.Store), ratelimit.WithName("api"),
-		ratelimit.WithSkip(isHealthCheck), ratelimit.WithLogger(a.Logger))
+		ratelimit.WithStore(a.Store), ratelimit.WithName("api"), ratelimit.WithLogger(a.Logger))
 	if err != nil {
 		return nil, err
 	}
-	maxBody := func(next http.Handler) http.Handler { return http.MaxBytesHandler(next, cfg.MaxBodyBytes) }
-	return append(mws, limiter.Handler, maxBody), nil
+	return append(mws, limiter.Handler), nil
 }
 
 // openLogs sets up the access log (combined format into a rotating gzip'd
@@ -223,8 +240,13 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 		out = slog.DiscardHandler
 	}
 	// The dev handler writes other records as text lines, so the
-	// application logger can share it.
-	a.Logger = slog.New(out)
+	// application logger can share it. Records logged with a request's
+	// context carry its id, client address, route and trace ids.
+	app, err := reqlog.NewHandler(out)
+	if err != nil {
+		return nil, err
+	}
+	a.Logger = slog.New(app)
 	a.ServerLog = slog.NewLogLogger(out, slog.LevelWarn)
 	if cfg.LogDir == "" {
 		return a.Logger, nil
@@ -303,20 +325,34 @@ func (a *App) openSentry(cfg Config) (*sentry.Hub, error) {
 }
 
 // Routes is the ServeMux of the service: / and /static/ (embedded files),
-// /healthz, GET /api/hello, POST /api/echo, GET /api/stream, and GET
-// /debug/panic when cfg.DebugPanic is set.
-func (a *App) Routes(cfg Config) http.Handler {
+// /healthz, and, behind [App.Limits], GET /api/hello, POST /api/echo and
+// GET /api/stream; GET /debug/panic when cfg.DebugPanic is set. The muxes
+// are wrapped in reqlog.RecordRoute, so that the route pattern reaches the
+// access line and the Sentry event although http.MaxBytesHandler and
+// http.StripPrefix copy the request on the way.
+func (a *App) Routes(cfg Config) (http.Handler, error) {
+	limits, err := a.Limits(cfg)
+	if err != nil {
+		return nil, err
+	}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/hello", Hello)
+	api.HandleFunc("POST /api/echo", Echo)
+	api.HandleFunc("GET /api/stream", Stream)
+	limited := reqlog.RecordRoute(api)
+	for i := len(limits) - 1; i >= 0; i-- {
+		limited = limits[i](limited)
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static", a.Files))
 	mux.Handle("GET /{$}", a.Files) // the embedded index.html
 	mux.HandleFunc("GET /healthz", Healthz)
-	mux.HandleFunc("GET /api/hello", Hello)
-	mux.HandleFunc("POST /api/echo", Echo)
-	mux.HandleFunc("GET /api/stream", Stream)
+	mux.Handle("/api/", limited)
 	if cfg.DebugPanic {
 		mux.HandleFunc("GET /debug/panic", Panic)
 	}
-	return mux
+	return reqlog.RecordRoute(mux), nil
 }
 
 // Healthz answers the health check.

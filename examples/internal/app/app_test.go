@@ -3,6 +3,7 @@ package app
 import (
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -81,7 +82,7 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {
 // TestFullStack exercises every layer of the example over real HTTP and
 // checks the access log file after shutdown.
 func TestFullStack(t *testing.T) {
-	cfg := testConfig(t, "-rate-limit", "6", "-slow-after", "3", "-slow-step", "20ms", "-debug-panic")
+	cfg := testConfig(t, "-rate-limit", "3", "-slow-after", "1", "-slow-step", "20ms", "-debug-panic")
 	srv := start(t, cfg)
 
 	// Static: the page and the fingerprinted bundle, precompressed.
@@ -93,6 +94,7 @@ func TestFullStack(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
 	assert.Equal(t, "public, max-age=31536000, immutable", resp.Header.Get("Cache-Control"))
+	assert.Empty(t, resp.Header.Get("RateLimit"), "static files are not rate-limited")
 	zr, err := gzip.NewReader(strings.NewReader(body))
 	require.NoError(t, err)
 	js, err := io.ReadAll(zr)
@@ -108,24 +110,27 @@ func TestFullStack(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode)
 	}
 
-	// A panic is a 500 and the server keeps serving (the panic request
-	// counts against the limit too: request 6 of 6).
+	// A panic is a 500 and the server keeps serving.
 	resp, body = get(t, srv.base+"/debug/panic", "Accept", "application/json")
 	assert.Equal(t, 500, resp.StatusCode)
 	assert.NotContains(t, body, "on purpose", "the panic value never reaches the client")
 
-	// 6 per window: 3 static + 1 panic above, 2 more allowed (the second of
-	// them delayed: request 5 and 6 are past slow-after=3), then 429.
+	// 3 per window on the API alone (the page, its assets and the panic
+	// above were not counted): the first answers at once, the second and
+	// third are past slow-after=1 and delayed, the fourth is refused.
 	start := time.Now()
 	resp, body = get(t, srv.base+"/api/hello")
 	require.Equal(t, 200, resp.StatusCode, body)
 	assert.JSONEq(t, `{"hello":"127.0.0.1"}`, body)
+	assert.Contains(t, resp.Header.Get("RateLimit"), `"api";r=2;t=`, "the first API request of the window")
+	resp, _ = get(t, srv.base+"/api/hello")
+	require.Equal(t, 200, resp.StatusCode)
 	resp, _ = get(t, srv.base+"/api/hello")
 	require.Equal(t, 200, resp.StatusCode)
 	assert.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond, "requests past slow-after are delayed")
 	resp, body = get(t, srv.base+"/api/hello")
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
-	assert.Equal(t, `"api";q=6;w=60`, resp.Header.Get("RateLimit-Policy"))
+	assert.Equal(t, `"api";q=3;w=60`, resp.Header.Get("RateLimit-Policy"))
 	assert.Contains(t, resp.Header.Get("RateLimit"), `"api";r=0;t=`)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	assert.Contains(t, body, `"status":429`)
@@ -137,7 +142,7 @@ func TestFullStack(t *testing.T) {
 	data, err := os.ReadFile(logs[0])
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	assert.Len(t, lines, 7, "one line per request, none for /healthz:\n%s", data)
+	assert.Len(t, lines, 8, "one line per request, none for /healthz:\n%s", data)
 	assert.Contains(t, string(data), `"GET /debug/panic HTTP/1.1" 500 `)
 	assert.Contains(t, string(data), `"GET /api/hello HTTP/1.1" 429 `)
 	for _, l := range lines {
@@ -146,6 +151,46 @@ func TestFullStack(t *testing.T) {
 	// The dev lines and the app records went to stdout.
 	assert.Contains(t, srv.stdout.String(), "GET /api/hello 429")
 	assert.Contains(t, srv.stdout.String(), "panic recovered")
+}
+
+// TestEveryRoutedRecordHasItsRoute: with -log-format json, every access
+// record of a routed request carries http.route, although the body limit
+// and StripPrefix copy the request between the access log and the router,
+// and application records logged during a request carry its id and route.
+func TestEveryRoutedRecordHasItsRoute(t *testing.T) {
+	cfg := testConfig(t, "-log-format", "json", "-debug-panic")
+	srv := start(t, cfg)
+	want := map[string]string{
+		"/":                       "/{$}",
+		"/static/app.3f9a1c2b.js": "/static/",
+		"/api/hello":              "/api/hello",
+		"/debug/panic":            "/debug/panic",
+	}
+	for path := range want {
+		resp, _ := get(t, srv.base+path)
+		require.NotZero(t, resp.StatusCode)
+	}
+	resp, err := http.Post(srv.base+"/api/echo", "application/json", strings.NewReader(`{"a":1}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	want["/api/echo"] = "/api/echo"
+	srv.stop()
+
+	seen := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(srv.stdout.String()), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "line %q", line)
+		path, _ := rec["url.path"].(string)
+		route, _ := rec["http.route"].(string)
+		switch rec["msg"] {
+		case "http request":
+			seen[path] = route
+		case "panic recovered":
+			assert.Equal(t, "/debug/panic", route, "the panic record has the route")
+			assert.NotEmpty(t, rec["http.request.id"], "the panic record has the request id")
+		}
+	}
+	assert.Equal(t, want, seen, "http.route of each access record")
 }
 
 func TestBodyLimitAndEcho(t *testing.T) {
