@@ -143,7 +143,7 @@ type BufferedWriter struct {
 
 	// reports counts the goroutines that hand reports to the logger (see
 	// WithLogger); Close waits for them.
-	reports sync.WaitGroup
+	reports reportGroup
 }
 
 type batch struct {

@@ -246,7 +246,7 @@ type File struct {
 
 	// reports counts the goroutines that hand reports to the logger (see
 	// WithLogger); Close waits for them.
-	reports sync.WaitGroup
+	reports reportGroup
 
 	dirMode fs.FileMode // of the directory, to make it again as it was
 	dropped atomic.Int64

@@ -103,12 +103,12 @@ func WithLogger(l *slog.Logger) Option {
 type asyncHandler struct {
 	logger *slog.Logger // nil: slog.Default() at the time of the record
 	fixed  slog.Handler // from WithAttrs or WithGroup; used instead of logger
-	wg     *sync.WaitGroup
+	wg     *reportGroup
 }
 
 // newAsyncLogger returns a logger that reports through l (slog.Default()
 // when nil) without blocking its caller.
-func newAsyncLogger(l *slog.Logger, wg *sync.WaitGroup) *slog.Logger {
+func newAsyncLogger(l *slog.Logger, wg *reportGroup) *slog.Logger {
 	return slog.New(asyncHandler{logger: l, wg: wg})
 }
 
@@ -140,4 +140,47 @@ func (h asyncHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h asyncHandler) WithGroup(name string) slog.Handler {
 	return asyncHandler{fixed: h.target().WithGroup(name), wg: h.wg}
+}
+
+// reportGroup counts the report goroutines under way. It is a
+// sync.WaitGroup that allows a report to start while Close waits (a
+// WaitGroup forbids an Add from zero concurrent with Wait): a writer or the
+// mill may report at any moment, and Close must still wait for whatever
+// started.
+type reportGroup struct {
+	mu   sync.Mutex
+	n    int
+	idle *sync.Cond // signalled when n drops to 0; made on first use
+}
+
+// Go runs fn in a new goroutine counted by g.
+func (g *reportGroup) Go(fn func()) {
+	g.mu.Lock()
+	g.n++
+	g.mu.Unlock()
+	go func() {
+		defer g.done()
+		fn()
+	}()
+}
+
+func (g *reportGroup) done() {
+	g.mu.Lock()
+	g.n--
+	if g.n == 0 && g.idle != nil {
+		g.idle.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+// Wait returns once no report is under way.
+func (g *reportGroup) Wait() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.idle == nil {
+		g.idle = sync.NewCond(&g.mu)
+	}
+	for g.n > 0 {
+		g.idle.Wait()
+	}
 }
