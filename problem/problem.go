@@ -22,6 +22,8 @@
 // RateLimit, Allow) are already on w; a Writer must keep them. Detail is
 // fixed text written for the client: it never holds internal error text.
 // The package imports only the standard library.
+//
+// Examples: [ExampleWriter], [ExampleWrite].
 package problem
 
 import (

@@ -54,4 +54,6 @@
 // both, so keys a client controls — spaces, newlines, braces, non-UTF-8,
 // 10 KB — are stored safely in a bounded key, and the braces make the tag
 // the Redis Cluster hash tag whatever the key holds.
+//
+// Examples: [ExampleNew], [ExampleWithFallback].
 package redisstore

@@ -43,6 +43,8 @@ var microSuites = []microSuite{
 // without the GOMAXPROCS suffix.
 var microWhat = map[string]string{
 	"ratelimit/BenchmarkMemoryStoreTake/keys=100000":         "one sliding-window take, 100k keys (out of cache), all cores",
+	"ratelimit/BenchmarkMemoryStoreTake/flood":               "a key never seen, store at its cap: each take evicts one",
+	"ratelimit/BenchmarkMemoryStoreTake/flood-refused":       "the same when every key is refused: eviction scans the shard",
 	"ratelimit/BenchmarkMemoryStoreTake/keys=10000":          "the same, 10k keys (in cache)",
 	"bench/BenchmarkLimiterHandler/headers=ietf":             "middleware, allowed request, IETF headers",
 	"bench/BenchmarkLimiterHandler/headers=both":             "the same with IETF and X-RateLimit headers",
@@ -58,6 +60,8 @@ var microWhat = map[string]string{
 	"accesslog/BenchmarkBareJSON":                            "reference: one slog JSON record, same attributes",
 	"logfile/BenchmarkBufferedWriterFile":                    "one 120-byte line through BufferedWriter into File",
 	"recoverer/BenchmarkHappyPath/serial":                    "middleware, no panic, one goroutine",
+	"recoverer/BenchmarkHappyPath/inside-accesslog/serial":   "the same inside accesslog (uses accesslog's recorder)",
+	"recoverer/BenchmarkHappyPath/inside-accesslog/parallel": "the same inside accesslog, all cores",
 	"recoverer/BenchmarkHappyPath/parallel":                  "middleware, no panic, all cores",
 	"recoverer/BenchmarkPanic":                               "a recovered panic: stack, log record, 500",
 	"recoverer/BenchmarkInsideAccesslog/accesslog":           "accesslog alone, line discarded before it is built",
