@@ -19,8 +19,9 @@ const (
 	// shell that use [Listen] directly, to get the same log attribute.
 	EnvWorkerID = "SHIPSHAPE_WORKER_ID"
 
-	// envFDs lists the inherited descriptors: listener, ready pipe,
-	// lifeline ("3,4,5"). Its presence is what makes a process a worker; a
+	// envFDs names the inherited descriptors ("listener=3,ready=4,
+	// lifeline=5", and whatever else a part of the supervisor hands its
+	// workers; see inheritedFile). Its presence is what makes a process a worker; a
 	// worker removes it from its environment at start so that its own
 	// child processes do not mistake themselves for workers.
 	envFDs = "SHIPSHAPE_CLUSTER_FDS"

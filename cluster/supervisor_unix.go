@@ -348,13 +348,22 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 		return nil, fmt.Errorf("lifeline pipe: %w", err)
 	}
 
+	// What the worker inherits, by name. A part of the supervisor that
+	// hands every worker something more (a pipe, a shared memory region)
+	// adds it here; the worker finds it with inheritance.file(name).
+	files := []inheritedFile{
+		{"listener", s.lnFile},
+		{"ready", readyW},
+		{"lifeline", lifeR},
+	}
+	extra, names := inheritedFiles(files)
 	cmd := &exec.Cmd{
 		Path:        s.exe,
 		Args:        s.argv,
-		Env:         append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id), envFDs+"=3,4,5", envAddr+"="+s.lnAddr),
+		Env:         append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id), envFDs+"="+names, envAddr+"="+s.lnAddr),
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
-		ExtraFiles:  []*os.File{s.lnFile, readyW, lifeR},
+		ExtraFiles:  extra,
 		SysProcAttr: sysProcAttr(),
 	}
 	err = cmd.Start()
@@ -399,6 +408,25 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	<-p.done
 	readyR.Close() // ends the reading goroutine if the worker never wrote
 	return nil, fmt.Errorf("worker %d (pid %d): %w (%s)", id, p.pid, fail, exitStatus(p))
+}
+
+// inheritedFile is a descriptor the supervisor hands a worker, under a
+// name the worker looks it up by.
+type inheritedFile struct {
+	name string
+	f    *os.File
+}
+
+// inheritedFiles returns the files for exec.Cmd.ExtraFiles and the value
+// of envFDs that names them: the first is descriptor 3 in the worker.
+func inheritedFiles(files []inheritedFile) ([]*os.File, string) {
+	extra := make([]*os.File, len(files))
+	names := make([]string, len(files))
+	for i, f := range files {
+		extra[i] = f.f
+		names[i] = f.name + "=" + strconv.Itoa(3+i)
+	}
+	return extra, strings.Join(names, ",")
 }
 
 // wait reaps the process; done is closed afterwards.

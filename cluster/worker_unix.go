@@ -18,13 +18,17 @@ import (
 
 // inheritance is what a worker received from its supervisor.
 type inheritance struct {
-	ln       *os.File // the shared listening socket
-	network  string   // the supervisor's network…
-	addr     string   // …and the socket's address (host:port or path)
-	ready    *os.File // write one byte when ready, then close
-	lifeline *os.File // end of file: the supervisor is gone
+	ln       *os.File            // the shared listening socket
+	network  string              // the supervisor's network…
+	addr     string              // …and the socket's address (host:port or path)
+	ready    *os.File            // write one byte when ready, then close
+	lifeline *os.File            // end of file: the supervisor is gone
+	files    map[string]*os.File // every inherited descriptor, by name
 	started  atomic.Bool
 }
+
+// file returns the inherited descriptor called name, or nil.
+func (inh *inheritance) file(name string) *os.File { return inh.files[name] }
 
 // inherited returns the worker's inheritance, nil in a process that was not
 // started by a supervisor. The descriptors are taken over once, at package
@@ -39,30 +43,32 @@ var inherited = sync.OnceValues(func() (*inheritance, error) {
 	addr := os.Getenv(envAddr)
 	os.Unsetenv(envFDs)
 	os.Unsetenv(envAddr)
-	parts := strings.Split(v, ",")
 	network, addr, _ := strings.Cut(addr, " ")
-	if len(parts) != 3 || network == "" || addr == "" {
-		return nil, fmt.Errorf("cluster: worker: malformed %s=%q or %s", envFDs, v, envAddr)
+	if network == "" || addr == "" {
+		return nil, fmt.Errorf("cluster: worker: malformed %s=%q", envAddr, os.Getenv(envAddr))
 	}
-	var fds [3]int
-	for i, p := range parts {
-		fd, err := strconv.Atoi(p)
-		if err != nil || fd < 3 {
+	files := map[string]*os.File{}
+	for _, part := range strings.Split(v, ",") {
+		name, n, ok := strings.Cut(part, "=")
+		fd, err := strconv.Atoi(n)
+		if !ok || name == "" || err != nil || fd < 3 || files[name] != nil {
 			return nil, fmt.Errorf("cluster: worker: malformed %s=%q", envFDs, v)
 		}
 		syscall.CloseOnExec(fd)
-		fds[i] = fd
+		if name == "lifeline" {
+			// The lifeline pipe is this worker's alone: make it pollable
+			// (before os.NewFile looks at it) so that Close interrupts the
+			// goroutine reading it.
+			_ = syscall.SetNonblock(fd, true)
+		}
+		files[name] = os.NewFile(uintptr(fd), "cluster-"+name)
 	}
-	// The lifeline pipe is this worker's alone: make it pollable so that
-	// Close interrupts the goroutine reading it.
-	_ = syscall.SetNonblock(fds[2], true)
-	return &inheritance{
-		ln:       os.NewFile(uintptr(fds[0]), "cluster-listener"),
-		network:  network,
-		addr:     addr,
-		ready:    os.NewFile(uintptr(fds[1]), "cluster-ready"),
-		lifeline: os.NewFile(uintptr(fds[2]), "cluster-lifeline"),
-	}, nil
+	inh := &inheritance{network: network, addr: addr, files: files,
+		ln: files["listener"], ready: files["ready"], lifeline: files["lifeline"]}
+	if inh.ln == nil || inh.ready == nil || inh.lifeline == nil {
+		return nil, fmt.Errorf("cluster: worker: %s=%q lacks the listener, ready or lifeline descriptor", envFDs, v)
+	}
+	return inh, nil
 })
 
 // A worker takes its descriptors over as the program starts, not when it
