@@ -38,6 +38,7 @@ type supervisor struct {
 	force   chan struct{} // closed by a second SIGTERM/SIGINT: kill, do not drain
 	drains  sync.WaitGroup
 	slots   []*slot
+	parts   []part // what every worker gets besides the socket (see part)
 	mu      sync.Mutex
 	serving map[int]*proc // id → the worker that currently serves it
 }
@@ -65,7 +66,8 @@ type proc struct {
 	start time.Time
 	life  *os.File // the supervisor's end of the lifeline, closed on exit
 	done  chan struct{}
-	end   time.Time // set before done is closed
+	end   time.Time  // set before done is closed
+	hooks []procHook // the parts' state for this process
 }
 
 func supervise(ctx context.Context, c *config) error {
@@ -348,32 +350,46 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 		return nil, fmt.Errorf("lifeline pipe: %w", err)
 	}
 
-	// What the worker inherits, by name. A part of the supervisor that
-	// hands every worker something more (a pipe, a shared memory region)
-	// adds it here; the worker finds it with inheritance.file(name).
+	cmd := &exec.Cmd{
+		Path:        s.exe,
+		Args:        s.argv,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		SysProcAttr: sysProcAttr(),
+	}
+	// What the worker inherits, by name; the worker finds each with
+	// inheritance.file(name). Every part of the supervisor adds its own
+	// (and may change cmd, its Stderr say) in prepare.
 	files := []inheritedFile{
 		{"listener", s.lnFile},
 		{"ready", readyW},
 		{"lifeline", lifeR},
 	}
-	extra, names := inheritedFiles(files)
-	cmd := &exec.Cmd{
-		Path:        s.exe,
-		Args:        s.argv,
-		Env:         append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id), envFDs+"="+names, envAddr+"="+s.lnAddr),
-		Stdout:      os.Stdout,
-		Stderr:      os.Stderr,
-		ExtraFiles:  extra,
-		SysProcAttr: sysProcAttr(),
+	p := &proc{id: id, cmd: cmd, life: lifeW, done: make(chan struct{})}
+	for _, part := range s.parts {
+		f, err := part.prepare(p)
+		if err != nil {
+			readyW.Close()
+			lifeR.Close()
+			lifeW.Close()
+			p.abandon()
+			return nil, err
+		}
+		files = append(files, f...)
 	}
+	extra, names := inheritedFiles(files)
+	cmd.ExtraFiles = extra
+	cmd.Env = append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id), envFDs+"="+names, envAddr+"="+s.lnAddr)
 	err = cmd.Start()
 	readyW.Close()
 	lifeR.Close()
+	p.started()
 	if err != nil {
 		lifeW.Close()
+		p.abandon()
 		return nil, fmt.Errorf("start %s: %w", s.exe, err)
 	}
-	p := &proc{id: id, pid: cmd.Process.Pid, cmd: cmd, start: time.Now(), life: lifeW, done: make(chan struct{})}
+	p.pid, p.start = cmd.Process.Pid, time.Now()
 	go p.wait()
 
 	readyc := make(chan bool, 1)
@@ -429,13 +445,55 @@ func inheritedFiles(files []inheritedFile) ([]*os.File, string) {
 	return extra, strings.Join(names, ",")
 }
 
-// wait reaps the process; done is closed afterwards.
+// wait reaps the process; done is closed afterwards, once every part has
+// seen the exit.
 func (p *proc) wait() {
 	_ = p.cmd.Wait()
 	p.end = time.Now()
 	p.life.Close()
+	for _, h := range p.hooks {
+		h.exited(p)
+	}
 	close(p.done)
 }
+
+// started tells the parts that the process was started (or failed to
+// start): they close the descriptors only the worker needed.
+func (p *proc) started() {
+	for _, h := range p.hooks {
+		h.started(p)
+	}
+}
+
+// abandon releases what the parts prepared for a process that never ran.
+func (p *proc) abandon() {
+	for _, h := range p.hooks {
+		h.exited(p)
+	}
+}
+
+// A part is a piece of the supervisor that hands every worker something
+// and looks after it for the worker's life: the crash monitor, the log
+// sink. prepare runs before each worker starts; it returns the descriptors
+// the worker inherits and registers the part's state for that process with
+// p.attach. It may change p.cmd (its Stderr, say).
+type part interface {
+	prepare(p *proc) ([]inheritedFile, error)
+}
+
+// procHook is a part's state for one worker process.
+type procHook interface {
+	// started runs once cmd.Start returned (with an error or not): close
+	// the worker's ends of pipes here.
+	started(p *proc)
+	// exited runs once the process was reaped (or never started), before
+	// the supervisor decides what to do about it: drain what it left,
+	// read how it ended.
+	exited(p *proc)
+}
+
+// attach registers a part's state for p.
+func (p *proc) attach(h procHook) { p.hooks = append(p.hooks, h) }
 
 func (p *proc) kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
 
