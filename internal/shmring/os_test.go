@@ -1,0 +1,7 @@
+//go:build unix
+
+package shmring
+
+import "runtime"
+
+const isLinux = runtime.GOOS == "linux"
