@@ -253,11 +253,11 @@ func TestDecisionFields(t *testing.T) {
 	ctx := context.Background()
 	d, err := l.AllowN(ctx, "k", t0.Add(15*time.Second), 4)
 	require.NoError(t, err)
-	assert.Equal(t, Decision{Allowed: true, Limit: 10, Remaining: 6, Reset: 105 * time.Second}, d)
+	assert.Equal(t, Decision{Allowed: true, Policy: "default", Limit: 10, Remaining: 6, Reset: 105 * time.Second}, d)
 	// In the next window at 45s the 4 weigh 1; 1 new: 2 in the estimate.
 	d, err = l.AllowN(ctx, "k", t0.Add(time.Minute+45*time.Second), 1)
 	require.NoError(t, err)
-	assert.Equal(t, Decision{Allowed: true, Limit: 10, Remaining: 8, Reset: 75 * time.Second}, d)
+	assert.Equal(t, Decision{Allowed: true, Policy: "default", Limit: 10, Remaining: 8, Reset: 75 * time.Second}, d)
 }
 
 func TestAllowNRejectsBadN(t *testing.T) {
@@ -318,7 +318,7 @@ func TestProblemWriterSeesDecision(t *testing.T) {
 		rec := serve(h, "192.0.2.1:1")
 		assert.Equal(t, http.StatusTeapot, rec.Code)
 		require.True(t, gotOK, "FromContext in the Writer")
-		assert.Equal(t, Decision{Limit: 1, Reset: 120 * time.Second, RetryAfter: 120 * time.Second}, got)
+		assert.Equal(t, Decision{Policy: "default", Limit: 1, Reset: 120 * time.Second, RetryAfter: 120 * time.Second}, got)
 		assert.Equal(t, "120", gotHeader.Get("Retry-After"), "Retry-After set before the Writer ran")
 		assert.Equal(t, `"default";r=0;t=120`, gotHeader.Get("RateLimit"), "RateLimit set before the Writer ran")
 	})
@@ -326,10 +326,27 @@ func TestProblemWriterSeesDecision(t *testing.T) {
 
 type failingStore struct{ calls atomic.Int64 }
 
+var errRefused = errors.New("connection refused to 10.1.2.3:6379")
+
 func (s *failingStore) Take(context.Context, Policy, string, time.Time, int) (Window, error) {
 	s.calls.Add(1)
-	return Window{}, errors.New("connection refused to 10.1.2.3:6379")
+	return Window{}, errRefused
 }
+
+func (s *failingStore) TakeAll(context.Context, []Policy, string, time.Time, int, []Window) (bool, error) {
+	s.calls.Add(1)
+	return false, errRefused
+}
+
+func (s *failingStore) Refund(context.Context, []Policy, string, int, []Window) error {
+	return errRefused
+}
+
+func (s *failingStore) Peek(context.Context, []Policy, string, time.Time, []Window) error {
+	return errRefused
+}
+
+func (s *failingStore) Reset(context.Context, []Policy, string) error { return errRefused }
 
 func TestStoreErrorFailsOpenAndReportsOnce(t *testing.T) {
 	var logs bytes.Buffer

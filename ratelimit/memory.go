@@ -132,6 +132,9 @@ const (
 	// limit; the take that sees it does, and records the outcome here for
 	// eviction.
 	slotRefused
+	// slotPinned: a TakeAll holds the slot while it makes room for the
+	// key's other policies; it is neither evicted nor swept meanwhile.
+	slotPinned
 )
 
 func (s *slot) is(h uint64, pol uint16, key string, hashed bool) bool {
@@ -210,6 +213,9 @@ func (s *MemoryStore) Take(ctx context.Context, p Policy, key string, now time.T
 	if err := p.Valid(); err != nil {
 		return Window{}, err
 	}
+	if n < 0 {
+		return Window{}, fmt.Errorf("%w (n=%d)", ErrInvalidN, n)
+	}
 	pol, err := s.policyID(p)
 	if err != nil {
 		return Window{}, err
@@ -223,6 +229,167 @@ func (s *MemoryStore) Take(ctx context.Context, p Policy, key string, now time.T
 		key = unsafe.String(&buf[0], len(buf))
 	}
 	return s.take(p, pol, key, hashed, s.hash(pol, key), now, n), nil
+}
+
+// memKey is a key as the store compares it: verbatim, or its digest in
+// buf (see inlineKey).
+type memKey struct {
+	key    string
+	hashed bool
+	buf    [16]byte
+}
+
+// keyOf prepares key for the methods that take several policies. k must
+// not be copied afterwards: key may point into k.buf.
+func (s *MemoryStore) keyOf(k *memKey, key string) {
+	k.key, k.hashed = key, len(key) > inlineKey
+	if k.hashed {
+		s.digest(&k.buf, key)
+		k.key = unsafe.String(&k.buf[0], len(k.buf))
+	}
+}
+
+// policyIDs numbers ps into ids.
+func (s *MemoryStore) policyIDs(ps []Policy, ids *[MaxPolicies]uint16) error {
+	for i := range ps {
+		id, err := s.policyID(ps[i])
+		if err != nil {
+			return err
+		}
+		ids[i] = id
+	}
+	return nil
+}
+
+// TakeAll implements [Store]. Every policy of a key lives in the key's
+// shard (the shard is chosen by the key's hash alone), so the take holds
+// one lock, and is atomic with respect to every other call on the key.
+func (s *MemoryStore) TakeAll(ctx context.Context, ps []Policy, key string, now time.Time, n int, ws []Window) (bool, error) {
+	if err := CheckArgs(ps, len(ws), n, 0); err != nil {
+		return false, err
+	}
+	var pols [MaxPolicies]uint16
+	if err := s.policyIDs(ps, &pols); err != nil {
+		return false, err
+	}
+	var k memKey
+	s.keyOf(&k, key)
+	var hs [MaxPolicies]uint64
+	for i := range ps {
+		hs[i] = s.hash(pols[i], k.key)
+	}
+	nowNs := now.UnixNano()
+	sh := &s.shards[hs[0]&s.mask]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	// Insert what is missing first, each slot pinned so that making room
+	// for one policy's slot cannot evict another's; inserting may move
+	// slots (growth, eviction's backward shift), so they are found again
+	// once all exist.
+	for i := range ps {
+		index, _ := windowOf(now, ps[i].Window)
+		j := s.slotFor(sh, hs[i], pols[i], k.key, k.hashed, nowNs, index)
+		sh.slots[j].flags |= slotPinned
+	}
+	var at [MaxPolicies]int
+	fits := true
+	for i := range ps {
+		at[i], _ = sh.find(hs[i], pols[i], k.key, k.hashed)
+		e := &sh.slots[at[i]]
+		e.flags &^= slotPinned
+		ws[i] = e.roll(now, ps[i].Window)
+		fits = fits && ps[i].Fits(ws[i].Previous, ws[i].Current, ws[i].Elapsed, n)
+	}
+	for i := range ps {
+		e := &sh.slots[at[i]]
+		if fits {
+			ws[i].Current = e.count(n)
+			ws[i].Allowed = true
+		}
+		sh.settle(e, ps[i], ws[i])
+	}
+	return fits, nil
+}
+
+// Refund implements [Store].
+func (s *MemoryStore) Refund(ctx context.Context, ps []Policy, key string, n int, ws []Window) error {
+	if err := CheckArgs(ps, len(ws), n, 0); err != nil {
+		return err
+	}
+	var pols [MaxPolicies]uint16
+	if err := s.policyIDs(ps, &pols); err != nil {
+		return err
+	}
+	var k memKey
+	s.keyOf(&k, key)
+	for i := range ps {
+		if !ws[i].Allowed {
+			continue // never counted
+		}
+		h := s.hash(pols[i], k.key)
+		sh := &s.shards[h&s.mask]
+		sh.mu.Lock()
+		if j, found := sh.find(h, pols[i], k.key, k.hashed); found {
+			sh.slots[j].refund(ws[i].Index, n)
+		}
+		sh.mu.Unlock()
+	}
+	return nil
+}
+
+// Peek implements [Store].
+func (s *MemoryStore) Peek(ctx context.Context, ps []Policy, key string, now time.Time, ws []Window) error {
+	if err := CheckArgs(ps, len(ws), 0, 0); err != nil {
+		return err
+	}
+	var pols [MaxPolicies]uint16
+	if err := s.policyIDs(ps, &pols); err != nil {
+		return err
+	}
+	var k memKey
+	s.keyOf(&k, key)
+	for i := range ps {
+		h := s.hash(pols[i], k.key)
+		sh := &s.shards[h&s.mask]
+		sh.mu.Lock()
+		j, found := sh.find(h, pols[i], k.key, k.hashed)
+		var w Window
+		if found {
+			// roll on a copy: a peek changes nothing.
+			e := sh.slots[j]
+			w = e.roll(now, ps[i].Window)
+		} else {
+			index, elapsed := windowOf(now, ps[i].Window)
+			w = Window{Elapsed: elapsed, Index: index}
+		}
+		sh.mu.Unlock()
+		w.Allowed = ps[i].Fits(w.Previous, w.Current, w.Elapsed, 1)
+		ws[i] = w
+	}
+	return nil
+}
+
+// Reset implements [Store].
+func (s *MemoryStore) Reset(ctx context.Context, ps []Policy, key string) error {
+	if err := CheckArgs(ps, -1, 0, 0); err != nil {
+		return err
+	}
+	var pols [MaxPolicies]uint16
+	if err := s.policyIDs(ps, &pols); err != nil {
+		return err
+	}
+	var k memKey
+	s.keyOf(&k, key)
+	for i := range ps {
+		h := s.hash(pols[i], k.key)
+		sh := &s.shards[h&s.mask]
+		sh.mu.Lock()
+		if j, found := sh.find(h, pols[i], k.key, k.hashed); found {
+			sh.deleteAt(j)
+		}
+		sh.mu.Unlock()
+	}
+	return nil
 }
 
 // policyID returns the number of (p.Name, p.Window), assigning one the
@@ -266,42 +433,73 @@ func (s *MemoryStore) policyID(p Policy) (uint16, error) {
 
 // take is Take for a key whose hash is h (tests force collisions with it).
 func (s *MemoryStore) take(p Policy, pol uint16, key string, hashed bool, h uint64, now time.Time, n int) Window {
-	win := int64(p.Window)
-	index, elapsed := windowOf(now, p.Window)
-	nowNs := now.UnixNano()
-
+	index, _ := windowOf(now, p.Window)
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
+	e := &sh.slots[s.slotFor(sh, h, pol, key, hashed, now.UnixNano(), index)]
+	w := e.roll(now, p.Window)
+	if p.Fits(w.Previous, w.Current, w.Elapsed, n) {
+		w.Current = e.count(n)
+		w.Allowed = true
+	}
+	sh.settle(e, p, w)
+	sh.mu.Unlock()
+	return w
+}
+
+// slotFor returns the index of the key's slot, inserting it (with its
+// window at index) when it is missing. The caller holds sh.mu.
+func (s *MemoryStore) slotFor(sh *memShard, h uint64, pol uint16, key string, hashed bool, nowNs, index int64) int {
 	i, found := sh.find(h, pol, key, hashed)
 	if !found {
 		i = s.insert(sh, h, pol, key, hashed, nowNs)
+		sh.slots[i].index = index
 	}
-	e := &sh.slots[i]
-	if !found {
-		e.index = index
-	}
+	return i
+}
+
+// roll moves the slot's windows forward to the window of now, and returns
+// what a take sees there before counting: its counts, the time elapsed
+// in the window and the window's index. A slot whose window is ahead (see
+// countsAt) is not moved and is seen at the start of its own window.
+func (e *slot) roll(now time.Time, window time.Duration) Window {
+	index, elapsed := windowOf(now, window)
 	p32, c32, ahead := e.countsAt(index)
 	if ahead {
-		elapsed = 0
+		elapsed, index = 0, e.index
 	} else {
 		e.index, e.prev, e.cur = index, p32, c32
 	}
-	prev, cur := int64(p32), int64(c32)
-	w := Window{Previous: prev, Current: cur, Elapsed: elapsed}
-	if p.Fits(prev, cur, elapsed, n) {
-		cur = min(cur+int64(n), math.MaxUint32)
-		e.cur = uint32(cur)
-		w.Current = cur
-		w.Allowed = true
+	return Window{Previous: int64(p32), Current: int64(c32), Elapsed: elapsed, Index: index}
+}
+
+// count adds n to the current count, saturating, and returns it.
+func (e *slot) count(n int) int64 {
+	cur := min(int64(e.cur)+int64(n), math.MaxUint32)
+	e.cur = uint32(cur)
+	return cur
+}
+
+// refund gives n back to the window index, if the slot still counts it.
+func (e *slot) refund(index int64, n int) {
+	sub := func(c uint32) uint32 { return uint32(max(0, int64(c)-int64(n))) }
+	switch index {
+	case e.index:
+		e.cur = sub(e.cur)
+	case e.index - 1:
+		e.prev = sub(e.prev)
 	}
-	if p.Fits(prev, cur, elapsed, 1) {
+}
+
+// settle records, after a take, whether the key's next request is refused
+// (for eviction) and when the shard can next have something to sweep.
+func (sh *memShard) settle(e *slot, p Policy, w Window) {
+	if p.Fits(w.Previous, w.Current, w.Elapsed, 1) {
 		e.flags &^= slotRefused
 	} else {
 		e.flags |= slotRefused
 	}
-	sh.nextSweep = min(sh.nextSweep, expires(e, win))
-	sh.mu.Unlock()
-	return w
+	sh.nextSweep = min(sh.nextSweep, expires(e, int64(p.Window)))
 }
 
 // expires is when (Unix ns) both windows of the slot have ended and its
@@ -346,6 +544,12 @@ func (s *MemoryStore) insert(sh *memShard, h uint64, pol uint16, key string, has
 		}
 		if sh.n >= s.perCap {
 			s.evictOne(sh, h, nowNs)
+		}
+		if (sh.n+1)*4 > len(sh.slots)*3 {
+			// Nothing could go (every candidate is pinned by a TakeAll):
+			// exceed the cap by the few pinned keys rather than fill the
+			// table, whose probes need an empty slot.
+			sh.rehash(len(sh.slots) * 2)
 		}
 	case sh.slots == nil:
 		sh.slots = make([]slot, 8)
@@ -392,7 +596,7 @@ func (s *MemoryStore) sweep(sh *memShard, nowNs int64) {
 		if e.hash == 0 {
 			continue
 		}
-		if exp := expires(e, windows[e.pol]); exp <= nowNs {
+		if exp := expires(e, windows[e.pol]); exp <= nowNs && e.flags&slotPinned == 0 {
 			e.hash = 0
 		} else {
 			next = min(next, exp)
@@ -421,7 +625,7 @@ func (s *MemoryStore) evictOne(sh *memShard, h uint64, nowNs int64) {
 	var at windowAt // of the last policy seen: the sampled keys mostly share one
 	for i, steps := int(h>>40)&mask, 0; steps <= mask; i, steps = (i+1)&mask, steps+1 {
 		e := &sh.slots[i]
-		if e.hash == 0 {
+		if e.hash == 0 || e.flags&slotPinned != 0 {
 			continue
 		}
 		if seen == 0 || e.pol != at.pol {
@@ -519,14 +723,18 @@ func (s *MemoryStore) Len() int {
 	return n
 }
 
-// hash mixes the policy number into the key's seeded hash; never 0, which
-// marks an empty slot.
+// hash is the slot hash of key under policy number pol; never 0, which
+// marks an empty slot. Its low byte, which picks the shard, is the key's
+// seeded hash alone, so that every policy of a key lives in one shard
+// (TakeAll then holds one lock); the other bits mix in the policy, so the
+// policies of a key probe from different home slots.
 func (s *MemoryStore) hash(pol uint16, key string) uint64 {
 	h := maphash.String(s.seed, key)
-	h ^= (uint64(pol) + 1) * 0x9e3779b97f4a7c15
-	h ^= h >> 29
+	m := (uint64(pol) + 1) * 0x9e3779b97f4a7c15
+	m ^= m >> 29
+	h ^= m << 8
 	if h == 0 {
-		h = 1
+		h = 1 << 63 // the same low byte, so the same shard
 	}
 	return h
 }

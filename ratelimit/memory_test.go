@@ -130,7 +130,8 @@ func TestMemoryStoreWindowRolls(t *testing.T) {
 	}
 	w := take(t, s, p, "k", t0.Add(30*time.Second))
 	assert.False(t, w.Allowed, "11th in the window is refused")
-	assert.Equal(t, Window{Previous: 0, Current: 10, Elapsed: 30 * time.Second}, w)
+	idx := t0.Unix() / 60 // t0 is a minute boundary
+	assert.Equal(t, Window{Previous: 0, Current: 10, Elapsed: 30 * time.Second, Index: idx}, w)
 
 	// 75% into the next window, 25% of the previous 10 still counts: 2.5,
 	// so 7 more fit.
@@ -141,11 +142,11 @@ func TestMemoryStoreWindowRolls(t *testing.T) {
 	}
 	w = take(t, s, p, "k", at)
 	assert.False(t, w.Allowed)
-	assert.Equal(t, Window{Previous: 10, Current: 7, Elapsed: 45 * time.Second}, w)
+	assert.Equal(t, Window{Previous: 10, Current: 7, Elapsed: 45 * time.Second, Index: idx + 1}, w)
 
 	// Two windows later everything has left the trailing window.
 	w = take(t, s, p, "k", t0.Add(3*time.Minute))
-	assert.Equal(t, Window{Allowed: true, Previous: 0, Current: 1}, w)
+	assert.Equal(t, Window{Allowed: true, Previous: 0, Current: 1, Index: idx + 3}, w)
 }
 
 func TestMemoryStoreRefusedNotCounted(t *testing.T) {
@@ -193,10 +194,10 @@ func TestMemoryStoreClockGoingBack(t *testing.T) {
 	tests := []struct {
 		name  string
 		ahead time.Duration // of the first take, relative to the second
-		want  Window        // of the second take, at t0
+		want  Window        // of the second take, at t0 (Index: windows after t0's)
 	}{
-		{"one window back", time.Minute, Window{Allowed: true, Current: 2}},
-		{"two windows back", 2 * time.Minute, Window{Allowed: true, Current: 2}},
+		{"one window back", time.Minute, Window{Allowed: true, Current: 2, Index: 1}},
+		{"two windows back", 2 * time.Minute, Window{Allowed: true, Current: 2, Index: 2}},
 		{"three windows back: stale", 3 * time.Minute, Window{Allowed: true, Current: 1}},
 		{"a day back: stale", 24 * time.Hour, Window{Allowed: true, Current: 1}},
 	}
@@ -205,7 +206,9 @@ func TestMemoryStoreClockGoingBack(t *testing.T) {
 			s := newMemoryStore(t)
 			p := Policy{Name: "t", Limit: 2, Window: time.Minute}
 			take(t, s, p, "k", t0.Add(tt.ahead+10*time.Second))
-			assert.Equal(t, tt.want, take(t, s, p, "k", t0))
+			want := tt.want
+			want.Index += t0.Unix() / 60 // the key's own window, counted in
+			assert.Equal(t, want, take(t, s, p, "k", t0))
 			if tt.want.Current == 2 {
 				assert.False(t, take(t, s, p, "k", t0).Allowed, "the limit holds in the key's window")
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/shipshape-go/shipshape/internal/nilcheck"
 	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
@@ -26,6 +27,14 @@ type config struct {
 	skipSet   bool // WithSkip was given, even with nil
 	logger    *slog.Logger
 	loggerSet bool // WithLogger was given, even with nil
+
+	policies     []Policy // WithPolicy's, after New's
+	limitFunc    func(*http.Request, Policy) int
+	limitFuncSet bool
+	cost         func(*http.Request) int
+	costSet      bool
+	countOnly    func(status int) bool
+	countOnlySet bool
 }
 
 // validate reports the first bad setting; New returns it.
@@ -43,9 +52,31 @@ func (c *config) validate() error {
 		return errors.New("ratelimit: WithSkip: nil function")
 	case c.loggerSet && c.logger == nil:
 		return errors.New("ratelimit: WithLogger: nil logger")
+	case c.limitFuncSet && c.limitFunc == nil:
+		return errors.New("ratelimit: WithLimitFunc: nil function")
+	case c.costSet && c.cost == nil:
+		return errors.New("ratelimit: WithCost: nil function")
+	case c.countOnlySet && c.countOnly == nil:
+		return errors.New("ratelimit: WithCountOnly: nil function")
 	}
 	if err := ratelimitheader.ValidName(c.name); err != nil {
 		return fmt.Errorf("ratelimit: WithName: %w", err)
+	}
+	if len(c.policies)+1 > MaxPolicies {
+		return fmt.Errorf("ratelimit: WithPolicy: %d policies, at most %d", len(c.policies)+1, MaxPolicies)
+	}
+	seen := map[string]bool{c.name: true}
+	for _, p := range c.policies {
+		if err := ratelimitheader.ValidName(p.Name); err != nil {
+			return fmt.Errorf("ratelimit: WithPolicy: %w", err)
+		}
+		if err := p.Valid(); err != nil {
+			return fmt.Errorf("ratelimit: WithPolicy %q: %w", p.Name, err)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("ratelimit: WithPolicy: policy name %q used twice", p.Name)
+		}
+		seen[p.Name] = true
 	}
 	return nil
 }
@@ -128,4 +159,92 @@ func WithSkip(fn func(*http.Request) bool) Option {
 // [New].
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger, c.loggerSet = l, true }
+}
+
+// WithPolicy adds a policy that every request must also fit: at most
+// limit requests per trailing window, under its own name (the rules of
+// [WithName]; names must be distinct). The policy of [New] is the first;
+// up to [MaxPolicies] in all. A burst and a sustained limit on one route:
+//
+//	ratelimit.New(10, time.Second, ratelimit.WithName("burst"),
+//		ratelimit.WithPolicy("hour", 1000, time.Hour))
+//
+// A request is counted in all of the policies or in none (the store takes
+// them in one atomic step: one lock for [MemoryStore], one script for
+// redisstore), the [Decision] and the single-policy headers describe the
+// policy closest to refusing (the refusing one with the latest
+// RetryAfter, else the one with the fewest requests left), and the IETF
+// RateLimit-Policy lists every policy. An invalid limit, window or name is
+// an error from [New].
+func WithPolicy(name string, limit int, window time.Duration) Option {
+	return func(c *config) {
+		c.policies = append(c.policies, Policy{Name: name, Limit: limit, Window: window})
+	}
+}
+
+// WithLimitFunc sets the limit of each policy per request (a plan's
+// quota, say): fn gets the request and the configured policy and returns
+// the limit the request is judged against. It is called for every policy
+// of every request that is not skipped, concurrently: it must be fast and
+// safe for concurrent use.
+//
+// Counts are kept per policy name and key whatever the limit, and the
+// limit is applied when the request is decided: when a key's limit
+// changes mid-window its count carries over and the new limit applies at
+// once (a key upgraded from 100 to 1,000 after 100 requests has 900 left;
+// one downgraded from 1,000 to 100 after 500 is refused until its count
+// slides under 100). Counts of different limits are never kept apart, so
+// a client cannot add limits up by switching between them. The headers
+// and [Decision.Limit] show the request's limit; [Limiter.Peek] and
+// [Limiter.AllowN], which have no request, use the configured ones.
+//
+// A limit < 1 (or below the request's cost) is a bug in fn: the request
+// is answered 500, never passed on uncounted, and the error is logged at
+// most once per 10s (see [WithLogger]). A nil fn is an error from [New].
+func WithLimitFunc(fn func(r *http.Request, p Policy) int) Option {
+	return func(c *config) { c.limitFunc, c.limitFuncSet = fn, true }
+}
+
+// WithCost sets what a request costs (default 1): a bulk endpoint that
+// costs 10 takes 10 from the count of every policy. The request fits when
+// the sliding-window estimate plus its cost stays within the limit;
+// Remaining, Reset and Retry-After (the time until a request of that cost
+// fits) follow. fn is called once per request that is not skipped,
+// concurrently.
+//
+// A cost < 1 or above a policy's limit (such a request could never fit)
+// is a bug in fn: the request is answered 500, never passed on uncounted
+// or free, and the error is logged at most once per 10s. Use [WithSkip]
+// for requests that should not count. A nil fn is an error from [New].
+func WithCost(fn func(r *http.Request) int) Option {
+	return func(c *config) { c.cost, c.costSet = fn, true }
+}
+
+// WithCountOnly counts a request only when counts(status) reports true for
+// its response's status: the login brute-force recipe counts failures,
+//
+//	ratelimit.WithCountOnly(func(status int) bool { return status >= 400 })
+//
+// (express-rate-limit's skipSuccessfulRequests), and the reverse,
+// status < 400, counts only successes (skipFailedRequests).
+//
+// The request is counted before it is passed on, like any other, and
+// given back once its response shows that it does not count: an atomic
+// refund in the fixed window in which it was counted (see [Store]).
+// Requests in flight therefore hold their place, and concurrent requests
+// never exceed the limit together: 500 concurrent wrong passwords against
+// a limit of 5 let at most 5 reach the handler. The price is that requests
+// in flight that will be given back are refused meanwhile like any other
+// past the limit.
+//
+// The status is the first one the handler wrote (200 when it wrote none).
+// A request whose handler panicked counts as status 500 (the panic goes on
+// to a recoverer outside, which answers 500), and one whose context is
+// done when the handler returns (the client left, or a deadline passed)
+// as 499 (reqlog.StatusClientClosedRequest): with a counts function that
+// counts failures, neither is ever given back. The response writer passed
+// on keeps every optional interface of the one given. counts is called
+// once per request passed on. A nil function is an error from [New].
+func WithCountOnly(counts func(status int) bool) Option {
+	return func(c *config) { c.countOnly, c.countOnlySet = counts, true }
 }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -59,6 +60,10 @@ type Window struct {
 	// the take, in [0, W). Stores that use their own clock (redisstore
 	// uses the Redis server's) report it on that clock.
 	Elapsed time.Duration
+	// Index is the number of the fixed window that Current counts (window
+	// k covers [k·W, (k+1)·W) on the store's clock): the window a take was
+	// counted in, which [Store.Refund] gives back to.
+	Index int64
 }
 
 // Estimate is the sliding-window estimate of the requests in the trailing
@@ -106,13 +111,45 @@ func (p Policy) Fits(prev, curr int64, elapsed time.Duration, n int) bool {
 
 // Store counts requests for a [Limiter] (and for slowdown.Delayer).
 //
-// Take must, atomically per (p.Name, key): roll the key's two fixed
-// windows forward to the window that contains now, check that n more
-// requests fit under p ([Policy.Fits]), count them only if they do, and
-// return the resulting Window. Refused takes are not counted. A Store may
-// use its own clock instead of now (so that several processes agree); it
-// must then report Elapsed on that clock. Take must be safe for concurrent
-// use and must not retain key beyond the call unless it copies it.
+// Counts are kept per (policy name, policy window, key): the limit is not
+// part of a count's identity but is applied when a take is decided, so a
+// key whose limit changes mid-window (a plan upgraded, a limit that
+// depends on the request) keeps its count and is judged against the new
+// limit at once. Counts of different limits for one key are therefore
+// shared, never kept apart: a client that could choose among limits (by a
+// header the limit depends on, say) cannot add them up by alternating.
+//
+// Every method must be safe for concurrent use, must not retain key beyond
+// the call unless it copies it, and must not retain ps or ws.
+//
+// Take must, atomically per (p.Name, p.Window, key): roll the key's two
+// fixed windows forward to the window that contains now, check that n
+// more requests fit under p ([Policy.Fits]), count them only if they do,
+// and return the resulting Window, Index included. Refused takes are not
+// counted. A Store may use its own clock instead of now (so that several
+// processes agree); it must then report Elapsed and Index on that clock.
+//
+// TakeAll is Take under several policies at once, all or none: n is
+// counted under every policy of ps only if it fits under each, atomically
+// with respect to every other method on any of the (policy, key) pairs it
+// touches, and ws[i] is set to the Window of ps[i] (Allowed is the same in
+// all of them). The policies of one call have distinct (Name, Window).
+// Take is TakeAll for one policy; it exists beside it because it returns
+// its Window by value, so that the one-policy path of a Limiter, the
+// common one, allocates nothing (a slice passed through an interface
+// escapes).
+//
+// Refund gives n back, under each policy of ps, to the fixed window in
+// which ws[i] (returned by a take of that policy and key, Allowed) counted
+// it: to the current count if the key's window is still ws[i].Index, to
+// the previous count if it has moved on by one, and to nothing otherwise
+// (the count has left the trailing window anyway). A count never goes
+// below zero. Each policy's refund is atomic; Refund need not be atomic
+// across policies, since a refund only ever lowers counts.
+//
+// Peek sets ws[i] to what a take of one request under ps[i] would see now,
+// without counting: Allowed reports whether one request fits. Reset
+// forgets the key under every policy of ps.
 //
 // ctx is the request's. A Store that waits on I/O returns an error when
 // ctx ends first (redisstore does), and must not take that for a failure
@@ -123,8 +160,47 @@ func (p Policy) Fits(prev, curr int64, elapsed time.Duration, n int) bool {
 // that is then not served costs its client one request, while failing
 // open on such an error would let any client walk past the limit by
 // disconnecting. Only a failure while ctx is still live is a store error.
+//
+// Invalid arguments are errors, never a panic: a policy that is not
+// [Policy.Valid] ([ErrInvalidPolicy]), no policy or more than
+// [MaxPolicies], len(ws) ≠ len(ps), and n < 1 for a take or n < 0 for a
+// refund ([ErrInvalidN]).
 type Store interface {
 	Take(ctx context.Context, p Policy, key string, now time.Time, n int) (Window, error)
+	TakeAll(ctx context.Context, ps []Policy, key string, now time.Time, n int, ws []Window) (allowed bool, err error)
+	Refund(ctx context.Context, ps []Policy, key string, n int, ws []Window) error
+	Peek(ctx context.Context, ps []Policy, key string, now time.Time, ws []Window) error
+	Reset(ctx context.Context, ps []Policy, key string) error
+}
+
+// MaxPolicies is the most policies one Limiter enforces, and one call of
+// a [Store] method takes.
+const MaxPolicies = 8
+
+// ErrInvalidArgs is wrapped by the errors stores return for a call whose
+// slices do not fit (see [Store]).
+var ErrInvalidArgs = errors.New("ratelimit: invalid store arguments")
+
+// CheckArgs reports the error a [Store] returns for ps, ws and n, or nil:
+// every policy valid, 1 to MaxPolicies of them, as many windows as
+// policies (ws may be nil when nw < 0: Reset has none), and n ≥ minN.
+// Stores implemented elsewhere (redisstore) call it first so that every
+// store refuses the same calls.
+func CheckArgs(ps []Policy, nw int, n, minN int) error {
+	switch {
+	case len(ps) == 0 || len(ps) > MaxPolicies:
+		return fmt.Errorf("%w: %d policies, want 1 to %d", ErrInvalidArgs, len(ps), MaxPolicies)
+	case nw >= 0 && nw != len(ps):
+		return fmt.Errorf("%w: %d windows for %d policies", ErrInvalidArgs, nw, len(ps))
+	case n < minN:
+		return fmt.Errorf("%w (n=%d)", ErrInvalidN, n)
+	}
+	for _, p := range ps {
+		if err := p.Valid(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // windowOf returns the index of the fixed window of length w that contains

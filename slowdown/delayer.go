@@ -65,6 +65,7 @@ import (
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
 	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
+	"github.com/shipshape-go/shipshape/internal/respwriter"
 	"github.com/shipshape-go/shipshape/problem"
 	"github.com/shipshape-go/shipshape/ratelimit"
 	"github.com/shipshape-go/shipshape/reqlog"
@@ -79,7 +80,10 @@ const countLimit = math.MaxInt32
 // usable.
 type Delayer struct {
 	after      int
+	afterFunc  func(*http.Request) int
+	countOnly  func(status int) bool
 	policy     ratelimit.Policy
+	policies   []ratelimit.Policy // policy alone, for the Store's slices
 	store      ratelimit.Store
 	key        ratelimit.KeyFunc
 	step       time.Duration
@@ -92,6 +96,7 @@ type Delayer struct {
 	skip       func(*http.Request) bool
 	storeErrs  *errlog.Reporter
 	keyErrs    *errlog.Reporter
+	fnErrs     *errlog.Reporter
 
 	// waiting counts the requests waiting (see admit); ≤ maxWaiting.
 	waiting atomic.Int64
@@ -127,21 +132,26 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		}
 		cfg.store = s
 	}
+	policy := ratelimit.Policy{Name: cfg.name, Limit: countLimit, Window: window}
 	return &Delayer{
 		after:      after,
-		policy:     ratelimit.Policy{Name: cfg.name, Limit: countLimit, Window: window},
+		afterFunc:  cfg.afterFunc,
+		countOnly:  cfg.countOnly,
+		policy:     policy,
+		policies:   []ratelimit.Policy{policy},
 		store:      cfg.store,
 		key:        cfg.key,
 		step:       cfg.step,
 		delayFunc:  cfg.delayFunc,
 		maxDelay:   cfg.maxDelay,
 		maxWaiting: int64(cfg.maxWaiting),
-		headers:    ratelimitheader.NewPolicy(ratelimitheader.Style(cfg.headers), ratelimitheader.SlowDownNames, cfg.name, after, window),
+		headers:    ratelimitheader.NewPolicy(ratelimitheader.Style(cfg.headers), ratelimitheader.SlowDownNames, ratelimitheader.Quota{Name: cfg.name, Limit: after, Window: window}),
 		sendHeader: cfg.headers != ratelimit.HeadersNone,
 		problem:    cfg.problem,
 		skip:       cfg.skip,
 		storeErrs:  errlog.New(cfg.logger, "slowdown: store failed, serving without delay", 0),
 		keyErrs:    errlog.New(cfg.logger, "slowdown: key function failed, serving without delay", 0),
+		fnErrs:     errlog.New(cfg.logger, "slowdown: after function failed, answering 500", 0),
 	}, nil
 }
 
@@ -151,23 +161,30 @@ func (d *Delayer) Policy() ratelimit.Policy { return d.policy }
 
 // Delay counts one request for key at time now and returns how long it
 // should wait: 0 for the first after requests in the trailing window, then
-// the configured delay. It does not wait and does not apply
-// [WithMaxWaiting]; it is the Delayer's core, for callers outside HTTP. It
-// returns the store's error when the store fails.
+// the configured delay (see [WithStep], [WithDelayFunc], [WithMaxDelay]).
+// It is the Delayer's core, for callers outside HTTP (a gRPC interceptor,
+// a job queue, a login attempt over another protocol): it counts under the
+// same policy and store as the Handler, so the two share counts for a
+// key, but it does not wait, does not apply [WithMaxWaiting], and uses the
+// after of [New] ([WithAfterFunc] needs a request). The caller waits, on
+// a timer selected against its own context so that it gives up when its
+// caller does (see ExampleDelayer_Delay). It returns the store's error
+// when the store fails; the count is then unknown and the caller chooses
+// whether to go on undelayed, as the Handler does.
 func (d *Delayer) Delay(ctx context.Context, key string, now time.Time) (time.Duration, error) {
-	_, delay, _, err := d.take(ctx, key, now)
+	_, delay, _, err := d.take(ctx, key, now, d.after)
 	return delay, err
 }
 
 // take counts one request and returns its number k in the trailing window
-// (itself included), its delay and the store's window.
-func (d *Delayer) take(ctx context.Context, key string, now time.Time) (int, time.Duration, ratelimit.Window, error) {
+// (itself included), its delay past after and the store's window.
+func (d *Delayer) take(ctx context.Context, key string, now time.Time, after int) (int, time.Duration, ratelimit.Window, error) {
 	w, err := d.store.Take(ctx, d.policy, key, now, 1)
 	if err != nil {
 		return 0, 0, w, err
 	}
 	k := count(w, d.policy.Window)
-	return k, d.delayFor(k), w, nil
+	return k, d.delayFor(k, after), w, nil
 }
 
 // count is the request's number in the trailing window, the way
@@ -181,9 +198,9 @@ func count(w ratelimit.Window, window time.Duration) int {
 	return min(k, countLimit)
 }
 
-// delayFor is the delay of request number k.
-func (d *Delayer) delayFor(k int) time.Duration {
-	over := k - d.after
+// delayFor is the delay of request number k past after.
+func (d *Delayer) delayFor(k, after int) time.Duration {
+	over := k - after
 	if over <= 0 {
 		return 0
 	}
@@ -247,14 +264,28 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		next.ServeHTTP(w, r)
 		return
 	}
+	after := d.after
+	if d.afterFunc != nil {
+		if after = d.afterFunc(r); after < 0 {
+			err := fmt.Errorf("slowdown: WithAfterFunc returned %d, want ≥ 0", after)
+			d.logDecision(ctx, "error", 0)
+			d.fnErrs.Report(ctx, err, slog.String("policy", d.policy.Name))
+			d.problem(w, r, problem.Details{Status: http.StatusInternalServerError})
+			return
+		}
+	}
 	now := time.Now()
-	k, delay, win, err := d.take(ctx, key, now)
+	k, delay, win, err := d.take(ctx, key, now, after)
 	cerr := ctx.Err()
 	if err == nil && cerr == nil {
-		if d.sendHeader {
+		if d.sendHeader && after > 0 {
 			// Set before the wait and sent after it: t counts from the end
 			// of the delay; the legacy Reset is an instant either way.
-			d.headers.Set(w.Header(), max(0, d.after-k), max(0, win.Reset(d.policy.Window)-delay), now.Add(delay))
+			var limits []int
+			if d.afterFunc != nil {
+				limits = []int{after}
+			}
+			d.headers.Set(w.Header(), limits, 0, max(0, after-k), max(0, win.Reset(d.policy.Window)-delay), now.Add(delay))
 		}
 		if delay > 0 {
 			if !d.admit() {
@@ -288,17 +319,58 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if delay <= 0 {
-		next.ServeHTTP(w, r)
+		d.pass(next, w, r, key, win)
 		return
 	}
 	ctx = context.WithValue(ctx, delayKey{}, delay)
 	d.logDecision(ctx, "delayed", delay)
 	r2 := r.WithContext(ctx)
-	next.ServeHTTP(w, r2)
+	d.pass(next, w, r2, key, win)
 	// A ServeMux below records the matched pattern on the request it got,
 	// the copy; hand it back so that the access log line of a delayed
 	// request still has its http.route.
 	r.Pattern = r2.Pattern
+}
+
+// pass passes r on; with [WithCountOnly], it gives the take win back once
+// the response shows that the request does not count.
+func (d *Delayer) pass(next http.Handler, w http.ResponseWriter, r *http.Request, key string, win ratelimit.Window) {
+	if d.countOnly == nil {
+		next.ServeHTTP(w, r)
+		return
+	}
+	rec := respwriter.New(w)
+	returned := false
+	defer func() {
+		rec.End()
+		if d.countOnly(responseStatus(rec, r, returned)) {
+			return
+		}
+		// Given back even when the client has left: the refund must not
+		// fail because the request's context is done.
+		if err := d.store.Refund(context.WithoutCancel(r.Context()), d.policies, key, 1, []ratelimit.Window{win}); err != nil {
+			d.storeErrs.Report(r.Context(), err, slog.String("policy", d.policy.Name))
+		}
+	}()
+	next.ServeHTTP(rec.Wrap(), r)
+	returned = true
+}
+
+// responseStatus is the status a request is judged by for counting: 500
+// when its handler panicked (returned is false while the panic unwinds
+// through the deferred call), 499 when its context is done, else the
+// status written, 200 when none was. ratelimit.WithCountOnly has the same
+// rule.
+func responseStatus(rec *respwriter.Recorder, r *http.Request, returned bool) int {
+	switch {
+	case !returned:
+		return http.StatusInternalServerError
+	case r.Context().Err() != nil:
+		return reqlog.StatusClientClosedRequest
+	case rec.Status == 0:
+		return http.StatusOK
+	}
+	return rec.Status
 }
 
 // admit takes one of the maxWaiting places, if one is free. The count

@@ -513,6 +513,20 @@ func (s failingStore) Take(context.Context, ratelimit.Policy, string, time.Time,
 	return ratelimit.Window{}, s.err
 }
 
+func (s failingStore) TakeAll(context.Context, []ratelimit.Policy, string, time.Time, int, []ratelimit.Window) (bool, error) {
+	return false, s.err
+}
+
+func (s failingStore) Refund(context.Context, []ratelimit.Policy, string, int, []ratelimit.Window) error {
+	return s.err
+}
+
+func (s failingStore) Peek(context.Context, []ratelimit.Policy, string, time.Time, []ratelimit.Window) error {
+	return s.err
+}
+
+func (s failingStore) Reset(context.Context, []ratelimit.Policy, string) error { return s.err }
+
 func TestFailOpen(t *testing.T) {
 	tests := []struct {
 		name    string

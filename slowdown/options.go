@@ -45,6 +45,11 @@ type config struct {
 	skipSet    bool         // WithSkip was given, even with nil
 	logger     *slog.Logger // nil: slog.Default() at the time of each report
 	loggerSet  bool         // WithLogger was given, even with nil
+
+	afterFunc    func(*http.Request) int
+	afterFuncSet bool
+	countOnly    func(status int) bool
+	countOnlySet bool
 }
 
 func defaults() config {
@@ -84,6 +89,10 @@ func (c *config) validate(after int) error {
 		return errors.New("slowdown: WithSkip: nil function")
 	case c.loggerSet && c.logger == nil:
 		return errors.New("slowdown: WithLogger: nil logger")
+	case c.afterFuncSet && c.afterFunc == nil:
+		return errors.New("slowdown: WithAfterFunc: nil function")
+	case c.countOnlySet && c.countOnly == nil:
+		return errors.New("slowdown: WithCountOnly: nil function")
 	}
 	if err := ratelimitheader.ValidName(c.name); err != nil {
 		return fmt.Errorf("slowdown: WithName: %w", err)
@@ -176,6 +185,20 @@ func WithName(name string) Option {
 // Delayer that wrote them would overwrite or contradict it. With
 // [ratelimit.HeadersBoth] it sends both.
 //
+// The fields of [ratelimit.HeadersDraft6] and [ratelimit.HeadersDraft7]
+// describe a single policy too, so the Delayer's are the Limiter's with
+// RateLimit replaced by Slow-Down, as for the legacy trio (without the X-
+// of the legacy names, as the draft fields have none):
+//
+//	draft-6: Slow-Down-Policy: 50;w=60, Slow-Down-Limit: 50,
+//	         Slow-Down-Remaining: 7, Slow-Down-Reset: 17
+//	draft-7: Slow-Down-Policy: 50;w=60,
+//	         Slow-Down: limit=50, remaining=7, reset=17
+//
+// Reset is then in seconds from the end of the delay. With [WithAfterFunc]
+// the fields show the request's after, and a response whose after is 0
+// gets none.
+//
 // The headers are set before the wait and sent after it, so t counts from
 // the end of the delay. Retry-After is only ever sent on the 503 past
 // [WithMaxWaiting]. A style other than the four constants is an error from
@@ -208,4 +231,33 @@ func WithSkip(fn func(*http.Request) bool) Option {
 // New still applies). A nil logger is an error from [New].
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger, c.loggerSet = l, true }
+}
+
+// WithAfterFunc sets the threshold per request (a plan's allowance, say):
+// fn returns the after of the request, the number of requests in the
+// trailing window that pass undelayed, instead of the after of [New],
+// which [Delayer.Delay] keeps using. Counts are kept per key whatever the
+// threshold, which is applied when the request is counted: a key whose
+// after changes mid-window keeps its count. fn is called once per request
+// that is not skipped, concurrently: it must be fast and safe for
+// concurrent use. A negative result is a bug in fn: the request is
+// answered 500 (never passed on undelayed) and the error is logged at
+// most once per 10s. A nil fn is an error from [New].
+func WithAfterFunc(fn func(r *http.Request) int) Option {
+	return func(c *config) { c.afterFunc, c.afterFuncSet = fn, true }
+}
+
+// WithCountOnly counts a request only when counts(status) reports true for
+// its response's status, as ratelimit.WithCountOnly does: every request
+// is counted (and delayed by its number) before it is passed on, and given
+// back, in the window it was counted in, once its response shows that it
+// does not count. Slowing down only failed logins:
+//
+//	slowdown.WithCountOnly(func(status int) bool { return status >= 400 })
+//
+// A request whose handler panicked counts as status 500, one whose context
+// is done when the handler returns as 499 (reqlog.StatusClientClosedRequest).
+// A nil function is an error from [New].
+func WithCountOnly(counts func(status int) bool) Option {
+	return func(c *config) { c.countOnly, c.countOnlySet = counts, true }
 }

@@ -1,16 +1,18 @@
 // Package ratelimitheader writes the rate-limit fields of a response for
 // ratelimit.Limiter and slowdown.Delayer, which advertise their policies
 // the same way: the IETF RateLimit-Policy and RateLimit lists
-// (draft-ietf-httpapi-ratelimit-headers-10), the legacy X-…-Limit,
+// (draft-ietf-httpapi-ratelimit-headers-10), the fields of the earlier
+// drafts 6 and 7 as express-rate-limit sends them, the legacy X-…-Limit,
 // -Remaining and -Reset trio, and Retry-After; the rules for a policy name
 // that goes into them; and the rounding to whole seconds they all use.
 //
-// A [Policy] is prepared once, when a Limiter or Delayer is built, and
-// writes one response's fields with one allocation. A [Style] names the
-// fields it writes. A new style (express-rate-limit's draft-6 and draft-7
-// fields, say) is a new Style value, whatever NewPolicy can precompute for
-// it, and one more case in [Policy.Set]; ratelimit.HeaderStyle's values are
-// this package's, so the public constant is one line more.
+// A [Policy] is prepared once, when a Limiter or Delayer is built, for one
+// or several quotas, and writes one response's fields with one allocation.
+// A [Style] names the fields it writes; [Names] names the fields of one
+// kind of middleware for the styles whose fields describe a single
+// policy. ratelimit.HeaderStyle's values are this package's, so a new
+// style is a new Style value, one more case in [Policy.Set] and one line
+// more in ratelimit.
 package ratelimitheader
 
 import (
@@ -34,8 +36,8 @@ type Style int
 
 // The styles.
 const (
-	// IETF: RateLimit-Policy and RateLimit, structured-field lists that
-	// may carry the items of several policies.
+	// IETF: RateLimit-Policy and RateLimit of draft 10, structured-field
+	// lists that carry the items of several policies, each named.
 	IETF Style = iota
 	// Legacy: the X-…-Limit, -Remaining and -Reset fields of one policy.
 	Legacy
@@ -43,12 +45,19 @@ const (
 	Both
 	// None: no rate-limit fields (Retry-After is not a Policy's business).
 	None
+	// Draft6: express-rate-limit's "draft-6": …-Policy (the quotas, as
+	// "limit;w=seconds"), …-Limit, …-Remaining and …-Reset (seconds).
+	Draft6
+	// Draft7: express-rate-limit's "draft-7": …-Policy as in Draft6 and
+	// one field "limit=…, remaining=…, reset=…".
+	Draft7
 )
 
 // Valid reports whether s is one of the styles above.
-func (s Style) Valid() bool { return s >= IETF && s <= None }
+func (s Style) Valid() bool { return s >= IETF && s <= Draft7 }
 
-// String returns the style's name: ietf, legacy, both, none.
+// String returns the style's name: ietf, legacy, both, none, draft-6,
+// draft-7.
 func (s Style) String() string {
 	switch s {
 	case IETF:
@@ -59,23 +68,45 @@ func (s Style) String() string {
 		return "both"
 	case None:
 		return "none"
+	case Draft6:
+		return "draft-6"
+	case Draft7:
+		return "draft-7"
 	}
 	return "Style(" + strconv.Itoa(int(s)) + ")"
 }
 
-// LegacyNames are the canonical keys of the legacy trio of one kind of
-// policy. Each describes a single policy, so two kinds of policy on one
-// response need two sets of names.
-type LegacyNames struct {
+// Names are the canonical keys of the fields that describe a single
+// policy, for one kind of middleware: the legacy trio and the fields of
+// drafts 6 and 7. Two kinds of policy on one response need two sets of
+// names; the IETF draft-10 lists are shared, their items being named.
+type Names struct {
+	// Legacy trio.
 	Limit, Remaining, Reset string
+	// Draft6Policy, Draft6Limit, Draft6Remaining and Draft6Reset are the
+	// draft-6 fields; Draft6Policy is also draft 7's policy field.
+	Draft6Policy, Draft6Limit, Draft6Remaining, Draft6Reset string
+	// Draft7 is the draft-7 field "limit=…, remaining=…, reset=…".
+	Draft7 string
 }
 
-// The legacy names of a Limiter (as GitHub popularised them) and of a
-// Delayer, whose trio describes the threshold at which delays start
-// (fastify-slow-down names its limit and remaining count the same way).
+// The names of a Limiter (as GitHub and express-rate-limit send them) and
+// of a Delayer: the Limiter's with RateLimit replaced by Slow-Down, whose
+// fields describe the threshold at which delays start (fastify-slow-down
+// names its limit and remaining count the same way). A client written for
+// the Limiter's fields reads them as the point past which it is refused;
+// a Delayer that wrote them would overwrite or contradict the Limiter.
 var (
-	RateLimitNames = LegacyNames{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
-	SlowDownNames  = LegacyNames{"X-Slow-Down-Limit", "X-Slow-Down-Remaining", "X-Slow-Down-Reset"}
+	RateLimitNames = Names{
+		Limit: "X-Ratelimit-Limit", Remaining: "X-Ratelimit-Remaining", Reset: "X-Ratelimit-Reset",
+		Draft6Policy: "Ratelimit-Policy", Draft6Limit: "Ratelimit-Limit", Draft6Remaining: "Ratelimit-Remaining", Draft6Reset: "Ratelimit-Reset",
+		Draft7: "Ratelimit",
+	}
+	SlowDownNames = Names{
+		Limit: "X-Slow-Down-Limit", Remaining: "X-Slow-Down-Remaining", Reset: "X-Slow-Down-Reset",
+		Draft6Policy: "Slow-Down-Policy", Draft6Limit: "Slow-Down-Limit", Draft6Remaining: "Slow-Down-Remaining", Draft6Reset: "Slow-Down-Reset",
+		Draft7: "Slow-Down",
+	}
 )
 
 // maxName is the longest policy name: the IETF item of any name fits in
@@ -120,42 +151,45 @@ func SetRetryAfter(h http.Header, d time.Duration) {
 	h[RetryAfterKey] = []string{strconv.FormatInt(RetryAfterSeconds(d), 10)}
 }
 
-// Policy writes the rate-limit fields of one policy. Make it with
-// [NewPolicy]; it is read-only afterwards and safe for concurrent use.
-type Policy struct {
-	style  Style
-	name   string
-	legacy LegacyNames
-
-	policyValue string // the RateLimit-Policy item
-	limitValue  string // the legacy Limit value
+// Quota is one policy as the fields describe it.
+type Quota struct {
+	Name   string // valid: see ValidName
+	Limit  int
+	Window time.Duration
 }
 
-// NewPolicy prepares the fields of the policy name (valid: see
-// [ValidName]) with quota requests per window, in style, with legacy as
-// the names of the legacy trio.
-func NewPolicy(style Style, legacy LegacyNames, name string, quota int, window time.Duration) Policy {
-	b := append([]byte{'"'}, name...)
-	b = append(b, `";q=`...)
-	b = strconv.AppendInt(b, int64(quota), 10)
-	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, CeilSeconds(window), 10)
-	return Policy{
-		style:       style,
-		name:        name,
-		legacy:      legacy,
-		policyValue: string(b),
-		limitValue:  strconv.Itoa(quota),
+// Policy writes the rate-limit fields of one middleware's quotas. Make it
+// with [NewPolicy]; it is read-only afterwards and safe for concurrent
+// use.
+type Policy struct {
+	style  Style
+	names  Names
+	quotas []Quota
+
+	ietfPolicy  string   // the RateLimit-Policy items of the quotas, draft 10
+	draftPolicy string   // the draft-6/7 policy field: "10;w=1, 1000;w=3600"
+	limitValue  []string // each quota's limit, formatted
+}
+
+// NewPolicy prepares the fields of quotas (at least one) in style, with
+// names for the fields that describe one policy.
+func NewPolicy(style Style, names Names, quotas ...Quota) Policy {
+	p := Policy{style: style, names: names, quotas: append([]Quota(nil), quotas...)}
+	p.ietfPolicy = string(p.appendIETFPolicy(nil, nil))
+	p.draftPolicy = string(p.appendDraftPolicy(nil, nil))
+	for _, q := range quotas {
+		p.limitValue = append(p.limitValue, strconv.Itoa(q.Limit))
 	}
+	return p
 }
 
 // vals holds one response's values in one allocation: the value slices
 // point into vals and the formatted strings into buf, which is written
-// once, before any string refers to it, and never again. The IETF style,
-// the common case, uses the smaller ietfVals.
+// once, before any string refers to it, and never again. The IETF style
+// of one quota, the common case, uses the smaller ietfVals.
 type vals struct {
-	vals [5]string
-	buf  [96]byte
+	vals [7]string
+	buf  [128]byte
 }
 
 type ietfVals struct {
@@ -168,68 +202,169 @@ type ietfVals struct {
 // of ";t=", 10 of t (a time.Duration is under 10¹⁰ s).
 const ietfShortName = 40
 
-// Set writes the policy's fields on h for a response sent at at, with
-// remaining requests left and the quota fully available again reset after
-// at. The IETF fields are lists: items already on h (another policy's)
-// are kept, and this policy's are added after them. The legacy fields
-// describe one policy and are replaced. Each response gets value slices
-// of its own, so a handler that edits them in place cannot change another
-// response's fields.
-func (p *Policy) Set(h http.Header, remaining int, reset time.Duration, at time.Time) {
-	switch p.style {
-	case None:
+// Set writes the fields on h for a response sent at at. limits are this
+// response's limits of the quotas, in order (nil: the limits NewPolicy was
+// given); quota i is the one the single-policy fields describe, the one
+// closest to refusing, which has remaining requests left and its quota
+// fully available again reset after at.
+//
+// The IETF fields are lists: items already on h (another policy's) are
+// kept, and this policy's are added after them. The fields that describe
+// one policy are replaced. Each response gets value slices of its own, so
+// a handler that edits them in place cannot change another response's
+// fields.
+func (p *Policy) Set(h http.Header, limits []int, i, remaining int, reset time.Duration, at time.Time) {
+	if p.style == None {
 		return
-	case IETF:
-		if len(p.name) <= ietfShortName {
-			v := new(ietfVals)
-			b := p.appendItem(v.buf[:0], remaining, reset)
-			v.vals[0] = bufString(b, v.buf[:])
-			v.vals[1] = p.policyValue
-			add(h, PolicyKey, v.vals[1:2:2])
-			add(h, RateLimitKey, v.vals[0:1:1])
-			return
-		}
+	}
+	static := limits == nil
+	if p.style == IETF && static && len(p.quotas) == 1 && len(p.quotas[0].Name) <= ietfShortName {
+		v := new(ietfVals)
+		b := appendItem(v.buf[:0], p.quotas[0].Name, remaining, reset)
+		v.vals[0] = bufString(b, v.buf[:])
+		v.vals[1] = p.ietfPolicy
+		add(h, PolicyKey, v.vals[1:2:2])
+		add(h, RateLimitKey, v.vals[0:1:1])
+		return
+	}
+	limit := p.quotas[i].Limit
+	if !static {
+		limit = limits[i]
 	}
 	v := new(vals)
 	b := v.buf[:0]
-	var item, rem, rst [2]int // start, end of each value in b
+	var spans [7][2]int // start and end in b of the value v.vals[k], when formatted
+	mark := func(k int, start int) { spans[k] = [2]int{start, len(b)} }
+	const (
+		item, policy, lim, rem, rst, draft7 = 0, 1, 2, 3, 4, 5
+	)
 	ietf := p.style == IETF || p.style == Both
 	legacy := p.style == Legacy || p.style == Both
 	if ietf {
-		item[0] = len(b)
-		b = p.appendItem(b, remaining, reset)
-		item[1] = len(b)
+		start := len(b)
+		b = appendItem(b, p.quotas[i].Name, remaining, reset)
+		mark(item, start)
+		if !static {
+			start = len(b)
+			b = p.appendIETFPolicy(b, limits)
+			mark(policy, start)
+		}
 	}
-	if legacy {
-		rem[0] = len(b)
+	if p.style == Draft6 || p.style == Draft7 {
+		if !static {
+			start := len(b)
+			b = p.appendDraftPolicy(b, limits)
+			mark(policy, start)
+		}
+	}
+	if !static || p.style == Draft7 {
+		start := len(b)
+		b = strconv.AppendInt(b, int64(limit), 10)
+		mark(lim, start)
+	}
+	if legacy || p.style == Draft6 || p.style == Draft7 {
+		start := len(b)
 		b = strconv.AppendInt(b, int64(remaining), 10)
-		rem[1] = len(b)
-		rst[0] = len(b)
-		end := at.Add(reset)
-		b = strconv.AppendInt(b, end.Unix()+boolInt(end.Nanosecond() != 0), 10)
-		rst[1] = len(b)
+		mark(rem, start)
+		start = len(b)
+		if legacy {
+			end := at.Add(reset)
+			b = strconv.AppendInt(b, end.Unix()+boolInt(end.Nanosecond() != 0), 10)
+		} else {
+			b = strconv.AppendInt(b, CeilSeconds(reset), 10)
+		}
+		mark(rst, start)
 	}
-	s := bufString(b, v.buf[:])
+	if p.style == Draft7 {
+		start := len(b)
+		b = append(b, "limit="...)
+		b = append(b, b[spans[lim][0]:spans[lim][1]]...)
+		b = append(b, ", remaining="...)
+		b = append(b, b[spans[rem][0]:spans[rem][1]]...)
+		b = append(b, ", reset="...)
+		b = append(b, b[spans[rst][0]:spans[rst][1]]...)
+		mark(draft7, start)
+	}
+	str := bufString(b, v.buf[:])
+	for k := range spans {
+		if spans[k][1] > spans[k][0] {
+			v.vals[k] = str[spans[k][0]:spans[k][1]]
+		}
+	}
+	if static {
+		if ietf {
+			v.vals[policy] = p.ietfPolicy
+		} else {
+			v.vals[policy] = p.draftPolicy
+		}
+		if v.vals[lim] == "" {
+			v.vals[lim] = p.limitValue[i]
+		}
+	}
+	one := func(k int) []string { return v.vals[k : k+1 : k+1] }
 	if ietf {
-		v.vals[0] = s[item[0]:item[1]]
-		v.vals[3] = p.policyValue
-		add(h, PolicyKey, v.vals[3:4:4])
-		add(h, RateLimitKey, v.vals[0:1:1])
+		add(h, PolicyKey, one(policy))
+		add(h, RateLimitKey, one(item))
 	}
 	if legacy {
-		v.vals[1] = s[rem[0]:rem[1]]
-		v.vals[2] = s[rst[0]:rst[1]]
-		v.vals[4] = p.limitValue
-		h[p.legacy.Limit] = v.vals[4:5:5]
-		h[p.legacy.Remaining] = v.vals[1:2:2]
-		h[p.legacy.Reset] = v.vals[2:3:3]
+		h[p.names.Limit] = one(lim)
+		h[p.names.Remaining] = one(rem)
+		h[p.names.Reset] = one(rst)
+	}
+	switch p.style {
+	case Draft6:
+		h[p.names.Draft6Policy] = one(policy)
+		h[p.names.Draft6Limit] = one(lim)
+		h[p.names.Draft6Remaining] = one(rem)
+		h[p.names.Draft6Reset] = one(rst)
+	case Draft7:
+		h[p.names.Draft6Policy] = one(policy)
+		h[p.names.Draft7] = one(draft7)
 	}
 }
 
+// appendIETFPolicy appends the RateLimit-Policy items of the quotas, with
+// limits instead of theirs unless nil: "burst";q=10;w=1, "hour";q=1000;w=3600.
+func (p *Policy) appendIETFPolicy(b []byte, limits []int) []byte {
+	for k, q := range p.quotas {
+		if k > 0 {
+			b = append(b, ", "...)
+		}
+		limit := q.Limit
+		if limits != nil {
+			limit = limits[k]
+		}
+		b = append(b, '"')
+		b = append(b, q.Name...)
+		b = append(b, `";q=`...)
+		b = strconv.AppendInt(b, int64(limit), 10)
+		b = append(b, ";w="...)
+		b = strconv.AppendInt(b, CeilSeconds(q.Window), 10)
+	}
+	return b
+}
+
+// appendDraftPolicy appends the draft-6/7 policy field: 10;w=1, 1000;w=3600.
+func (p *Policy) appendDraftPolicy(b []byte, limits []int) []byte {
+	for k, q := range p.quotas {
+		if k > 0 {
+			b = append(b, ", "...)
+		}
+		limit := q.Limit
+		if limits != nil {
+			limit = limits[k]
+		}
+		b = strconv.AppendInt(b, int64(limit), 10)
+		b = append(b, ";w="...)
+		b = strconv.AppendInt(b, CeilSeconds(q.Window), 10)
+	}
+	return b
+}
+
 // appendItem appends the RateLimit item: "name";r=42;t=17.
-func (p *Policy) appendItem(b []byte, remaining int, reset time.Duration) []byte {
+func appendItem(b []byte, name string, remaining int, reset time.Duration) []byte {
 	b = append(b, '"')
-	b = append(b, p.name...)
+	b = append(b, name...)
 	b = append(b, `";r=`...)
 	b = strconv.AppendInt(b, int64(remaining), 10)
 	b = append(b, ";t="...)

@@ -13,56 +13,103 @@ import (
 var at = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // TestPolicySetGolden writes every style for both kinds of policy, with a
-// short name (the IETF fast path) and a long one.
+// short name (the IETF fast path) and a long one, for one quota and for
+// two, with the configured limits and with a response's own.
 func TestPolicySetGolden(t *testing.T) {
 	long := strings.Repeat("n", 64)
+	api := []Quota{{"api", 100, time.Minute}}
+	two := []Quota{{"burst", 10, time.Second}, {"hour", 1000, time.Hour}}
 	tests := []struct {
 		name   string
 		style  Style
-		legacy LegacyNames
-		policy string
+		names  Names
+		quotas []Quota
+		limits []int // nil: the quotas'
+		i      int   // the quota described
 		want   http.Header
 	}{
-		{"ietf", IETF, RateLimitNames, "api", http.Header{
+		{"ietf", IETF, RateLimitNames, api, nil, 0, http.Header{
 			"Ratelimit-Policy": {`"api";q=100;w=60`},
 			"Ratelimit":        {`"api";r=42;t=110`},
 		}},
-		{"ietf, long name", IETF, RateLimitNames, long, http.Header{
+		{"ietf, long name", IETF, RateLimitNames, []Quota{{long, 100, time.Minute}}, nil, 0, http.Header{
 			"Ratelimit-Policy": {`"` + long + `";q=100;w=60`},
 			"Ratelimit":        {`"` + long + `";r=42;t=110`},
 		}},
-		{"legacy", Legacy, RateLimitNames, "api", http.Header{
+		{"ietf, limit of the response", IETF, RateLimitNames, api, []int{500}, 0, http.Header{
+			"Ratelimit-Policy": {`"api";q=500;w=60`},
+			"Ratelimit":        {`"api";r=42;t=110`},
+		}},
+		{"ietf, two quotas", IETF, RateLimitNames, two, nil, 1, http.Header{
+			"Ratelimit-Policy": {`"burst";q=10;w=1, "hour";q=1000;w=3600`},
+			"Ratelimit":        {`"hour";r=42;t=110`},
+		}},
+		{"ietf, two quotas, limits of the response", IETF, RateLimitNames, two, []int{20, 2000}, 0, http.Header{
+			"Ratelimit-Policy": {`"burst";q=20;w=1, "hour";q=2000;w=3600`},
+			"Ratelimit":        {`"burst";r=42;t=110`},
+		}},
+		{"legacy", Legacy, RateLimitNames, api, nil, 0, http.Header{
 			"X-Ratelimit-Limit": {"100"}, "X-Ratelimit-Remaining": {"42"}, "X-Ratelimit-Reset": {"1767225710"},
 		}},
-		{"legacy, slowdown names", Legacy, SlowDownNames, "slowdown", http.Header{
+		{"legacy, two quotas", Legacy, RateLimitNames, two, nil, 1, http.Header{
+			"X-Ratelimit-Limit": {"1000"}, "X-Ratelimit-Remaining": {"42"}, "X-Ratelimit-Reset": {"1767225710"},
+		}},
+		{"legacy, limit of the response", Legacy, RateLimitNames, api, []int{7}, 0, http.Header{
+			"X-Ratelimit-Limit": {"7"}, "X-Ratelimit-Remaining": {"42"}, "X-Ratelimit-Reset": {"1767225710"},
+		}},
+		{"legacy, slowdown names", Legacy, SlowDownNames, []Quota{{"slowdown", 100, time.Minute}}, nil, 0, http.Header{
 			"X-Slow-Down-Limit": {"100"}, "X-Slow-Down-Remaining": {"42"}, "X-Slow-Down-Reset": {"1767225710"},
 		}},
-		{"both", Both, RateLimitNames, "api", http.Header{
+		{"both", Both, RateLimitNames, api, nil, 0, http.Header{
 			"Ratelimit-Policy":  {`"api";q=100;w=60`},
 			"Ratelimit":         {`"api";r=42;t=110`},
 			"X-Ratelimit-Limit": {"100"}, "X-Ratelimit-Remaining": {"42"}, "X-Ratelimit-Reset": {"1767225710"},
 		}},
-		{"both, long name", Both, SlowDownNames, long, http.Header{
+		{"both, long name", Both, SlowDownNames, []Quota{{long, 100, time.Minute}}, nil, 0, http.Header{
 			"Ratelimit-Policy":  {`"` + long + `";q=100;w=60`},
 			"Ratelimit":         {`"` + long + `";r=42;t=110`},
 			"X-Slow-Down-Limit": {"100"}, "X-Slow-Down-Remaining": {"42"}, "X-Slow-Down-Reset": {"1767225710"},
 		}},
-		{"none", None, RateLimitNames, "api", http.Header{}},
+		{"draft-6", Draft6, RateLimitNames, api, nil, 0, http.Header{
+			"Ratelimit-Policy": {"100;w=60"}, "Ratelimit-Limit": {"100"}, "Ratelimit-Remaining": {"42"}, "Ratelimit-Reset": {"110"},
+		}},
+		{"draft-6, two quotas", Draft6, RateLimitNames, two, nil, 0, http.Header{
+			"Ratelimit-Policy": {"10;w=1, 1000;w=3600"}, "Ratelimit-Limit": {"10"}, "Ratelimit-Remaining": {"42"}, "Ratelimit-Reset": {"110"},
+		}},
+		{"draft-6, limits of the response", Draft6, RateLimitNames, two, []int{20, 2000}, 1, http.Header{
+			"Ratelimit-Policy": {"20;w=1, 2000;w=3600"}, "Ratelimit-Limit": {"2000"}, "Ratelimit-Remaining": {"42"}, "Ratelimit-Reset": {"110"},
+		}},
+		{"draft-6, slowdown names", Draft6, SlowDownNames, []Quota{{"slowdown", 50, time.Minute}}, nil, 0, http.Header{
+			"Slow-Down-Policy": {"50;w=60"}, "Slow-Down-Limit": {"50"}, "Slow-Down-Remaining": {"42"}, "Slow-Down-Reset": {"110"},
+		}},
+		{"draft-7", Draft7, RateLimitNames, api, nil, 0, http.Header{
+			"Ratelimit-Policy": {"100;w=60"}, "Ratelimit": {"limit=100, remaining=42, reset=110"},
+		}},
+		{"draft-7, two quotas", Draft7, RateLimitNames, two, nil, 1, http.Header{
+			"Ratelimit-Policy": {"10;w=1, 1000;w=3600"}, "Ratelimit": {"limit=1000, remaining=42, reset=110"},
+		}},
+		{"draft-7, limit of the response", Draft7, RateLimitNames, api, []int{5}, 0, http.Header{
+			"Ratelimit-Policy": {"5;w=60"}, "Ratelimit": {"limit=5, remaining=42, reset=110"},
+		}},
+		{"draft-7, slowdown names", Draft7, SlowDownNames, []Quota{{"slowdown", 50, time.Minute}}, nil, 0, http.Header{
+			"Slow-Down-Policy": {"50;w=60"}, "Slow-Down": {"limit=50, remaining=42, reset=110"},
+		}},
+		{"none", None, RateLimitNames, api, nil, 0, http.Header{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := NewPolicy(tt.style, tt.legacy, tt.policy, 100, time.Minute)
+			p := NewPolicy(tt.style, tt.names, tt.quotas...)
 			h := http.Header{}
-			p.Set(h, 42, 110*time.Second, at)
+			p.Set(h, tt.limits, tt.i, 42, 110*time.Second, at)
 			assert.Equal(t, tt.want, h)
 		})
 	}
 }
 
 func TestPolicySetRoundsUp(t *testing.T) {
-	p := NewPolicy(Both, RateLimitNames, "p", 5, 1500*time.Millisecond)
+	p := NewPolicy(Both, RateLimitNames, Quota{"p", 5, 1500 * time.Millisecond})
 	h := http.Header{}
-	p.Set(h, 0, 2*time.Second+time.Nanosecond, at.Add(time.Nanosecond))
+	p.Set(h, nil, 0, 0, 2*time.Second+time.Nanosecond, at.Add(time.Nanosecond))
 	assert.Equal(t, `"p";q=5;w=2`, h.Get("RateLimit-Policy"), "w rounded up")
 	assert.Equal(t, `"p";r=0;t=3`, h.Get("RateLimit"), "t rounded up")
 	assert.Equal(t, "1767225603", h.Get("X-RateLimit-Reset"), "Reset rounded up to the next second")
@@ -72,18 +119,18 @@ func TestPolicySetRoundsUp(t *testing.T) {
 // front of a Limiter writes them: the IETF items of both, in order, and
 // the legacy trio of each under its own names.
 func TestPolicySetAddsToLists(t *testing.T) {
-	slow := NewPolicy(Both, SlowDownNames, "slowdown", 50, time.Minute)
-	limit := NewPolicy(Both, RateLimitNames, "api", 100, time.Minute)
+	slow := NewPolicy(Both, SlowDownNames, Quota{"slowdown", 50, time.Minute})
+	limit := NewPolicy(Both, RateLimitNames, Quota{"api", 100, time.Minute})
 	h := http.Header{}
-	slow.Set(h, 7, 60*time.Second, at)
-	limit.Set(h, 57, 60*time.Second, at)
+	slow.Set(h, nil, 0, 7, 60*time.Second, at)
+	limit.Set(h, nil, 0, 57, 60*time.Second, at)
 	assert.Equal(t, []string{`"slowdown";q=50;w=60`, `"api";q=100;w=60`}, h.Values("RateLimit-Policy"))
 	assert.Equal(t, []string{`"slowdown";r=7;t=60`, `"api";r=57;t=60`}, h.Values("RateLimit"))
 	assert.Equal(t, "50", h.Get("X-Slow-Down-Limit"))
 	assert.Equal(t, "100", h.Get("X-Ratelimit-Limit"))
 
 	// The legacy trio of one policy is replaced, not listed.
-	limit.Set(h, 56, 60*time.Second, at)
+	limit.Set(h, nil, 0, 56, 60*time.Second, at)
 	assert.Equal(t, []string{"56"}, h.Values("X-RateLimit-Remaining"))
 }
 
@@ -91,16 +138,16 @@ func TestPolicySetAddsToLists(t *testing.T) {
 // changes neither another response's values nor the prepared ones.
 func TestPolicySetValuesAreNotShared(t *testing.T) {
 	for _, style := range []Style{IETF, Both} {
-		p := NewPolicy(style, RateLimitNames, "api", 100, time.Minute)
+		p := NewPolicy(style, RateLimitNames, Quota{"api", 100, time.Minute})
 		first := http.Header{}
-		p.Set(first, 1, time.Second, at)
+		p.Set(first, nil, 0, 1, time.Second, at)
 		first["Ratelimit-Policy"][0] = "tampered"
 		first["Ratelimit"][0] = "tampered"
 		if style == Both {
 			first["X-Ratelimit-Limit"][0] = "tampered"
 		}
 		second := http.Header{}
-		p.Set(second, 1, time.Second, at)
+		p.Set(second, nil, 0, 1, time.Second, at)
 		assert.Equal(t, `"api";q=100;w=60`, second.Get("RateLimit-Policy"), "%v", style)
 		assert.Equal(t, `"api";r=1;t=1`, second.Get("RateLimit"), "%v", style)
 		if style == Both {
@@ -110,7 +157,7 @@ func TestPolicySetValuesAreNotShared(t *testing.T) {
 }
 
 func TestStyle(t *testing.T) {
-	for s, want := range map[Style]string{IETF: "ietf", Legacy: "legacy", Both: "both", None: "none", 9: "Style(9)", -1: "Style(-1)"} {
+	for s, want := range map[Style]string{IETF: "ietf", Legacy: "legacy", Both: "both", None: "none", Draft6: "draft-6", Draft7: "draft-7", 9: "Style(9)", -1: "Style(-1)"} {
 		assert.Equal(t, want, s.String())
 		assert.Equal(t, !strings.HasPrefix(want, "Style("), s.Valid(), "%v valid", s)
 	}
@@ -158,14 +205,14 @@ func TestValidName(t *testing.T) {
 //
 //	go test -run '^$' -bench PolicySet -benchmem ./internal/ratelimitheader
 func BenchmarkPolicySet(b *testing.B) {
-	for _, style := range []Style{IETF, Legacy, Both, None} {
+	for _, style := range []Style{IETF, Legacy, Both, None, Draft6, Draft7} {
 		b.Run(style.String(), func(b *testing.B) {
-			p := NewPolicy(style, RateLimitNames, "api", 100, time.Minute)
+			p := NewPolicy(style, RateLimitNames, Quota{"api", 100, time.Minute})
 			h := http.Header{}
 			b.ReportAllocs()
 			for b.Loop() {
 				clear(h)
-				p.Set(h, 42, 17*time.Second, at)
+				p.Set(h, nil, 0, 42, 17*time.Second, at)
 			}
 		})
 	}

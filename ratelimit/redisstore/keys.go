@@ -3,55 +3,61 @@ package redisstore
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 )
 
-// maxPlainTag is the longest policy name + key kept readable in the Redis
-// key; longer ones are hashed so that a client cannot make the Store write
-// huge keys.
+// maxPlainTag is the longest key kept readable in the Redis key; longer
+// ones are hashed so that a client cannot make the Store write huge keys.
 const maxPlainTag = 128
 
-// redisKey is the Redis key of (name, key): prefix + "{" + tag + "}". The
-// braces make the tag the Redis Cluster hash tag, so keys spread over the
-// slots by client, whatever the prefix.
+// maxPlainName is the longest policy name kept readable (ratelimit's
+// naming rule allows 64 characters).
+const maxPlainName = 64
+
+// redisKey is the Redis key of (name, key): prefix + "{" + tag(key) + "}:"
+// + name. The braces make the client's tag the Redis Cluster hash tag, so
+// keys spread over the slots by client, whatever the prefix, and every
+// policy of one client is in one slot: a take under several policies is
+// one script on one node.
 func (s *Store) redisKey(name, key string) string {
-	return s.cfg.prefix + "{" + tag(name, key) + "}"
+	return s.cfg.prefix + "{" + tag(key) + "}:" + nameTag(name)
 }
 
-// tag identifies (name, key) inside the braces. It is injective, and never
+// tag identifies a key inside the braces. It is injective, and never
 // holds a brace, a control byte, a space or a non-ASCII byte:
 //
-//   - plain: name + ":" + key, when both are printable ASCII without braces
-//     or spaces, name has no ':' and does not start with '#', and the whole
-//     is at most maxPlainTag bytes — readable in redis-cli
-//     (shipshape:rl:{api:203.0.113.7});
-//   - hashed otherwise: "#" + base64url(SHA-256(uvarint(len(name)) ‖ name ‖
-//     key)), 44 bytes. The length prefix keeps (name, key) pairs apart;
-//     the leading '#' keeps hashed tags apart from plain ones.
-func tag(name, key string) string {
-	if plainTag(name, key) {
-		return name + ":" + key
+//   - plain: the key, when it is printable ASCII without braces or spaces,
+//     does not start with '#', and is at most maxPlainTag bytes —
+//     readable in redis-cli (shipshape:rl:{203.0.113.7}:api);
+//   - hashed otherwise: "#" + base64url(SHA-256(key)), 44 bytes; the
+//     leading '#' keeps hashed tags apart from plain ones.
+func tag(key string) string {
+	if plain(key, maxPlainTag) {
+		return key
 	}
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(name)))])
-	h.Write([]byte(name))
-	h.Write([]byte(key))
-	var sum [sha256.Size]byte
-	return "#" + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	return hashed(key)
 }
 
-func plainTag(name, key string) bool {
-	if len(name)+1+len(key) > maxPlainTag || (name != "" && name[0] == '#') {
+// nameTag is tag for a policy name after the braces, with the bound of
+// names. The tag ends at the first '}', which neither holds, so (tag,
+// name) pairs are told apart.
+func nameTag(name string) string {
+	if plain(name, maxPlainName) {
+		return name
+	}
+	return hashed(name)
+}
+
+func hashed(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "#" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func plain(s string, maxLen int) bool {
+	if len(s) > maxLen || (s != "" && s[0] == '#') {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
-		if !plainByte(name[i]) || name[i] == ':' {
-			return false
-		}
-	}
-	for i := 0; i < len(key); i++ {
-		if !plainByte(key[i]) {
+	for i := 0; i < len(s); i++ {
+		if !plainByte(s[i]) {
 			return false
 		}
 	}

@@ -62,10 +62,10 @@ func TestHostileKeys(t *testing.T) {
 				t.Errorf("redis key %q shared with case %q", rk, other)
 			}
 			seen[rk] = tt.name
-			assert.LessOrEqual(t, len(rk), len(DefaultPrefix)+2+maxPlainTag, "redis key length")
+			assert.LessOrEqual(t, len(rk), len(DefaultPrefix)+3+maxPlainTag+len(p.Name), "redis key length")
 			assert.Equal(t, 1, strings.Count(rk, "{"), "'{' in %q", rk)
 			assert.Equal(t, 1, strings.Count(rk, "}"), "'}' in %q", rk)
-			assert.True(t, strings.HasSuffix(rk, "}"), "key %q must end with its hash tag", rk)
+			assert.True(t, strings.HasSuffix(rk, "}:"+p.Name), "key %q must end with its hash tag and the policy", rk)
 			got, err := c.HGet(ctx, rk, "c").Result()
 			require.NoError(t, err, "count stored under %q", rk)
 			assert.Equal(t, "2", got, "count stored under %q", rk)
@@ -78,35 +78,41 @@ func TestHostileKeys(t *testing.T) {
 }
 
 func TestTagIsInjectiveOnTrickyPairs(t *testing.T) {
+	s := &Store{cfg: config{prefix: DefaultPrefix}}
 	pairs := [][2]string{
 		{"a", "b:c"}, {"a:b", "c"}, {"a", ""}, {"", "a"}, {"", ":a"}, {":", "a"},
-		{"#x", "y"}, {"", "#x:y"}, {"ab", "c"}, {"a", "bc"},
-		{"n", strings.Repeat("k", maxPlainTag-2)}, {"n", strings.Repeat("k", maxPlainTag-1)},
-		{"n", "k k"}, {"n k", "k"},
+		{"#x", "y"}, {"", "#x:y"}, {"ab", "c"}, {"a", "bc"}, {"a}", "b"}, {"a", "}b"}, {"a", "b}:c"},
+		{"n", strings.Repeat("k", maxPlainTag)}, {"n", strings.Repeat("k", maxPlainTag+1)},
+		{strings.Repeat("n", maxPlainName), "k"}, {strings.Repeat("n", maxPlainName+1), "k"},
+		{"n", "k k"}, {"n k", "k"}, {"n", hashed("k")}, {hashed("n"), "k"},
 	}
 	seen := map[string][2]string{}
 	for _, pr := range pairs {
-		tg := tag(pr[0], pr[1])
-		if prev, dup := seen[tg]; dup {
-			t.Errorf("tag(%q, %q) = tag(%q, %q) = %q", pr[0], pr[1], prev[0], prev[1], tg)
+		rk := s.redisKey(pr[0], pr[1])
+		if prev, dup := seen[rk]; dup {
+			t.Errorf("redisKey(%q, %q) = redisKey(%q, %q) = %q", pr[0], pr[1], prev[0], prev[1], rk)
 		}
-		seen[tg] = pr
+		seen[rk] = pr
 	}
-	assert.Equal(t, "api:203.0.113.7", tag("api", "203.0.113.7"), "a plain pair stays readable")
-	assert.Equal(t, byte('#'), tag("api", "a b")[0], "a key with a space is hashed")
+	assert.Equal(t, "shipshape:rl:{203.0.113.7}:api", s.redisKey("api", "203.0.113.7"), "a plain pair stays readable")
+	assert.Equal(t, byte('#'), tag("a b")[0], "a key with a space is hashed")
+	assert.Equal(t, s.redisKey("api", "a b")[:len(DefaultPrefix)+46], s.redisKey("login", "a b")[:len(DefaultPrefix)+46],
+		"every policy of a client shares its hash tag")
 }
 
-// FuzzTag: whatever the name and key, the tag is printable ASCII without
-// braces or spaces, bounded, and two different pairs never share a tag.
+// FuzzTag: whatever the key, the tag is printable ASCII without braces or
+// spaces and bounded; two different (name, key) pairs never share a Redis
+// key, and the Redis key has exactly one hash tag, the client's.
 func FuzzTag(f *testing.F) {
 	for _, k := range hostileKeys {
 		f.Add("api", k.key, "api", k.key+"x")
 	}
 	f.Add("a", "b:c", "a:b", "c")
 	f.Add("#a", "b", "", "#a:b")
+	f.Add("a}", "b", "a", "}b")
+	s := &Store{cfg: config{prefix: DefaultPrefix}}
 	f.Fuzz(func(t *testing.T, n1, k1, n2, k2 string) {
-		t1, t2 := tag(n1, k1), tag(n2, k2)
-		for _, tg := range []string{t1, t2} {
+		for _, tg := range []string{tag(k1), tag(k2), nameTag(n1), nameTag(n2)} {
 			if len(tg) > maxPlainTag {
 				t.Fatalf("tag %q longer than %d", tg, maxPlainTag)
 			}
@@ -119,8 +125,12 @@ func FuzzTag(f *testing.F) {
 				t.Fatalf("tag %q is not UTF-8", tg)
 			}
 		}
-		if (n1 != n2 || k1 != k2) && t1 == t2 {
-			t.Fatalf("tag(%q, %q) == tag(%q, %q) == %q", n1, k1, n2, k2, t1)
+		r1, r2 := s.redisKey(n1, k1), s.redisKey(n2, k2)
+		if (n1 != n2 || k1 != k2) && r1 == r2 {
+			t.Fatalf("redisKey(%q, %q) == redisKey(%q, %q) == %q", n1, k1, n2, k2, r1)
+		}
+		if strings.Count(r1, "{") != 1 || strings.Count(r1, "}") != 1 {
+			t.Fatalf("redis key %q: want one hash tag", r1)
 		}
 	})
 }
@@ -133,7 +143,7 @@ func BenchmarkTag(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = tag("api", bc.key)
+				_ = tag(bc.key)
 			}
 		})
 	}

@@ -31,8 +31,6 @@ const (
 // holding a nil pointer), and by Take of a Store not made by New.
 var ErrNilClient = errors.New("redisstore: nil redis client")
 
-var errNegativeN = errors.New("redisstore: n must be >= 0")
-
 // Option configures a [Store].
 type Option func(*config)
 
@@ -212,39 +210,168 @@ func honoursContext(client redis.UniversalClient) bool {
 }
 
 // Take implements [ratelimit.Store]. It ignores now: windows are computed
-// on the Redis server's clock, and Elapsed is reported on it. While the
-// Store is on its fallback (see [Store.Degraded]) or closed, the fallback
-// answers with now. Take returns an error only for an invalid policy, a
-// negative n, a Store not made by [New], when ctx itself is done (the
-// caller left: the take may or may not have been counted, and Redis is not
-// considered failed), or when the fallback store fails. A ctx already done
-// is not sent to Redis at all.
+// on the Redis server's clock, and Elapsed and Index are reported on it.
+// While the Store is on its fallback (see [Store.Degraded]) or closed, the
+// fallback answers with now. Take returns an error only for invalid
+// arguments (see [ratelimit.Store]), a Store not made by [New], when ctx
+// itself is done (the caller left: the take may or may not have been
+// counted, and Redis is not considered failed), or when the fallback store
+// fails. A ctx already done is not sent to Redis at all. Every method
+// below follows the same rules.
 func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now time.Time, n int) (ratelimit.Window, error) {
-	if err := p.Valid(); err != nil {
+	ps := [1]ratelimit.Policy{p}
+	var ws [1]ratelimit.Window
+	if err := s.check(ctx, ps[:], 1, n); err != nil {
 		return ratelimit.Window{}, err
-	}
-	if n < 0 {
-		return ratelimit.Window{}, errNegativeN
-	}
-	if s.client == nil {
-		return ratelimit.Window{}, ErrNilClient
-	}
-	if err := ctx.Err(); err != nil {
-		return ratelimit.Window{}, fmt.Errorf("redisstore: %w", err)
 	}
 	if s.degraded.Load() {
 		return s.cfg.fallback.Take(ctx, p, key, now, n)
 	}
-	w, err := s.take(ctx, p, s.redisKey(p.Name, key), n)
-	if err == nil {
-		return w, nil
+	if _, err := s.takeAll(ctx, ps[:], key, n, ws[:]); err != nil {
+		if s.failed(ctx, err) {
+			return s.cfg.fallback.Take(ctx, p, key, now, n)
+		}
+		return ratelimit.Window{}, fmt.Errorf("redisstore: %w", ctx.Err())
 	}
-	if cerr := ctx.Err(); cerr != nil {
-		// The caller gave up or ran out of time: not Redis's fault.
-		return ratelimit.Window{}, fmt.Errorf("redisstore: %w", cerr)
+	return ws[0], nil
+}
+
+// TakeAll implements [ratelimit.Store]: one script run over the keys of
+// every policy, which share the client's hash tag and so one Redis
+// Cluster slot.
+func (s *Store) TakeAll(ctx context.Context, ps []ratelimit.Policy, key string, now time.Time, n int, ws []ratelimit.Window) (bool, error) {
+	if err := s.check(ctx, ps, len(ws), n); err != nil {
+		return false, err
+	}
+	if s.degraded.Load() {
+		return s.cfg.fallback.TakeAll(ctx, ps, key, now, n, ws)
+	}
+	allowed, err := s.takeAll(ctx, ps, key, n, ws)
+	if err != nil {
+		if s.failed(ctx, err) {
+			return s.cfg.fallback.TakeAll(ctx, ps, key, now, n, ws)
+		}
+		return false, fmt.Errorf("redisstore: %w", ctx.Err())
+	}
+	return allowed, nil
+}
+
+// Refund implements [ratelimit.Store] in one script run. A take counted in
+// Redis and given back while the Store is on its fallback is given back
+// to the fallback, which never counted it: the count in Redis stays (the
+// safe direction), and the fallback's counts of that key may lose n.
+func (s *Store) Refund(ctx context.Context, ps []ratelimit.Policy, key string, n int, ws []ratelimit.Window) error {
+	if err := s.check(ctx, ps, len(ws), n); err != nil {
+		return err
+	}
+	if s.degraded.Load() {
+		return s.cfg.fallback.Refund(ctx, ps, key, n, ws)
+	}
+	keys := make([]string, 0, len(ps))
+	args := make([]any, 1, 1+len(ps))
+	args[0] = n
+	for i, p := range ps {
+		if ws[i].Allowed {
+			keys = append(keys, s.redisKey(p.Name, key))
+			args = append(args, ws[i].Index)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := s.call(ctx, func(ctx context.Context) ([]int64, error) {
+		return nil, refundScript.Run(ctx, s.client, keys, args...).Err()
+	})
+	if err != nil {
+		if s.failed(ctx, err) {
+			return s.cfg.fallback.Refund(ctx, ps, key, n, ws)
+		}
+		return fmt.Errorf("redisstore: %w", ctx.Err())
+	}
+	return nil
+}
+
+// Peek implements [ratelimit.Store] in one script run, which writes
+// nothing.
+func (s *Store) Peek(ctx context.Context, ps []ratelimit.Policy, key string, now time.Time, ws []ratelimit.Window) error {
+	if err := s.check(ctx, ps, len(ws), 0); err != nil {
+		return err
+	}
+	if s.degraded.Load() {
+		return s.cfg.fallback.Peek(ctx, ps, key, now, ws)
+	}
+	keys := make([]string, len(ps))
+	args := make([]any, len(ps))
+	for i, p := range ps {
+		keys[i], args[i] = s.redisKey(p.Name, key), windowMicros(p.Window)
+	}
+	r, err := s.call(ctx, func(ctx context.Context) ([]int64, error) {
+		return peekScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	})
+	if err == nil {
+		err = windows(r, 0, ps, ws)
+	}
+	if err != nil {
+		if s.failed(ctx, err) {
+			return s.cfg.fallback.Peek(ctx, ps, key, now, ws)
+		}
+		return fmt.Errorf("redisstore: %w", ctx.Err())
+	}
+	for i, p := range ps {
+		ws[i].Allowed = p.Fits(ws[i].Previous, ws[i].Current, ws[i].Elapsed, 1)
+	}
+	return nil
+}
+
+// Reset implements [ratelimit.Store]: one DEL of the keys of every policy
+// (one slot, see TakeAll).
+func (s *Store) Reset(ctx context.Context, ps []ratelimit.Policy, key string) error {
+	if err := s.check(ctx, ps, -1, 0); err != nil {
+		return err
+	}
+	if s.degraded.Load() {
+		return s.cfg.fallback.Reset(ctx, ps, key)
+	}
+	keys := make([]string, len(ps))
+	for i, p := range ps {
+		keys[i] = s.redisKey(p.Name, key)
+	}
+	_, err := s.call(ctx, func(ctx context.Context) ([]int64, error) {
+		return nil, s.client.Del(ctx, keys...).Err()
+	})
+	if err != nil {
+		if s.failed(ctx, err) {
+			return s.cfg.fallback.Reset(ctx, ps, key)
+		}
+		return fmt.Errorf("redisstore: %w", ctx.Err())
+	}
+	return nil
+}
+
+// check refuses what no method may send to Redis: invalid arguments, a
+// Store not made by New, a ctx already done.
+func (s *Store) check(ctx context.Context, ps []ratelimit.Policy, nw, n int) error {
+	if err := ratelimit.CheckArgs(ps, nw, n, 0); err != nil {
+		return err
+	}
+	if s.client == nil {
+		return ErrNilClient
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
+	}
+	return nil
+}
+
+// failed reports whether err, from a call to Redis, is Redis's failure:
+// not when ctx itself is done (the caller gave up or ran out of time).
+// It then switches to the fallback, which the caller asks instead.
+func (s *Store) failed(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
 	}
 	s.trip(err)
-	return s.cfg.fallback.Take(ctx, p, key, now, n)
+	return true
 }
 
 // Degraded reports whether Takes are currently answered by the fallback
@@ -268,31 +395,34 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// take runs the script once, bounded by the timeout.
-func (s *Store) take(ctx context.Context, p ratelimit.Policy, key string, n int) (ratelimit.Window, error) {
+// call runs fn once, bounded by the timeout; with a client that ignores
+// context deadlines, on a goroutine of its own that the call stops waiting
+// for at the timeout (fn then writes nothing the caller reads: it returns
+// the reply instead).
+func (s *Store) call(ctx context.Context, fn func(ctx context.Context) ([]int64, error)) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
 	defer cancel()
 	if !s.guard {
-		return s.run(ctx, p, key, n)
+		return fn(ctx)
 	}
 	if !s.startGoroutine() {
-		return ratelimit.Window{}, errClosed
+		return nil, errClosed
 	}
 	type result struct {
-		w   ratelimit.Window
+		r   []int64
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		defer s.running.Done()
-		w, err := s.run(ctx, p, key, n)
-		done <- result{w, err}
+		r, err := fn(ctx)
+		done <- result{r, err}
 	}()
 	select {
 	case r := <-done:
-		return r.w, r.err
+		return r.r, r.err
 	case <-ctx.Done():
-		return ratelimit.Window{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -310,21 +440,61 @@ func (s *Store) startGoroutine() bool {
 	return true
 }
 
-// run is the round trip itself.
-func (s *Store) run(ctx context.Context, p ratelimit.Policy, key string, n int) (ratelimit.Window, error) {
-	wus := (p.Window + time.Microsecond - 1) / time.Microsecond
-	r, err := takeScript.Run(ctx, s.client, []string{key}, int64(wus), p.Limit, n).Int64Slice()
+// windowMicros is a window in whole microseconds, rounded up: the unit of
+// the scripts.
+func windowMicros(w time.Duration) int64 {
+	return int64((w + time.Microsecond - 1) / time.Microsecond)
+}
+
+// takeAll runs the take script once over the keys of ps, with the key
+// given as is (the probe passes its own Redis key).
+func (s *Store) takeAll(ctx context.Context, ps []ratelimit.Policy, key string, n int, ws []ratelimit.Window) (bool, error) {
+	keys := make([]string, len(ps))
+	args := make([]any, 1+2*len(ps))
+	args[0] = n
+	for i, p := range ps {
+		keys[i] = s.redisKey(p.Name, key)
+		args[1+2*i], args[2+2*i] = windowMicros(p.Window), p.Limit
+	}
+	return s.runTake(ctx, keys, args, ps, ws)
+}
+
+// runTake runs the take script on keys and decodes its reply into ws.
+func (s *Store) runTake(ctx context.Context, keys []string, args []any, ps []ratelimit.Policy, ws []ratelimit.Window) (bool, error) {
+	r, err := s.call(ctx, func(ctx context.Context) ([]int64, error) {
+		return takeScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	})
 	if err != nil {
-		return ratelimit.Window{}, err
+		return false, err
 	}
-	if len(r) != 4 {
-		return ratelimit.Window{}, fmt.Errorf("redisstore: script replied %d values, want 4", len(r))
+	if len(r) < 1 {
+		return false, fmt.Errorf("redisstore: script replied %d values, want %d", len(r), 1+4*len(ps))
 	}
-	elapsed := time.Duration(r[2]) * time.Microsecond
-	if elapsed >= p.Window { // a window that is not a whole number of µs
-		elapsed = p.Window - 1
+	if err := windows(r, 1, ps, ws); err != nil {
+		return false, err
 	}
-	return ratelimit.Window{Allowed: r[3] == 1, Previous: r[0], Current: r[1], Elapsed: elapsed}, nil
+	allowed := r[0] == 1
+	for i := range ws {
+		ws[i].Allowed = allowed
+	}
+	return allowed, nil
+}
+
+// windows decodes the four values per policy a script replied from r[at:]
+// (previous, current, elapsed µs, window index) into ws.
+func windows(r []int64, at int, ps []ratelimit.Policy, ws []ratelimit.Window) error {
+	if len(r) != at+4*len(ps) {
+		return fmt.Errorf("redisstore: script replied %d values, want %d", len(r), at+4*len(ps))
+	}
+	for i, p := range ps {
+		v := r[at+4*i:]
+		elapsed := time.Duration(v[2]) * time.Microsecond
+		if elapsed >= p.Window { // a window that is not a whole number of µs
+			elapsed = p.Window - 1
+		}
+		ws[i] = ratelimit.Window{Previous: v[0], Current: v[1], Elapsed: elapsed, Index: v[3]}
+	}
+	return nil
 }
 
 // trip switches to the fallback after err and starts the probe, once.
@@ -363,7 +533,9 @@ func (s *Store) probe() {
 		}
 		// Same path and timeout as a request: a Redis too slow for requests
 		// must not be declared healthy.
-		_, err := s.take(context.Background(), probePolicy, s.probeKey, 0)
+		var ws [1]ratelimit.Window
+		_, err := s.runTake(context.Background(), []string{s.probeKey},
+			[]any{0, windowMicros(probePolicy.Window), probePolicy.Limit}, []ratelimit.Policy{probePolicy}, ws[:])
 		if err != nil {
 			continue
 		}

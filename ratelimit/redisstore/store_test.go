@@ -225,7 +225,7 @@ func TestTakeRejectsBadInput(t *testing.T) {
 	}{
 		{"zero limit", ratelimit.Policy{Limit: 0, Window: time.Second}, 1, ratelimit.ErrInvalidPolicy},
 		{"negative window", ratelimit.Policy{Limit: 1, Window: -time.Second}, 1, ratelimit.ErrInvalidPolicy},
-		{"negative n", ratelimit.Policy{Limit: 1, Window: time.Second}, -1, errNegativeN},
+		{"negative n", ratelimit.Policy{Limit: 1, Window: time.Second}, -1, ratelimit.ErrInvalidN},
 	}
 	for _, tt := range tests {
 		_, err := s.Take(ctx, tt.p, "k", time.Time{}, tt.n)
@@ -378,6 +378,20 @@ type errStore struct{ err error }
 func (e errStore) Take(context.Context, ratelimit.Policy, string, time.Time, int) (ratelimit.Window, error) {
 	return ratelimit.Window{}, e.err
 }
+
+func (e errStore) TakeAll(context.Context, []ratelimit.Policy, string, time.Time, int, []ratelimit.Window) (bool, error) {
+	return false, e.err
+}
+
+func (e errStore) Refund(context.Context, []ratelimit.Policy, string, int, []ratelimit.Window) error {
+	return e.err
+}
+
+func (e errStore) Peek(context.Context, []ratelimit.Policy, string, time.Time, []ratelimit.Window) error {
+	return e.err
+}
+
+func (e errStore) Reset(context.Context, []ratelimit.Policy, string) error { return e.err }
 
 func TestCallerContextDoneIsNotAnOutage(t *testing.T) {
 	r := testenv.StartRedis(t)
