@@ -184,12 +184,6 @@ func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
 	for _, w := range ws {
 		allowed = allowed && w.Allowed
 	}
-	if allowed {
-		// decide counts Remaining after a take: a peek has taken nothing.
-		for i := range ws {
-			ws[i].Current++
-		}
-	}
 	d, _ := decideAll(l.policies, ws, 1, allowed)
 	return d, nil
 }
@@ -314,7 +308,7 @@ func (l *Limiter) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			ps[i].Limit = l.limitFunc(r, l.policies[i])
 		}
 		limits[i] = ps[i].Limit
-		if n < 1 || n > ps[i].Limit {
+		if n < 1 || n > ps[i].Limit || ps[i].Limit > MaxLimit {
 			l.fnFailed(w, r, fmt.Errorf("%w: policy %q: limit %d, cost %d", errFunc, ps[i].Name, ps[i].Limit, n))
 			return
 		}

@@ -198,7 +198,8 @@ func WithPolicy(name string, limit int, window time.Duration) Option {
 // and [Decision.Limit] show the request's limit; [Limiter.Peek] and
 // [Limiter.AllowN], which have no request, use the configured ones.
 //
-// A limit < 1 (or below the request's cost) is a bug in fn: the request
+// A limit < 1, above [MaxLimit] or below the request's cost is a bug in
+// fn: the request
 // is answered 500, never passed on uncounted, and the error is logged at
 // most once per 10s (see [WithLogger]). A nil fn is an error from [New].
 func WithLimitFunc(fn func(r *http.Request, p Policy) int) Option {

@@ -23,14 +23,22 @@ type Policy struct {
 }
 
 // ErrInvalidPolicy is returned by stores for a Policy with Limit ≤ 0 or
-// Window ≤ 0, and wrapped by [New] for the same configuration.
+// above MaxLimit, or Window ≤ 0, and wrapped by [New] for the same
+// configuration.
 var ErrInvalidPolicy = errors.New("ratelimit: invalid policy")
+
+// MaxLimit is the largest limit of a Policy: counts fit in 32 bits in
+// every store (a MemoryStore slot holds two), and a count never passes
+// its limit, so no count saturates into a bypass.
+const MaxLimit = math.MaxInt32
 
 // Valid reports an error wrapping [ErrInvalidPolicy] when p cannot be used.
 func (p Policy) Valid() error {
 	switch {
 	case p.Limit <= 0:
 		return errors.Join(ErrInvalidPolicy, errors.New("ratelimit: limit must be > 0"))
+	case p.Limit > MaxLimit:
+		return errors.Join(ErrInvalidPolicy, errors.New("ratelimit: limit must be at most 2147483647"))
 	case p.Window <= 0:
 		return errors.Join(ErrInvalidPolicy, errors.New("ratelimit: window must be > 0"))
 	}

@@ -414,10 +414,21 @@ func TestHeadersGolden(t *testing.T) {
 		}
 		return h
 	}
+	draft6 := func(remaining, reset string) http.Header {
+		return http.Header{"Slow-Down-Policy": {"2;w=60"}, "Slow-Down-Limit": {"2"}, "Slow-Down-Remaining": {remaining}, "Slow-Down-Reset": {reset}}
+	}
+	draft7 := func(v string) http.Header {
+		return http.Header{"Slow-Down-Policy": {"2;w=60"}, "Slow-Down": {v}}
+	}
 	tests := []struct {
 		style ratelimit.HeaderStyle
 		want  []http.Header // for requests 1, 2, …
 	}{
+		{ratelimit.HeadersDraft6, []http.Header{
+			draft6("1", "120"), draft6("0", "120"), draft6("0", "119"), draft6("0", "117")}},
+		{ratelimit.HeadersDraft7, []http.Header{
+			draft7("limit=2, remaining=1, reset=120"), draft7("limit=2, remaining=0, reset=120"),
+			draft7("limit=2, remaining=0, reset=119"), draft7("limit=2, remaining=0, reset=117")}},
 		{ratelimit.HeadersIETF, []http.Header{
 			ietf(`"slow";r=1;t=120`), ietf(`"slow";r=0;t=120`), ietf(`"slow";r=0;t=119`), ietf(`"slow";r=0;t=117`)}},
 		{ratelimit.HeadersLegacy, []http.Header{legacy("1"), legacy("0"), legacy("0"), legacy("0")}},

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shipshape-go/shipshape/internal/storetest"
 	"github.com/shipshape-go/shipshape/internal/testenv"
 	"github.com/shipshape-go/shipshape/ratelimit"
 )
@@ -201,4 +202,22 @@ func TestCrossProcessChild(t *testing.T) {
 	wg.Wait()
 	require.False(t, s.Degraded(), "child used its fallback")
 	fmt.Printf("admitted=%d\n", admitted.Load())
+}
+
+// TestConformanceOnCluster runs the Store suite on a 3-node Redis Cluster:
+// a take, refund, peek or reset under several policies is one script or
+// command on the one slot of the client's hash tag (a CROSSSLOT error
+// would send it to the fallback, which the suite's cleanup catches).
+func TestConformanceOnCluster(t *testing.T) {
+	cl := testenv.StartRedisCluster(t)
+	storetest.Run(t, func(t *testing.T) ratelimit.Store {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+		t.Cleanup(func() { c.Close() })
+		require.NoError(t, c.ForEachMaster(ctxT(t), func(ctx context.Context, m *redis.Client) error {
+			return m.FlushDB(ctx).Err()
+		}))
+		s := newStore(t, c, WithTimeout(10*time.Second))
+		t.Cleanup(func() { assert.False(t, s.Degraded(), "Redis Cluster answered every call") })
+		return s
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shipshape-go/shipshape/internal/storetest"
 	"github.com/shipshape-go/shipshape/internal/testenv"
 	"github.com/shipshape-go/shipshape/ratelimit"
 )
@@ -403,4 +404,22 @@ func TestCallerContextDoneIsNotAnOutage(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.True(t, strings.HasPrefix(err.Error(), "redisstore: "), "error %q: want the package prefix", err)
 	assert.False(t, s.Degraded(), "a cancelled caller must not switch the store to the fallback")
+}
+
+// TestConformance runs the suite every ratelimit.Store passes against
+// real Redis, with a client that honours deadlines and one that does not
+// (the goroutine guard).
+func TestConformance(t *testing.T) {
+	r := testenv.StartRedis(t)
+	for _, guard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("guard=%v", guard), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) ratelimit.Store {
+				c := newClient(t, r.Addr, func(o *redis.Options) { o.ContextTimeoutEnabled = !guard })
+				require.NoError(t, c.FlushDB(ctxT(t)).Err())
+				s := newStore(t, c, WithTimeout(5*time.Second))
+				t.Cleanup(func() { assert.False(t, s.Degraded(), "Redis answered every call") })
+				return s
+			})
+		})
+	}
 }
