@@ -27,6 +27,22 @@ func BenchmarkMemoryStoreTake(b *testing.B) {
 	for _, nkeys := range []int{100_000, 10_000} {
 		b.Run("keys="+strconv.Itoa(nkeys), func(b *testing.B) { benchmarkMemoryStoreTake(b, nkeys) })
 	}
+	// One key taken from every core: the shard's lock and the key's slot
+	// bounce between the cores.
+	b.Run("hot", func(b *testing.B) {
+		s := newMemoryStore(b)
+		p := Policy{Name: "default", Limit: 1 << 30, Window: time.Minute}
+		now := time.Now()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			ctx := context.Background()
+			for pb.Next() {
+				if _, err := s.Take(ctx, p, "192.0.2.7", now, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 	b.Run("flood", func(b *testing.B) {
 		s := newMemoryStore(b, WithMaxKeys(100_000))
 		p := Policy{Name: "default", Limit: 5, Window: time.Minute}

@@ -32,6 +32,33 @@
 // limit when the previous window's requests all came at its end), and
 // under a steady overload about limit−1 per window.
 //
+// # Policies, costs and limits per request
+//
+// [WithPolicy] adds policies that every request must also fit (a burst and
+// a sustained limit on one route); a request is counted in all of them or
+// in none, in one atomic step of the store. [WithCost] makes a request
+// cost more than one (a bulk endpoint), and [WithLimitFunc] gives each
+// request its limit (a plan's quota). Counts are kept per policy and key,
+// never per limit: the limit applies when a request is decided, so a key
+// whose limit changes keeps its count. Headers, Retry-After and the
+// sliding-window bound follow the request's cost and limit.
+//
+// [WithCountOnly] counts only the responses that matter, such as failed
+// logins: each request is counted before it is passed on and given back
+// once its response shows it does not count, so concurrent requests never
+// exceed the limit together; a panic counts as a 500 and a client that
+// left as a 499. [Limiter.Peek] shows where a key stands without counting,
+// [Limiter.Reset] forgets it (after a successful login, to unblock a
+// client).
+//
+// # Headers
+//
+// [WithHeaders] picks the fields: the IETF draft-10 RateLimit-Policy and
+// RateLimit lists (the default, and the one to pick: named policies,
+// several on one response), express-rate-limit's draft-6 and draft-7
+// fields for clients written for them, GitHub's X-RateLimit-* trio, both
+// of the first and the last, or none.
+//
 // # Keys
 //
 // [KeyByIP] (the default) counts per client IP: the address chi's
@@ -67,5 +94,6 @@
 // the limit.
 //
 // Examples: [ExampleNew], [ExampleLimiter_Handler], [ExampleKeys],
-// [ExampleKeyFunc_perUser], [ExampleWithProblemWriter].
+// [ExampleKeyFunc_perUser], [ExampleWithProblemWriter], [ExampleWithPolicy],
+// [ExampleWithLimitFunc], [ExampleWithCountOnly].
 package ratelimit

@@ -189,3 +189,101 @@ func ExampleWithProblemWriter() {
 	// 429 true application/json
 	// 429 true true
 }
+
+// Login brute force: only failed attempts count, concurrent ones
+// included, and a successful login clears the client's count.
+func ExampleWithCountOnly() {
+	limiter, err := ratelimit.New(3, 15*time.Minute, ratelimit.WithName("login"),
+		ratelimit.WithCountOnly(func(status int) bool { return status >= 400 }))
+	if err != nil {
+		panic(err)
+	}
+	login := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("password") != "correct horse" {
+			http.Error(w, "wrong password", http.StatusUnauthorized)
+			return
+		}
+		// A successful login also forgets the failures before it.
+		if err := limiter.Reset(r.Context(), "192.0.2.1"); err != nil {
+			panic(err)
+		}
+		fmt.Fprintln(w, "welcome")
+	})
+	h := limiter.Handler(login)
+	try := func(password string) int {
+		req := httptest.NewRequest(http.MethodPost, "/login?password="+password, nil)
+		req.RemoteAddr = "192.0.2.1:4711"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	fmt.Println(try("a"), try("b"), try("correct+horse"), try("c"), try("d"), try("e"), try("f"))
+	// Output:
+	// 401 401 200 401 401 401 429
+}
+
+// A burst and a sustained limit on one route: a request must fit both and
+// is counted in both or neither.
+func ExampleWithPolicy() {
+	limiter, err := ratelimit.New(2, time.Second, ratelimit.WithName("burst"),
+		ratelimit.WithPolicy("hour", 1000, time.Hour))
+	if err != nil {
+		panic(err)
+	}
+	h := limiter.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for range 3 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = "192.0.2.1:4711"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Println(rec.Code, rec.Header().Get("RateLimit-Policy"))
+	}
+	d, err := limiter.Peek(context.Background(), "192.0.2.1")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(d.Policy, d.Allowed)
+	// Output:
+	// 200 "burst";q=2;w=1, "hour";q=1000;w=3600
+	// 200 "burst";q=2;w=1, "hour";q=1000;w=3600
+	// 429 "burst";q=2;w=1, "hour";q=1000;w=3600
+	// burst false
+}
+
+// A limit per plan and a cost per endpoint: a bulk import costs 10 of a
+// plan's requests.
+func ExampleWithLimitFunc() {
+	limiter, err := ratelimit.New(20, time.Minute, ratelimit.WithName("api"), ratelimit.WithHeaders(ratelimit.HeadersDraft7),
+		ratelimit.WithLimitFunc(func(r *http.Request, p ratelimit.Policy) int {
+			if r.Header.Get("X-Plan") == "pro" { // set by your authentication, never by the client
+				return 10 * p.Limit
+			}
+			return p.Limit
+		}),
+		ratelimit.WithCost(func(r *http.Request) int {
+			if r.URL.Path == "/import" {
+				return 10
+			}
+			return 1
+		}))
+	if err != nil {
+		panic(err)
+	}
+	h := limiter.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, c := range []struct{ plan, path, addr string }{
+		{"free", "/import", "192.0.2.1:1"}, {"free", "/import", "192.0.2.1:1"}, {"free", "/items", "192.0.2.1:1"},
+		{"pro", "/import", "192.0.2.2:1"},
+	} {
+		req := httptest.NewRequest(http.MethodPost, c.path, nil)
+		req.RemoteAddr = c.addr
+		req.Header.Set("X-Plan", c.plan)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Println(rec.Code, strings.Split(rec.Header().Get("RateLimit"), ", reset")[0])
+	}
+	// Output:
+	// 200 limit=20, remaining=10
+	// 200 limit=20, remaining=0
+	// 429 limit=20, remaining=0
+	// 200 limit=200, remaining=190
+}

@@ -72,6 +72,11 @@ func ipKey(r *http.Request, v4Bits, v6Bits int) (string, error) {
 	ip := middleware.GetClientIPAddr(r.Context())
 	if !ip.IsValid() {
 		host, ok := remoteHost(r.RemoteAddr)
+		if ok && v4Bits == 32 && canonicalIPv4(host) {
+			// The common case, keyed by the substring: no parse, no
+			// formatting.
+			return host, nil
+		}
 		if ok {
 			var err error
 			ip, err = netip.ParseAddr(host)
@@ -102,6 +107,34 @@ func ipKey(r *http.Request, v4Bits, v6Bits int) (string, error) {
 		return "", err
 	}
 	return p.String(), nil
+}
+
+// canonicalIPv4 reports whether s is an IPv4 address in the canonical
+// dotted-decimal form netip.Addr.String writes: four decimal octets of at
+// most 255 without leading zeros. Anything else (IPv6, a mapped address,
+// a zone, a name, garbage) goes through netip.
+func canonicalIPv4(s string) bool {
+	octets, val, digits := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits > 0 && val == 0 { // a leading zero
+				return false
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return false
+			}
+		case c == '.' && digits > 0 && octets < 3:
+			octets++
+			val, digits = 0, 0
+		default:
+			return false
+		}
+	}
+	return octets == 3 && digits > 0
 }
 
 // remoteHost returns the host part of a RemoteAddr ("1.2.3.4:5",

@@ -43,14 +43,25 @@
 // once; past that, 503 with Retry-After, written by a problem.Writer
 // ([WithProblemWriter]) so that a service keeps its own error format.
 //
+// # Per request
+//
+// [WithAfterFunc] gives each request its threshold (a plan's allowance);
+// counts are kept per key whatever the threshold. [WithCountOnly] counts
+// only the responses that matter (failed logins), as
+// ratelimit.WithCountOnly does: every request is counted before it is
+// passed on and given back afterwards when it does not count.
+// [Delayer.Delay] is the same count for callers outside HTTP.
+//
 // # Headers
 //
 // [WithHeaders] takes the same styles as ratelimit.WithHeaders: the
-// Delayer's items in the IETF RateLimit lists, beside the Limiter's, and
-// its own X-Slow-Down-Limit, -Remaining and -Reset for the legacy style.
+// Delayer's items in the IETF RateLimit lists, beside the Limiter's; for
+// the styles whose fields describe a single policy, fields of its own,
+// the Limiter's with RateLimit replaced by Slow-Down (X-Slow-Down-Limit,
+// Slow-Down-Remaining, Slow-Down: limit=…, …).
 //
-// Examples: [Example], [ExampleDelayer_Delay], [ExampleWithDelayFunc],
-// [ExampleWithHeaders].
+// Examples: [Example], [ExampleDelayer_Delay], [ExampleDelayer_Delay_worker],
+// [ExampleWithDelayFunc], [ExampleWithHeaders].
 package slowdown
 
 import (

@@ -132,3 +132,41 @@ func ExampleWithHeaders() {
 	// X-Slow-Down: 50 49
 	// X-RateLimit: 100 99
 }
+
+// Outside HTTP: a queue worker slows down a tenant that submits too many
+// jobs, waiting on a timer it abandons when its own context ends.
+func ExampleDelayer_Delay_worker() {
+	d, err := slowdown.New(2, time.Minute, slowdown.WithStep(10*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	run := func(ctx context.Context, tenant string, job int) error {
+		delay, err := d.Delay(ctx, tenant, time.Now())
+		if err != nil {
+			// The count is unknown: go on undelayed, as the Handler does.
+			delay = 0
+		}
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		fmt.Printf("job %d of %s ran after %v\n", job, tenant, delay)
+		return nil
+	}
+	for job := 1; job <= 4; job++ {
+		if err := run(ctx, "tenant-a", job); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// job 1 of tenant-a ran after 0s
+	// job 2 of tenant-a ran after 0s
+	// job 3 of tenant-a ran after 10ms
+	// job 4 of tenant-a ran after 20ms
+}

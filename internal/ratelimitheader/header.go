@@ -188,8 +188,15 @@ func NewPolicy(style Style, names Names, quotas ...Quota) Policy {
 // once, before any string refers to it, and never again. The IETF style
 // of one quota, the common case, uses the smaller ietfVals.
 type vals struct {
-	vals [7]string
-	buf  [128]byte
+	vals [5]string
+	buf  [96]byte
+}
+
+// bigVals is vals for several quotas or a response's own limits, whose
+// policy field is formatted per response.
+type bigVals struct {
+	vals [5]string
+	buf  [160]byte
 }
 
 type ietfVals struct {
@@ -231,12 +238,21 @@ func (p *Policy) Set(h http.Header, limits []int, i, remaining int, reset time.D
 	if !static {
 		limit = limits[i]
 	}
-	v := new(vals)
-	b := v.buf[:0]
-	var spans [7][2]int // start and end in b of the value v.vals[k], when formatted
+	var vs []string
+	var buf []byte
+	if static && len(p.quotas) == 1 {
+		v := new(vals)
+		vs, buf = v.vals[:], v.buf[:]
+	} else {
+		v := new(bigVals)
+		vs, buf = v.vals[:], v.buf[:]
+	}
+	b := buf[:0]
+	var spans [5][2]int // start and end in b of the value vs[k], when formatted
 	mark := func(k int, start int) { spans[k] = [2]int{start, len(b)} }
 	const (
-		item, policy, lim, rem, rst, draft7 = 0, 1, 2, 3, 4, 5
+		// draft7 shares item's slot: a style has one or the other.
+		item, policy, lim, rem, rst, draft7 = 0, 1, 2, 3, 4, 0
 	)
 	ietf := p.style == IETF || p.style == Both
 	legacy := p.style == Legacy || p.style == Both
@@ -285,23 +301,23 @@ func (p *Policy) Set(h http.Header, limits []int, i, remaining int, reset time.D
 		b = append(b, b[spans[rst][0]:spans[rst][1]]...)
 		mark(draft7, start)
 	}
-	str := bufString(b, v.buf[:])
+	str := bufString(b, buf)
 	for k := range spans {
 		if spans[k][1] > spans[k][0] {
-			v.vals[k] = str[spans[k][0]:spans[k][1]]
+			vs[k] = str[spans[k][0]:spans[k][1]]
 		}
 	}
 	if static {
 		if ietf {
-			v.vals[policy] = p.ietfPolicy
+			vs[policy] = p.ietfPolicy
 		} else {
-			v.vals[policy] = p.draftPolicy
+			vs[policy] = p.draftPolicy
 		}
-		if v.vals[lim] == "" {
-			v.vals[lim] = p.limitValue[i]
+		if vs[lim] == "" {
+			vs[lim] = p.limitValue[i]
 		}
 	}
-	one := func(k int) []string { return v.vals[k : k+1 : k+1] }
+	one := func(k int) []string { return vs[k : k+1 : k+1] }
 	if ietf {
 		add(h, PolicyKey, one(policy))
 		add(h, RateLimitKey, one(item))
@@ -386,7 +402,12 @@ func bufString(b, buf []byte) string {
 // add adds the one value in v to h[key]: as the whole slice when the
 // field is not set yet (no allocation), else appended, so that the items
 // of another policy stay in the structured-field list beside this one.
+// An empty header, a fresh response's, needs no look-up first.
 func add(h http.Header, key string, v []string) {
+	if len(h) == 0 {
+		h[key] = v
+		return
+	}
 	if old := h[key]; len(old) > 0 {
 		h[key] = append(old, v[0])
 		return
