@@ -1,57 +1,55 @@
 //go:build unix
 
-// Package shmring is a ring of records in memory shared by two processes:
-// the goroutines of one process (a cluster worker) append records, and one
-// other process (the supervisor) drains them. It is the log path that a
-// crash of the writing process cannot lose: a record is in memory the
-// other process holds from the moment [Writer.Write] returns, without a
-// system call per record.
+// Package shmring is a ring of log lines in memory shared by two
+// processes: the goroutines of one process (a cluster worker) append
+// records of whole lines, and one other process (the supervisor) drains
+// them into a file. It is the log path that a crash of the writing process
+// cannot lose: a record is in memory the other process holds from the
+// moment [Writer.Write] returns, without a system call per record.
 //
 // # Layout
 //
 // The mapping is a header page followed by the data area, whose size is a
 // power of two. The header holds, each on its own cache line so that the
-// writer and the reader do not share one: head (the position after the last
-// reserved record, written by the writer), tail (the position after the
-// last record drained, written by the reader), armed (the reader wants a
+// writer and the reader do not share one: head (the position after the
+// last record written, and the writer's lock), tail (the position after
+// the last byte drained, written by the reader), armed (the reader wants a
 // wake-up) and dropped (records the writer gave up on). Positions are
-// absolute byte offsets that only grow (a uint64 does not wrap in the life
-// of a process); a position's place in the data area is the position
-// modulo the size.
-//
-// A record is an 8-byte header word and the payload, padded to 8 bytes;
-// the header word never straddles the end of the data area, the payload
-// may (it is copied in two pieces). The header word holds the payload's
-// length and a committed bit.
+// absolute byte offsets that only grow (63 bits do not wrap in the life of
+// a process); a position's place in the data area is the position modulo
+// the size. The data area holds the records' bytes back to back, as they
+// go to the file: a record is one or more whole lines, and the Writer
+// ends one that does not end in a newline with one.
 //
 // # Writing, and what a crash leaves
 //
-// A Writer reserves a record under a mutex of its process: it stores the
-// header word (length, not committed) and then advances head. It copies
-// the payload after it released the mutex and then sets the committed bit,
-// so that goroutines copy their records at the same time. The two stores
-// of the reservation are ordered, and sync/atomic's operations are
-// sequentially consistent, so a reader that sees head past a record sees
-// its header word: every record below head has its length, whatever
-// moment the process died at. A process killed between a reservation and
-// its commit leaves a record that is reserved and never committed (torn):
-// the reader skips it by its length after the writer is gone
-// ([Reader.Drain] with final set) and goes on with the committed records
-// after it. While the writer lives, the reader stops at a record not yet
-// committed and takes it at the next drain.
+// A Writer takes the lock, the top bit of head, with a compare-and-swap;
+// copies the record after head; and stores the new head, which publishes
+// the record and releases the lock in one atomic store. Everything below
+// head is therefore whole, whatever moment the writing process died at: a
+// process killed in the middle of a copy leaves its bytes beyond head,
+// where the reader never looks, and the lock bit set, which the reader
+// ignores (and reports, see [Reader.Interrupted]). There is no torn record
+// to detect: a record is in the ring whole or not at all, and the reader
+// needs no per-record framing, so it hands the file the bytes where they
+// lie, without copying them.
 //
-// The mutex is the writing process's own: the reader never takes it, so a
-// writer that dies holding it blocks nobody. Records are read in the order
-// they were reserved.
+// Copies are serialised by the lock, as the writers of a log are anyway
+// (a slog handler writes under a mutex of its own). The lock costs one
+// compare-and-swap, as a sync.Mutex would, and a dead process holds it
+// against nobody: the reader never takes it. Goroutines that find it taken
+// queue on a sync.Mutex of the Writer, so that one at a time spins on the
+// bit, yielding its processor between tries (the holder may have been
+// preempted in the middle of its copy), while the others sleep.
 //
 // # A full ring
 //
-// A Write that does not fit waits for the reader up to the Writer's wait
-// bound, waking it through the bell (see below), and then gives up: it
-// counts the record in dropped (which the reader reports) and returns
-// [ErrFull]. While the ring stays as full as when a write gave up (the
-// reader has freed nothing since), later writes give up at once instead
-// of each waiting the bound again.
+// A Write that does not fit releases the lock and waits for the reader up
+// to the Writer's wait bound, waking it through the bell (see below), and
+// then gives up: it counts the record in dropped (which the reader
+// reports) and returns [ErrFull]. While the ring stays as full as when a
+// write gave up (the reader has freed nothing since), later writes give up
+// at once instead of each waiting the bound again.
 //
 // # The bell
 //
@@ -63,16 +61,21 @@
 //
 // # Memory
 //
-// The mapping is reached only through sync/atomic operations on its
-// 8-byte words (header words, head, tail, counters) and copies of payload
-// bytes that those operations order; no Go pointer is ever stored in it.
-// The reader trusts nothing it reads there: a length or head that cannot
-// be right makes [Reader.Drain] return [ErrCorrupt], never read out of
-// bounds. On Linux the data area is a sealed memfd whose size the writer
-// cannot change, so the reader's mapping cannot be cut under it.
+// The shared words (head, tail, armed, dropped) are reached only through
+// sync/atomic operations on the mapping, and those operations order the
+// plain copies of the records: the writer's copy comes before its atomic
+// store of head, and the reader reads only what is below the head it
+// loaded; the reader is done with those bytes before its store of tail,
+// below which the writer then reuses the space. No Go pointer is ever
+// stored in the mapping. The reader trusts nothing it reads there: a head
+// behind the tail or more than a ring ahead makes [Reader.Drain] return
+// [ErrCorrupt], never read out of bounds. On Linux the file is a sealed
+// memfd whose size the writing process cannot change, so the reader's
+// mapping cannot be cut under it.
 package shmring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -94,8 +97,8 @@ var (
 	// the ring at all; it is counted in [Ring.Dropped].
 	ErrTooLarge = errors.New("shmring: record larger than the ring; record dropped")
 	// ErrCorrupt is returned by Drain when the ring holds what no Writer
-	// writes: a head behind the tail or too far ahead, a length that does
-	// not fit. Nothing more is read from such a ring.
+	// writes: a head behind the tail or more than a ring ahead of it.
+	// Nothing more is read from such a ring.
 	ErrCorrupt = errors.New("shmring: ring corrupted")
 )
 
@@ -116,19 +119,14 @@ const (
 	offDropped = 256
 	headerSize = 4096 // one page: the data area starts page-aligned
 
-	wordSize  = 8
-	lenMask   = 1<<32 - 1
-	committed = 1 << 32
-	// MaxRecord is the largest payload of one record; the ring must be
-	// bigger still (a record takes its length plus 8 bytes, padded to 8).
-	MaxRecord = lenMask
+	lockBit = 1 << 63 // of head: a writer is copying a record
 )
 
 // Ring is a mapping of a ring. The writing process makes a [Writer] on it,
 // the reading process a [Reader]; Close unmaps it.
 type Ring struct {
 	mem     []byte // the whole mapping
-	data    []byte // mem[headerSize:]
+	data    []byte // the data area
 	size    uint64 // len(data), a power of two
 	mask    uint64
 	head    *atomic.Uint64
@@ -162,10 +160,9 @@ func Create(name string, size int) (*os.File, *Ring, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	(*atomic.Uint64)(unsafe.Pointer(&r.mem[offSize])).Store(uint64(size))
+	r.word64(offSize).Store(uint64(size))
 	r.armed.Store(1)
-	// The magic last: a ring is valid once it is set.
-	(*atomic.Uint64)(unsafe.Pointer(&r.mem[offMagic])).Store(magic)
+	r.word64(offMagic).Store(magic) // last: a ring is valid once it is set
 	r.setSize(uint64(size))
 	return f, r, nil
 }
@@ -185,8 +182,7 @@ func Map(f *os.File) (*Ring, error) {
 		return nil, err
 	}
 	size := uint64(total - headerSize)
-	if (*atomic.Uint64)(unsafe.Pointer(&r.mem[offMagic])).Load() != magic ||
-		(*atomic.Uint64)(unsafe.Pointer(&r.mem[offSize])).Load() != size {
+	if r.word64(offMagic).Load() != magic || r.word64(offSize).Load() != size {
 		r.Close()
 		return nil, fmt.Errorf("shmring: %s is not a ring", f.Name())
 	}
@@ -209,12 +205,17 @@ func mapFile(f *os.File, total int) (*Ring, error) {
 	if merr != nil {
 		return nil, fmt.Errorf("shmring: mmap: %w", merr)
 	}
-	r := &Ring{mem: mem, data: mem[headerSize:]}
-	r.head = (*atomic.Uint64)(unsafe.Pointer(&mem[offHead]))
-	r.tail = (*atomic.Uint64)(unsafe.Pointer(&mem[offTail]))
+	r := &Ring{mem: mem}
+	r.head = r.word64(offHead)
+	r.tail = r.word64(offTail)
 	r.armed = (*atomic.Uint32)(unsafe.Pointer(&mem[offArmed]))
-	r.dropped = (*atomic.Uint64)(unsafe.Pointer(&mem[offDropped]))
+	r.dropped = r.word64(offDropped)
 	return r, nil
+}
+
+// word64 is the shared word at offset off of the header page.
+func (r *Ring) word64(off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&r.mem[off]))
 }
 
 // setSize sets the size this process uses, which it never reads again from
@@ -244,97 +245,104 @@ func (r *Ring) Close() error {
 	return nil
 }
 
-// word is the 8-byte word at pos (a multiple of 8).
-func (r *Ring) word(pos uint64) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&r.data[pos&r.mask]))
-}
-
-// recordSize is the space a record of n payload bytes takes.
-func recordSize(n int) uint64 {
-	return wordSize + (uint64(n)+wordSize-1)&^(wordSize-1)
-}
-
 // Writer appends records to a ring; it is safe for concurrent use by the
-// goroutines of one process. Use one Writer per ring: the reservation
-// mutex is the Writer's.
+// goroutines of one process. Use one Writer per ring in one process.
 type Writer struct {
 	r    *Ring
 	bell int // write end of the reader's bell (non-blocking), or -1
 	wait time.Duration
-
-	mu      sync.Mutex
-	head    uint64 // the ring's head; only this Writer changes it
-	stalled uint64 // tail+1 when a write last gave up on a full ring; 0: none
+	// stalled is tail+1 when a write last gave up on a full ring; 0: none.
+	stalled atomic.Uint64
+	mu      sync.Mutex // queues the goroutines that found the lock taken
 }
 
 // bellByte is what a Writer writes to the bell.
 var bellByte = [1]byte{1}
 
 // NewWriter returns the Writer of r. bell is the write end of the reader's
-// bell, opened non-blocking, or nil; wait bounds how long a Write waits
-// for room in a full ring (0: it gives up at once).
+// bell, non-blocking when os.NewFile wrapped it (so that Fd leaves it so),
+// or nil; wait bounds how long a Write waits for room in a full ring (0:
+// it gives up at once).
 func NewWriter(r *Ring, bell *os.File, wait time.Duration) *Writer {
-	w := &Writer{r: r, bell: -1, wait: wait, head: r.head.Load()}
+	w := &Writer{r: r, bell: -1, wait: wait}
 	if bell != nil {
-		// The descriptor was non-blocking when it was wrapped by
-		// os.NewFile, so Fd leaves it so.
 		w.bell = int(bell.Fd())
 	}
 	return w
 }
 
-// Write appends p to the ring as one record; the reader gets it back whole
-// or, if the process dies while it is copied, not at all. It returns
-// [ErrFull] when the ring stayed full for the wait bound and [ErrTooLarge]
-// when p can never fit; both drop the record and count it in
-// [Ring.Dropped]. An empty p writes nothing.
+// Write appends p to the ring as one record, followed by a newline unless
+// p ends in one: the reader gets it whole or, if the process dies while it
+// is copied, not at all. It returns [ErrFull] when the ring stayed full
+// for the wait bound and [ErrTooLarge] when p can never fit (it needs the
+// size of the ring, less one byte for a missing newline); both drop the
+// record and count it in [Ring.Dropped]. An empty p writes nothing.
 func (w *Writer) Write(p []byte) (int, error) {
 	n := len(p)
 	if n == 0 {
 		return 0, nil
 	}
 	r := w.r
-	rec := recordSize(n)
-	if uint64(n) > MaxRecord || rec > r.size {
+	need := uint64(n)
+	nl := p[n-1] != '\n'
+	if nl {
+		need++
+	}
+	if need > r.size {
 		r.dropped.Add(1)
 		return 0, ErrTooLarge
 	}
-	w.mu.Lock()
-	h := w.head
+	h := w.lock()
 	t := r.tail.Load()
-	if h+rec-t > r.size {
+	if h+need-t > r.size {
+		r.head.Store(h) // unlock, and wait for room without the lock
 		var err error
-		if t, err = w.waitLocked(h, rec); err != nil {
-			w.mu.Unlock()
+		if h, t, err = w.waitRoom(need); err != nil {
 			r.dropped.Add(1)
 			return 0, err
 		}
 	}
-	hw := r.word(h)
-	hw.Store(uint64(n)) // reserved: the length, before head covers it
-	w.head = h + rec
-	r.head.Store(h + rec)
-	w.mu.Unlock()
-
-	off := (h + wordSize) & r.mask
+	off := h & r.mask
 	if c := copy(r.data[off:], p); c < n {
 		copy(r.data, p[c:])
 	}
-	hw.Store(uint64(n) | committed)
-	if h+rec-t > r.size/2 {
+	if nl {
+		r.data[(h+uint64(n))&r.mask] = '\n'
+	}
+	r.head.Store(h + need) // publishes the record and unlocks
+	if h+need-t > r.size/2 {
 		w.ring()
 	}
 	return n, nil
 }
 
-// waitLocked waits, holding w.mu, until rec bytes from h fit, and returns
-// the tail then; it gives up after the wait bound, or at once when an
+// lock takes the lock bit of head and returns head. A goroutine that finds
+// it taken queues on a mutex of the Writer, so that one of them at a time
+// spins on the bit (yielding its processor between tries: the holder may
+// have been preempted in its copy) and the others sleep.
+func (w *Writer) lock() uint64 {
+	if h := w.r.head.Load(); h&lockBit == 0 && w.r.head.CompareAndSwap(h, h|lockBit) {
+		return h
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := 0; ; i++ {
+		if h := w.r.head.Load(); h&lockBit == 0 && w.r.head.CompareAndSwap(h, h|lockBit) {
+			return h
+		}
+		if i >= 10 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// waitRoom waits until need bytes fit and returns, holding the lock, head
+// and the tail then. It gives up after the wait bound, or at once when an
 // earlier write gave up and the reader has freed nothing since.
-func (w *Writer) waitLocked(h, rec uint64) (uint64, error) {
+func (w *Writer) waitRoom(need uint64) (uint64, uint64, error) {
 	r := w.r
-	t := r.tail.Load()
-	if w.stalled == t+1 {
-		return 0, ErrFull
+	if w.stalled.Load() == r.tail.Load()+1 {
+		return 0, 0, ErrFull
 	}
 	w.ring()
 	deadline := time.Now().Add(w.wait)
@@ -344,106 +352,124 @@ func (w *Writer) waitLocked(h, rec uint64) (uint64, error) {
 			runtime.Gosched()
 		} else {
 			time.Sleep(min(sleep, time.Until(deadline)))
-			sleep = min(2*sleep, time.Millisecond)
+			sleep = min(2*sleep, 200*time.Microsecond)
 		}
-		if t = r.tail.Load(); h+rec-t <= r.size {
-			w.stalled = 0
-			return t, nil
+		if t := r.tail.Load(); r.head.Load()&^lockBit+need-t <= r.size {
+			h := w.lock()
+			if t = r.tail.Load(); h+need-t <= r.size {
+				w.stalled.Store(0)
+				return h, t, nil
+			}
+			r.head.Store(h) // another writer took the room first
 		}
 		w.ring()
 		if !time.Now().Before(deadline) {
-			w.stalled = t + 1
-			return 0, ErrFull
+			w.stalled.Store(r.tail.Load() + 1)
+			return 0, 0, ErrFull
 		}
 	}
 }
 
 // ring wakes the reader if it armed the bell.
 func (w *Writer) ring() {
-	if w.bell >= 0 && w.r.armed.CompareAndSwap(1, 0) {
+	if w.bell >= 0 && w.r.armed.Load() == 1 && w.r.armed.CompareAndSwap(1, 0) {
 		// EAGAIN: the pipe is full of unread rings; the reader will wake.
 		_, _ = unix.Write(w.bell, bellByte[:])
+	}
+}
+
+// DieWriting takes the lock and copies the first half of a record of n
+// bytes, and never finishes: what a Writer leaves when its process is
+// killed in the middle of a copy. Every later Write waits for the lock
+// forever, so the process must be killed (or the Writer dropped) after it.
+// It is for the tests of readers, here and in the packages that use the
+// ring; n must fit in the ring as it is.
+func (w *Writer) DieWriting(n int) {
+	h := w.lock()
+	for i := range uint64(n / 2) {
+		w.r.data[(h+i)&w.r.mask] = 'x'
 	}
 }
 
 // Reader drains a ring. It is not safe for concurrent use: one goroutine
 // of one process drains a ring.
 type Reader struct {
-	r    *Ring
-	tail uint64
-	err  error
+	r       *Ring
+	tail    uint64
+	err     error
+	scratch []byte // a line across the end of the data area
 }
 
 // NewReader returns the Reader of r, which must be empty or drained only
 // by this Reader so far (the Ring of [Create]).
 func NewReader(r *Ring) *Reader { return &Reader{r: r, tail: r.tail.Load()} }
 
-// Stats is what one [Reader.Drain] took.
-type Stats struct {
-	Records int // committed records appended
-	Torn    int // records skipped, reserved by a writer that died before it committed them
-	Bytes   int // payload bytes appended
-}
-
-// Drain appends the payloads of the committed records from the read
-// position on to dst, in order, frees their space and arms the bell. It
-// stops at a record not committed yet, unless final is set: then the
-// writing process is gone and such a record is torn; Drain skips it and
-// goes on. It stops, too, before the payloads it appended would pass max
-// bytes (it always takes at least one record), so call it again while
-// Stats.Records > 0 to take everything. It returns [ErrCorrupt] (with what
-// it appended before) when the ring holds what no Writer writes, and then
-// on every later call.
-func (rd *Reader) Drain(dst []byte, max int, final bool) ([]byte, Stats, error) {
-	var st Stats
+// Drain hands fn, in order, the bytes written after the read position, in
+// chunks of whole lines: each chunk ends at a record's end or a newline,
+// and holds at most limit bytes unless a single line is longer. A chunk lies
+// in the ring (or, for a line across the end of the data area, in a buffer
+// of the Reader): fn must be done with it when it returns, and its space
+// is then the writer's again, whatever fn returned. Drain returns the
+// number of bytes handed over and arms the bell. It returns [ErrCorrupt]
+// when the ring holds what no Writer writes, and then on every later
+// call; the first error of fn stops it and is returned.
+func (rd *Reader) Drain(limit int, fn func(chunk []byte) error) (int, error) {
 	if rd.err != nil {
-		return dst, st, rd.err
+		return 0, rd.err
 	}
 	r := rd.r
-	t := rd.tail
-	h := r.head.Load()
-	if h < t || h-t > r.size || h%wordSize != 0 {
-		rd.err = fmt.Errorf("%w: head %d, tail %d, size %d", ErrCorrupt, h, t, r.size)
-		return dst, st, rd.err
+	h := r.head.Load() &^ lockBit
+	if h < rd.tail || h-rd.tail > r.size {
+		rd.err = fmt.Errorf("%w: head %d, tail %d, size %d", ErrCorrupt, h, rd.tail, r.size)
+		return 0, rd.err
 	}
-	for t < h {
-		hdr := r.word(t).Load()
-		n := hdr & lenMask
-		rec := recordSize(int(n))
-		if hdr&^(lenMask|committed) != 0 || n == 0 || rec > h-t {
-			rd.err = fmt.Errorf("%w: record header %#x at %d, head %d", ErrCorrupt, hdr, t, h)
-			break
-		}
-		if hdr&committed == 0 {
-			if !final {
-				break
-			}
-			st.Torn++
-			t += rec
-			continue
-		}
-		if st.Records > 0 && st.Bytes+int(n) > max {
-			break
-		}
-		off := (t + wordSize) & r.mask
-		end := off + n
-		if end <= r.size {
-			dst = append(dst, r.data[off:end]...)
-		} else {
-			dst = append(dst, r.data[off:]...)
-			dst = append(dst, r.data[:end-r.size]...)
-		}
-		st.Records++
-		st.Bytes += int(n)
-		t += rec
+	total := 0
+	var err error
+	for rd.tail < h && err == nil {
+		chunk := rd.next(h, uint64(max(limit, 1)))
+		err = fn(chunk)
+		total += len(chunk)
+		rd.tail += uint64(len(chunk))
+		r.tail.Store(rd.tail)
 	}
-	// The payloads are copied out: their space is the writer's again.
-	rd.tail = t
-	r.tail.Store(t)
 	r.armed.Store(1)
-	return dst, st, rd.err
+	return total, err
 }
 
-// Pending reports whether records are reserved beyond the read position:
-// a Drain now may have something to take.
-func (rd *Reader) Pending() bool { return rd.r.head.Load() != rd.tail }
+// next returns the chunk at the read position, below h.
+func (rd *Reader) next(h, max uint64) []byte {
+	r := rd.r
+	off := rd.tail & r.mask
+	avail := h - rd.tail
+	end := min(off+avail, r.size) // contiguous up to here
+	if end-off <= max && (end-off == avail || r.data[end-1] == '\n') {
+		return r.data[off:end] // up to h, or up to the end of the area on a line's end
+	}
+	if i := bytes.LastIndexByte(r.data[off:min(end, off+max)], '\n'); i >= 0 {
+		return r.data[off : off+uint64(i)+1]
+	}
+	// One line longer than max, or across the end of the area: up to its
+	// newline, or up to h (a record ends at a newline, but the ring is
+	// not to be trusted), through the scratch buffer when it wraps.
+	if i := bytes.IndexByte(r.data[off:end], '\n'); i >= 0 {
+		return r.data[off : off+uint64(i)+1]
+	}
+	if end-off == avail {
+		return r.data[off:end]
+	}
+	rest := r.data[:avail-(end-off)]
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i+1]
+	}
+	rd.scratch = append(append(rd.scratch[:0], r.data[off:end]...), rest...)
+	return rd.scratch
+}
+
+// Pending reports whether records are written beyond the read position:
+// a Drain now has something to take.
+func (rd *Reader) Pending() bool { return rd.r.head.Load()&^lockBit != rd.tail }
+
+// Interrupted reports whether a writer holds the lock: once the writing
+// process is gone, that it died in the middle of a record, which is not
+// in the ring.
+func (rd *Reader) Interrupted() bool { return rd.r.head.Load()&lockBit != 0 }

@@ -4,6 +4,7 @@ package shmring
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -33,21 +34,21 @@ func pair(t testing.TB, size int) (*Ring, *Ring) {
 	return r, w
 }
 
-// drainAll drains until nothing is left to take.
-func drainAll(t testing.TB, rd *Reader, final bool) ([]byte, Stats) {
+// drainAll drains until nothing is left to take and returns the bytes and
+// the chunks they came in.
+func drainAll(t testing.TB, rd *Reader) ([]byte, []string) {
 	t.Helper()
 	var out []byte
-	var total Stats
+	var chunks []string
 	for {
-		var st Stats
-		var err error
-		out, st, err = rd.Drain(out, 64<<10, final)
+		n, err := rd.Drain(64<<10, func(c []byte) error {
+			out = append(out, c...)
+			chunks = append(chunks, string(c))
+			return nil
+		})
 		require.NoError(t, err)
-		total.Records += st.Records
-		total.Torn += st.Torn
-		total.Bytes += st.Bytes
-		if st.Records == 0 && st.Torn == 0 {
-			return out, total
+		if n == 0 {
+			return out, chunks
 		}
 	}
 }
@@ -133,21 +134,27 @@ func TestRoundTripAcrossTheEnd(t *testing.T) {
 	reader, writer := pair(t, MinSize)
 	rd, w := NewReader(reader), NewWriter(writer, nil, 0)
 	var want []byte
-	// Lengths that are not multiples of 8 walk the records around the end
-	// of the data area at every offset.
+	// Lengths that walk the records around the end of the data area at
+	// every offset; one in three has no newline of its own.
 	for i := range 500 {
 		rec := []byte(fmt.Sprintf("record %d %s\n", i, strings.Repeat("x", i%97)))
+		if i%3 == 0 {
+			rec = rec[:len(rec)-1]
+		}
 		n, err := w.Write(rec)
 		require.NoError(t, err)
-		require.Equal(t, len(rec), n)
+		require.Equal(t, len(rec), n, "what Write returns")
 		want = append(want, rec...)
+		if i%3 == 0 {
+			want = append(want, '\n')
+		}
 		if i%7 == 0 {
-			got, _ := drainAll(t, rd, false)
+			got, _ := drainAll(t, rd)
 			require.Equal(t, string(want), string(got), "after record %d", i)
 			want = want[:0]
 		}
 	}
-	got, _ := drainAll(t, rd, false)
+	got, _ := drainAll(t, rd)
 	assert.Equal(t, string(want), string(got))
 
 	n, err := w.Write(nil)
@@ -156,85 +163,98 @@ func TestRoundTripAcrossTheEnd(t *testing.T) {
 	assert.False(t, rd.Pending())
 }
 
-func TestDrainLimit(t *testing.T) {
-	reader, writer := pair(t, MinSize)
-	rd, w := NewReader(reader), NewWriter(writer, nil, 0)
-	for range 3 {
-		_, err := w.Write(bytes.Repeat([]byte("a"), 100))
-		require.NoError(t, err)
-	}
-	out, st, err := rd.Drain(nil, 150, false)
-	require.NoError(t, err)
-	assert.Equal(t, Stats{Records: 1, Bytes: 100}, st, "a record that would pass max waits")
-	out, st, err = rd.Drain(out[:0], 10, false)
-	require.NoError(t, err)
-	assert.Equal(t, Stats{Records: 1, Bytes: 100}, st, "at least one record, however small max")
-	assert.Len(t, out, 100)
-	_, st, err = rd.Drain(nil, 1000, false)
-	require.NoError(t, err)
-	assert.Equal(t, 1, st.Records)
-}
-
-// reserve does what Write does up to the commit: a writer killed while it
-// copies its record leaves exactly this.
-func (w *Writer) reserve(n int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	h := w.head
-	w.r.word(h).Store(uint64(n))
-	w.head = h + recordSize(n)
-	w.r.head.Store(w.head)
-}
-
-func TestTornRecord(t *testing.T) {
+func TestChunks(t *testing.T) {
+	line := func(c byte, n int) string { return strings.Repeat(string(c), n-1) + "\n" }
 	tests := []struct {
-		name   string
-		before []string // committed before the torn record
-		after  []string // committed after it
+		name    string
+		skip    int      // bytes written and drained first: where the records start
+		records []string // written, then drained with a limit of 100
+		want    []string // the chunks
 	}{
-		{"torn at the read position", nil, []string{"b\n", "c\n"}},
-		{"torn between records", []string{"a\n"}, []string{"b\n", "c\n"}},
-		{"torn last", []string{"a\n", "b\n"}, nil},
+		{"all in one", 0, []string{line('a', 30), line('b', 30)}, []string{line('a', 30) + line('b', 30)}},
+		{"cut at the last newline within the limit", 0,
+			[]string{line('a', 60), line('b', 60), line('c', 20)}, []string{line('a', 60), line('b', 60) + line('c', 20)}},
+		{"a record of two lines may be cut between them", 0,
+			[]string{line('a', 80) + line('b', 80)}, []string{line('a', 80), line('b', 80)}},
+		{"a line longer than the limit whole", 0,
+			[]string{line('a', 250), line('b', 10)}, []string{line('a', 250), line('b', 10)}},
+		{"at the end of the area on a line's end", MinSize - 50,
+			[]string{line('a', 50), line('b', 50)}, []string{line('a', 50), line('b', 50)}},
+		{"a line across the end of the area, whole", MinSize - 30,
+			[]string{line('a', 20), line('b', 40), line('c', 20)}, []string{line('a', 20), line('b', 40), line('c', 20)}},
+		{"a long line across the end of the area, whole", MinSize - 30,
+			[]string{line('a', 300)}, []string{line('a', 300)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reader, writer := pair(t, MinSize)
 			rd, w := NewReader(reader), NewWriter(writer, nil, 0)
-			for _, s := range tt.before {
-				_, err := w.Write([]byte(s))
+			if tt.skip > 0 {
+				_, err := w.Write(make([]byte, tt.skip))
+				require.NoError(t, err)
+				_, err = rd.Drain(MinSize, func([]byte) error { return nil })
 				require.NoError(t, err)
 			}
-			w.reserve(300)
-			for _, s := range tt.after {
-				_, err := w.Write([]byte(s))
+			for _, r := range tt.records {
+				_, err := w.Write([]byte(r))
 				require.NoError(t, err)
 			}
-
-			got, st := drainAll(t, rd, false)
-			assert.Equal(t, strings.Join(tt.before, ""), string(got), "while the writer lives: up to the record it is still copying")
-			assert.Zero(t, st.Torn)
-			assert.True(t, rd.Pending())
-
-			got, st = drainAll(t, rd, true)
-			assert.Equal(t, strings.Join(tt.after, ""), string(got), "once it is gone: everything committed after the torn record")
-			assert.Equal(t, 1, st.Torn, "the torn record is skipped, never returned")
-			assert.False(t, rd.Pending())
-
-			// The space is the writer's again.
-			for range 100 {
-				_, err := w.Write(bytes.Repeat([]byte("z"), 100))
+			var got []string
+			for {
+				n, err := rd.Drain(100, func(c []byte) error { got = append(got, string(c)); return nil })
 				require.NoError(t, err)
-				drainAll(t, rd, true)
+				if n == 0 {
+					break
+				}
 			}
+			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+func TestDrainStopsAtAnError(t *testing.T) {
+	reader, writer := pair(t, MinSize)
+	rd, w := NewReader(reader), NewWriter(writer, nil, 0)
+	for _, r := range []string{strings.Repeat("a", 99) + "\n", "b\n"} {
+		_, err := w.Write([]byte(r))
+		require.NoError(t, err)
+	}
+	boom := errors.New("boom")
+	n, err := rd.Drain(100, func([]byte) error { return boom })
+	assert.ErrorIs(t, err, boom)
+	assert.Equal(t, 100, n, "the chunk fn failed on is handed over (and freed) all the same")
+	got, _ := drainAll(t, rd)
+	assert.Equal(t, "b\n", string(got))
+}
+
+// TestWriterDiesInTheMiddle: a writer killed while it copies a record
+// leaves the records before it whole and nothing of its own.
+func TestWriterDiesInTheMiddle(t *testing.T) {
+	reader, writer := pair(t, MinSize)
+	rd, w := NewReader(reader), NewWriter(writer, nil, 0)
+	for range 30 { // around the end of the data area, then a record across it
+		_, err := w.Write(bytes.Repeat([]byte("a"), 130))
+		require.NoError(t, err)
+		drainAll(t, rd)
+	}
+	for _, s := range []string{"a\n", "b\n"} {
+		_, err := w.Write([]byte(s))
+		require.NoError(t, err)
+	}
+	assert.False(t, rd.Interrupted())
+	w.DieWriting(300)
+
+	got, _ := drainAll(t, rd)
+	assert.Equal(t, "a\nb\n", string(got), "the records written before, and no byte of the interrupted one")
+	assert.True(t, rd.Interrupted(), "the reader sees that the writer died in the middle of a record")
+	assert.False(t, rd.Pending())
 }
 
 func TestFullRing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		reader, writer := pair(t, MinSize)
 		rd, w := NewReader(reader), NewWriter(writer, nil, time.Second)
-		rec := bytes.Repeat([]byte("f"), 1000) // 1008 bytes a record: 4 fit
+		rec := append(bytes.Repeat([]byte("f"), 999), '\n') // 4 fit
 		for range 4 {
 			_, err := w.Write(rec)
 			require.NoError(t, err)
@@ -259,17 +279,19 @@ func TestFullRing(t *testing.T) {
 			_, err := w.Write(rec)
 			done <- err
 		}()
-		_, st, err := rd.Drain(nil, 1000, false)
+		var got []byte
+		n, err = rd.Drain(1000, func(c []byte) error { got = append(got, c...); return nil })
 		require.NoError(t, err)
-		require.Equal(t, 1, st.Records)
+		require.Equal(t, 4000, n, "everything, in chunks of 1000")
 		assert.NoError(t, <-done)
-		got, st := drainAll(t, rd, false)
-		assert.Equal(t, 4, st.Records)
-		assert.Equal(t, bytes.Repeat(rec, 4), got)
+		rest, _ := drainAll(t, rd)
+		assert.Equal(t, bytes.Repeat(rec, 5), append(got, rest...))
 
 		_, err = w.Write(make([]byte, MinSize))
-		assert.ErrorIs(t, err, ErrTooLarge, "a record the ring can never hold")
+		assert.ErrorIs(t, err, ErrTooLarge, "a record and its newline the ring can never hold")
 		assert.Equal(t, uint64(3), reader.Dropped())
+		_, err = w.Write(append(make([]byte, MinSize-1), '\n'))
+		assert.NoError(t, err, "a record the size of the ring fits, once it is empty")
 	})
 }
 
@@ -290,8 +312,8 @@ func TestBell(t *testing.T) {
 
 	reader, writer := pair(t, MinSize)
 	rd, w := NewReader(reader), NewWriter(writer, bellW, 0)
-	rec := bytes.Repeat([]byte("b"), 500)
-	for range 4 { // 2032 of 4096 bytes: not past half
+	rec := append(bytes.Repeat([]byte("b"), 499), '\n')
+	for range 4 { // 2000 of 4096 bytes: not past half
 		_, err := w.Write(rec)
 		require.NoError(t, err)
 	}
@@ -301,7 +323,7 @@ func TestBell(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, rings(), "one ring past half full, until the reader arms the bell again")
-	drainAll(t, rd, false)
+	drainAll(t, rd)
 	for range 7 {
 		_, err := w.Write(rec)
 		require.NoError(t, err)
@@ -327,22 +349,20 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	var out []byte
+	check := newSeqChecker(writers, smallPad)
+	feed := func(c []byte) error { check.feed(t, c); return nil }
 	for finished := false; !finished; {
 		select {
 		case <-done:
 			finished = true
 		default:
 		}
-		var err error
-		out, _, err = rd.Drain(out, 64<<10, false)
+		_, err := rd.Drain(64<<10, feed)
 		require.NoError(t, err)
 	}
-	out, _ = func() ([]byte, Stats) {
-		rest, st := drainAll(t, rd, false)
-		return append(out, rest...), st
-	}()
-	checkSequences(t, out, writers, smallPad, map[int]int{0: each, 1: each, 7: each})
+	_, err := rd.Drain(64<<10, feed)
+	require.NoError(t, err)
+	assert.Equal(t, []int{each, each, each, each, each, each, each, each}, check.next, "records per writer")
 	assert.Zero(t, reader.Dropped())
 }
 
@@ -362,21 +382,9 @@ var bigPads = func() (p [4][104]string) {
 	return p
 }()
 
-// checkSequences checks that out holds, for each of the writers, the
-// records "g<g> <i> <pad(g, i)>" with i counting from 0 and no gap, whole
-// and once; want[g], when present, is the count expected from writer g.
-// It returns each writer's count.
-func checkSequences(t *testing.T, out []byte, writers int, pad func(g, i int) string, want map[int]int) []int {
-	t.Helper()
-	c := newSeqChecker(writers, pad)
-	c.feed(t, out)
-	for g, n := range want {
-		assert.Equal(t, n, c.next[g], "records of writer %d", g)
-	}
-	return c.next
-}
-
-// seqChecker checks records as they are drained (see checkSequences).
+// seqChecker checks, as they are drained, that the records of each of the
+// writers are "g<g> <i> <pad(g, i)>" with i counting from 0 and no gap,
+// whole and once; next[g] is the count of writer g's records so far.
 type seqChecker struct {
 	pad  func(g, i int) string
 	next []int
@@ -420,43 +428,56 @@ func TestCorruptRing(t *testing.T) {
 		name     string
 		scribble func(r *Ring)
 	}{
-		{"head behind tail", func(r *Ring) { r.tail.Store(64); r.head.Store(8) }},
-		{"head a lap ahead", func(r *Ring) { r.head.Store(r.size + 8) }},
-		{"head not aligned", func(r *Ring) { r.head.Store(12) }},
-		{"length beyond head", func(r *Ring) { r.word(0).Store(500 | committed); r.head.Store(64) }},
-		{"zero length", func(r *Ring) { r.word(0).Store(committed); r.head.Store(8) }},
-		{"unknown bits", func(r *Ring) { r.word(0).Store(8 | committed | 1<<40); r.head.Store(16) }},
+		{"head behind tail", func(r *Ring) { r.head.Store(8) }}, // after 100 bytes were drained
+		{"head more than a ring ahead", func(r *Ring) { r.head.Store(r.size + 200) }},
+		{"locked head more than a ring ahead", func(r *Ring) { r.head.Store((r.size + 200) | lockBit) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reader, writer := pair(t, MinSize)
 			rd := NewReader(reader)
+			_, err := NewWriter(writer, nil, 0).Write(make([]byte, 100))
+			require.NoError(t, err)
+			drainAll(t, rd)
 			tt.scribble(writer)
-			out, _, err := rd.Drain(nil, 1<<20, true)
+			called := false
+			_, err = rd.Drain(1<<20, func([]byte) error { called = true; return nil })
 			assert.ErrorIs(t, err, ErrCorrupt)
-			assert.Empty(t, out)
-			_, _, err = rd.Drain(nil, 1<<20, true)
+			assert.False(t, called, "nothing handed over")
+			_, err = rd.Drain(1<<20, func([]byte) error { return nil })
 			assert.ErrorIs(t, err, ErrCorrupt, "and on every later call")
 		})
 	}
 }
 
 // FuzzDrain: whatever the writing process leaves in the ring, Drain never
-// reads out of bounds or returns more than the ring holds.
+// reads out of bounds, hands over more than the ring holds or a chunk
+// larger than the limit that does not hold a single line.
 func FuzzDrain(f *testing.F) {
-	f.Add(uint64(16), uint64(0), []byte{5, 0, 0, 0, 1, 0, 0, 0, 'h', 'e', 'l', 'l', 'o'})
-	f.Add(uint64(4096), uint64(8), []byte{255, 255, 255, 255, 1})
-	f.Fuzz(func(t *testing.T, head, tail uint64, data []byte) {
+	f.Add(uint64(16), uint64(0), uint16(100), []byte("hello\nworld\n"))
+	f.Add(uint64(4096|lockBit), uint64(8), uint16(10), []byte{255, '\n', 255, 255, 1})
+	f.Add(uint64(4200), uint64(4090), uint16(1), []byte("a\nbb\nccc"))
+	f.Fuzz(func(t *testing.T, head, tail uint64, limit uint16, data []byte) {
 		reader, writer := pair(t, MinSize)
 		copy(writer.data, data)
 		writer.head.Store(head)
 		writer.tail.Store(tail)
 		rd := NewReader(reader)
-		for _, final := range []bool{false, true} {
-			out, st, _ := rd.Drain(nil, 1<<20, final)
-			if len(out) > MinSize || st.Bytes != len(out) {
-				t.Fatalf("drained %d bytes (stats %+v) from a ring of %d", len(out), st, MinSize)
-			}
+		total := 0
+		for range 3 {
+			n, _ := rd.Drain(int(limit), func(c []byte) error {
+				if len(c) > max(int(limit), 1) && bytes.IndexByte(c[:len(c)-1], '\n') >= 0 {
+					t.Fatalf("a chunk of %d bytes, limit %d, with more than one line", len(c), limit)
+				}
+				if len(c) == 0 {
+					t.Fatal("an empty chunk")
+				}
+				return nil
+			})
+			total += n
+		}
+		if total > MinSize {
+			t.Fatalf("drained %d bytes from a ring of %d", total, MinSize)
 		}
 	})
 }
