@@ -62,7 +62,7 @@ func TestKillWorker(t *testing.T) {
 	t.Logf("worker 0 (pid %d) killed; replacement pid %d ready after %v", victim, e.PID, replacedIn)
 	assert.NotEqual(t, victim, e.PID, "replacement pid")
 	assert.Less(t, replacedIn, time.Second, "time to replace a killed worker")
-	exit := c.waitEvent(from, time.Second, func(e event) bool { return e.Msg == "cluster: worker exited" })
+	exit := c.waitEvent(from, time.Second, func(e event) bool { return e.Msg == "cluster: worker crashed" })
 	assert.Equal(t, "signal: killed", exit.Status, "logged exit status")
 
 	res := load.wait()

@@ -64,6 +64,23 @@
 // other systems it returns an error wrapping [errors.ErrUnsupported], and
 // on Windows so do [Run] and [Serve].
 //
+// # Crash reports
+//
+// The supervisor is its workers' crash monitor. Every worker sends the
+// runtime's crash output to a pipe the supervisor holds
+// (runtime/debug.SetCrashOutput, set as the worker starts) and its
+// standard error through the supervisor, which passes it on unchanged.
+// When a worker ends abnormally (an unrecovered panic in any goroutine, a
+// fatal error such as concurrent map writes, a fatal signal, an OOM kill,
+// an exit of its own) or the supervisor replaces it over its memory cap,
+// the supervisor builds one [Crash]: worker id, pid, exit status, uptime,
+// [Reason], the runtime's first line and every goroutine's stack parsed
+// into frames, with the crashing goroutine and the in-app culprit
+// identified. It logs it ("cluster: worker crashed") and hands it to the
+// [WithCrashHandler] function, which sentryreport's ReportCrash turns
+// into a Sentry event. A drain, a rolling restart and a stop report
+// nothing. None of it runs on a request's path.
+//
 // # Configuration and logs
 //
 // Every option has a documented default and refuses what it cannot honour:
@@ -76,5 +93,5 @@
 // WithLogger lists every message and key.
 //
 // Examples: [ExampleServe], [ExampleRun], [ExampleListen],
-// [ExampleWorkerID], [ExampleWithListener].
+// [ExampleWorkerID], [ExampleWithListener], [ExampleWithCrashHandler].
 package cluster

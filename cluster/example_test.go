@@ -106,3 +106,27 @@ func ExampleWithListener() {
 		log.Fatal(err)
 	}
 }
+
+// WithCrashHandler gets every crashed worker's report in the supervisor;
+// here it logs the culprit. To send the reports to Sentry, pass
+// sentryreport's (*Reporter).ReportCrash instead, and flush after Serve.
+// One worker is the smallest supervised deployment: a service that
+// systemd or a container runtime keeps as one process still gets its
+// crashes reported, and restarted in place.
+func ExampleWithCrashHandler() {
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 10 * time.Second}
+	err := cluster.Serve(context.Background(), srv,
+		cluster.WithAddr("tcp", ":8080"),
+		cluster.WithWorkers(1),
+		cluster.WithCrashHandler(func(c cluster.Crash) {
+			where := "no stack"
+			if f, ok := c.Culprit(); ok {
+				where = fmt.Sprintf("%s at %s:%d", f.Function, f.File, f.Line)
+			}
+			log.Printf("worker %d (pid %d): %s: %s; %s; %d more like it", c.Worker, c.PID, c.Reason, c.Message, where, c.Repeats)
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+}

@@ -107,6 +107,9 @@ func programMain(mode string) int {
 		}
 		return 0
 
+	case "crash": // the crash monitor's program: crash_program_test.go
+		return crashProgram(logger)
+
 	case "listen": // an independent process on a shared port
 		ln, err := Listen(ctx, "tcp", os.Getenv("CLUSTER_TEST_ADDR"))
 		if err != nil {

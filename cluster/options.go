@@ -37,6 +37,11 @@ type config struct {
 	loggerSet       bool
 	wrapListener    func(net.Listener) (net.Listener, error)
 	wrapSet         bool
+	crashHandler    func(Crash)
+	crashSet        bool
+	// workerCgroup, set by tests only, is a cgroup directory the
+	// supervisor moves every worker into as it starts.
+	workerCgroup string
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -100,6 +105,8 @@ func (c *config) validate() error {
 		return errors.New("cluster: WithLogger: nil logger")
 	case c.wrapSet && c.wrapListener == nil:
 		return errors.New("cluster: WithListener: nil function")
+	case c.crashSet && c.crashHandler == nil:
+		return errors.New("cluster: WithCrashHandler: nil function")
 	}
 	return nil
 }
@@ -195,8 +202,19 @@ func WithReadyTimeout(d time.Duration) Option {
 //     "restart", "rolling restart", "memory limit"), startup (time to the
 //     first Accept)
 //   - error "cluster: worker failed to start": worker, error, backoff
-//   - warn "cluster: worker exited": worker, pid, status ("exit status
-//     2", "signal: killed"), uptime
+//   - error "cluster: worker crashed" (one per [Crash]): worker, pid,
+//     reason, message, status ("exit status 2", "signal: killed"),
+//     uptime; when known goroutine (the crashing one's id), culprit (the
+//     innermost in-app frame, "function (file:line)") and stack (the
+//     crashing goroutine's frames as the runtime prints them); stderr (the
+//     end of the worker's standard error, at most 1 KiB) when there is no
+//     stack; rss (bytes) for the memory cap; truncated (bytes of crash
+//     output dropped) and crash_loop (true) when they apply
+//   - warn "cluster: crash handler is behind; report dropped": worker,
+//     pid, dropped (the count so far)
+//   - error "cluster: crash handler panicked": worker, pid, panic
+//   - warn "cluster: crash handler still busy; not waiting for it":
+//     waited
 //   - info "cluster: worker restart scheduled": worker, backoff
 //   - error "cluster: crash loop; stopping all workers": worker, restarts,
 //     within, error
@@ -215,6 +233,16 @@ func WithReadyTimeout(d time.Duration) Option {
 //     killing it": worker, pid, timeout
 //   - info "cluster: worker stopped": worker, pid, status, uptime
 //   - info "cluster: supervisor stopped"
+//   - warn "cluster: log records dropped by a worker" ([WithLog]): log
+//     (the name), worker, pid, dropped (since the last report, at most
+//     one per worker and log every 10s), total
+//   - warn "cluster: log record interrupted by the worker's death; left
+//     out": log, worker, pid (the record the worker was copying when it
+//     died: never written half)
+//   - error "cluster: log buffer corrupted; the worker's records are lost
+//     from here on": log, worker, pid, error
+//   - error "cluster: log write failed" (the file refused a batch; at
+//     most one per 10s): log, lines (lost), error, suppressed
 //   - warn "cluster: worker shutdown timed out; closing open connections"
 //     (in the worker, by [Serve]): timeout, error
 //
@@ -241,4 +269,32 @@ func WithLogger(l *slog.Logger) Option {
 // listener without an error. A nil fn is an error.
 func WithListener(fn func(net.Listener) (net.Listener, error)) Option {
 	return func(c *config) { c.wrapListener, c.wrapSet = fn, true }
+}
+
+// WithCrashHandler sets a function that the supervisor calls with the
+// report of every worker that crashed (default: none; the reports are
+// logged either way, see [WithLogger]). [Crash] says what is reported for
+// which end; a rolling restart, a drain or the supervisor's own stop
+// reports nothing. A nil fn is an error.
+//
+// fn runs in the supervisor process, on a goroutine of its own, one
+// report at a time: never on a worker's request path, and never holding
+// up a restart. Reports wait for a slow fn in a queue of 64; the ones
+// beyond are dropped and counted in a warning. A panic in fn is logged
+// and does not stop the supervisor. When the supervisor stops it waits up
+// to a second for fn to finish the queued reports, so flush what fn
+// queues (sentry.Flush) after [Run] or [Serve] returns.
+//
+// Identical crashes are counted, not each handed on: the first crash of a
+// kind (same [Reason], same message apart from hexadecimal numbers, same
+// [Crash.Culprit]) is handed on at once; the identical ones within the
+// next minute are counted, and when the minute is over (or the
+// supervisor stops) fn gets the last of them with [Crash.Repeats] set to
+// the count, which starts the next minute. So a worker that keeps
+// crashing the same way costs fn one call a minute, whatever the restart
+// rate, and every count arrives; the log still has a record per crash.
+// The crash after which the supervisor gives up ([Crash.CrashLoop]) is
+// always handed on at once, with the count so far.
+func WithCrashHandler(fn func(Crash)) Option {
+	return func(c *config) { c.crashHandler, c.crashSet = fn, true }
 }

@@ -28,7 +28,7 @@ func TestOptions(t *testing.T) {
 		{"defaults", nil, ""},
 		{"all set", []Option{WithWorkers(3), WithAddr("unix", "/tmp/x.sock"), WithRestartBackoff(time.Millisecond, time.Second),
 			WithCrashLoop(3, time.Second), WithShutdownTimeout(time.Second), WithMemoryLimit(1 << 30),
-			WithReadyTimeout(time.Second), WithLogger(slog.Default()), WithListener(wrap)}, ""},
+			WithReadyTimeout(time.Second), WithLogger(slog.Default()), WithListener(wrap), WithCrashHandler(func(Crash) {})}, ""},
 		{"one worker", []Option{WithWorkers(1)}, ""},
 		{"backoff min = max", []Option{WithRestartBackoff(time.Second, time.Second)}, ""},
 		{"memory limit 0: no cap", []Option{WithMemoryLimit(0)}, ""},
@@ -49,6 +49,7 @@ func TestOptions(t *testing.T) {
 		{"memory limit", []Option{WithMemoryLimit(-1)}, "cluster: WithMemoryLimit: -1 bytes, want >= 0"},
 		{"nil logger", []Option{WithLogger(nil)}, "cluster: WithLogger: nil logger"},
 		{"nil listener wrapper", []Option{WithListener(nil)}, "cluster: WithListener: nil function"},
+		{"nil crash handler", []Option{WithCrashHandler(nil)}, "cluster: WithCrashHandler: nil function"},
 		{"nil option", []Option{nil}, "cluster: nil Option"},
 		{"nil option after good ones", []Option{WithWorkers(2), nil}, "cluster: nil Option"},
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -39,6 +40,7 @@ type supervisor struct {
 	drains  sync.WaitGroup
 	slots   []*slot
 	parts   []part // what every worker gets besides the socket (see part)
+	crashes *crashMonitor
 	mu      sync.Mutex
 	serving map[int]*proc // id → the worker that currently serves it
 }
@@ -68,6 +70,9 @@ type proc struct {
 	done  chan struct{}
 	end   time.Time  // set before done is closed
 	hooks []procHook // the parts' state for this process
+	// killed is set when the supervisor sends SIGKILL: a SIGKILL it did
+	// not send may be the OOM killer's.
+	killed atomic.Bool
 }
 
 func supervise(ctx context.Context, c *config) error {
@@ -99,6 +104,11 @@ func supervise(ctx context.Context, c *config) error {
 	}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	defer s.cancel(nil)
+	// The crash monitor comes last, so that its tap of a worker's stderr
+	// passes the lines on to whatever another part made of it.
+	s.crashes = newCrashMonitor(s.ctx, c)
+	s.parts = append(s.parts, s.crashes)
+	defer s.crashes.close()
 
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -256,6 +266,7 @@ func (s *supervisor) runSlot(sl *slot) {
 				}
 				var loop bool
 				delay, loop = tracker.crash(time.Now(), 0)
+				s.crashes.startFailed(sl.id, p, err, loop)
 				if loop {
 					s.crashLoop(sl.id, err)
 					return
@@ -277,10 +288,15 @@ func (s *supervisor) runSlot(sl *slot) {
 
 		case <-cur.done:
 			s.setServing(sl.id, nil)
+			if s.ctx.Err() != nil { // it went as the supervisor stops
+				s.crashes.reportStopped(cur)
+				s.log().Info("cluster: worker stopped", s.exitAttrs(cur)...)
+				return
+			}
 			uptime := cur.end.Sub(cur.start)
 			var loop bool
 			delay, loop = tracker.crash(time.Now(), uptime)
-			s.log().Warn("cluster: worker exited", s.exitAttrs(cur)...)
+			s.crashes.reportExit(cur, loop)
 			if loop {
 				s.crashLoop(sl.id, fmt.Errorf("worker %d: %s", sl.id, exitStatus(cur)))
 				return
@@ -299,6 +315,7 @@ func (s *supervisor) runSlot(sl *slot) {
 				continue
 			}
 			if err != nil {
+				s.crashes.startFailed(sl.id, np, err, false)
 				s.log().Error("cluster: replacement failed; the old worker keeps serving",
 					"worker", sl.id, "pid", cur.pid, "reason", req.reason, "error", err)
 				req.done <- err
@@ -401,6 +418,7 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	t := time.NewTimer(s.c.readyTimeout)
 	defer t.Stop()
 	var fail error
+	notReady := false
 	select {
 	case ok := <-readyc:
 		if ok {
@@ -417,13 +435,19 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 		fail = errors.New("exited before it was ready")
 	case <-t.C:
 		fail = fmt.Errorf("not ready within %v", s.c.readyTimeout)
+		notReady = true
 	case <-s.ctx.Done():
 		fail = errors.New("supervisor stopping")
 	}
-	p.kill()
+	if notReady {
+		s.crashes.quit(p) // SIGQUIT first: where is it stuck?
+	} else {
+		p.kill()
+	}
 	<-p.done
 	readyR.Close() // ends the reading goroutine if the worker never wrote
-	return nil, fmt.Errorf("worker %d (pid %d): %w (%s)", id, p.pid, fail, exitStatus(p))
+	// p goes back with the error, for its crash report.
+	return p, fmt.Errorf("worker %d (pid %d): %w (%s)", id, p.pid, fail, exitStatus(p))
 }
 
 // inheritedFile is a descriptor the supervisor hands a worker, under a
@@ -495,7 +519,10 @@ type procHook interface {
 // attach registers a part's state for p.
 func (p *proc) attach(h procHook) { p.hooks = append(p.hooks, h) }
 
-func (p *proc) kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
+func (p *proc) kill() {
+	p.killed.Store(true)
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+}
 
 // stop drains p: SIGTERM, then SIGKILL once the shutdown timeout (plus a
 // grace period for the worker's own hard close) has passed.
@@ -515,6 +542,7 @@ func (s *supervisor) stop(p *proc) {
 		<-p.done
 	}
 	s.log().Info("cluster: worker stopped", s.exitAttrs(p)...)
+	s.crashes.reportStopped(p)
 }
 
 func (s *supervisor) exitAttrs(p *proc) []any {
@@ -613,6 +641,7 @@ func (s *supervisor) watchMemory() {
 				asked[p.pid] = now
 				s.log().Warn("cluster: worker over the memory limit; replacing it", "worker", p.id,
 					"pid", p.pid, "rss", rss, "limit", s.c.memoryLimit)
+				s.crashes.overCap(p, rss)
 			default: // a replacement is queued for this slot already
 			}
 		}

@@ -68,6 +68,7 @@ var inherited = sync.OnceValues(func() (*inheritance, error) {
 	if inh.ln == nil || inh.ready == nil || inh.lifeline == nil {
 		return nil, fmt.Errorf("cluster: worker: %s=%q lacks the listener, ready or lifeline descriptor", envFDs, v)
 	}
+	takeCrashOutput(files["crash"])
 	return inh, nil
 })
 
@@ -131,10 +132,17 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 	defer cancel()
 
 	// The lifeline reaches end of file when the supervisor exits, even when
-	// it was killed (and on systems without a parent-death signal).
+	// it was killed (and on systems without a parent-death signal). Before
+	// that, the supervisor may ask for a memory dump on it.
 	go func() {
 		var b [1]byte
-		_, _ = inh.lifeline.Read(b[:])
+		for {
+			n, err := inh.lifeline.Read(b[:])
+			if err != nil || n != 1 || b[0] != lifelineMemoryDump {
+				break
+			}
+			writeMemoryDump(inh.file("crash"))
+		}
 		cancel()
 	}()
 
