@@ -9,6 +9,7 @@ import (
 
 	"github.com/getsentry/sentry-go"
 
+	"github.com/shipshape-go/shipshape/cluster"
 	"github.com/shipshape-go/shipshape/recoverer"
 	"github.com/shipshape-go/shipshape/sentryreport"
 	"github.com/shipshape-go/shipshape/sentryreport/sentrytest"
@@ -147,4 +148,42 @@ func ExampleWithRequestScrubber() {
 	}
 	// Output:
 	// 192.0.2.1:1234 true
+}
+
+// In the cluster supervisor, ReportCrash is the crash handler: each
+// crashed worker becomes one event. Here a crash report, as the
+// supervisor builds it, goes to a loopback Sentry (sentrytest).
+func ExampleReporter_ReportCrash() {
+	srv, hub, stop, err := exampleSentry()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer stop()
+	rep, err := sentryreport.New(sentryreport.WithHub(hub))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// In main: cluster.Serve(ctx, srv, cluster.WithCrashHandler(rep.ReportCrash)),
+	// then sentry.Flush. The supervisor calls it with reports like this one.
+	rep.ReportCrash(cluster.Crash{
+		Worker: 1, PID: 4242, Reason: cluster.ReasonFatalError, Message: "fatal error: concurrent map writes",
+		Goroutines: []cluster.Goroutine{{ID: 7, State: "running", Crashed: true, Frames: []cluster.Frame{
+			{Function: "internal/runtime/maps.fatal", Package: "internal/runtime/maps", File: "/usr/local/go/src/runtime/panic.go", Line: 1181},
+			{Function: "example.com/shop.(*Cart).add", Package: "example.com/shop", File: "/src/shop/cart.go", Line: 42, InApp: true},
+		}}},
+	})
+	hub.Flush(5 * time.Second)
+
+	ev := srv.Events()[0]
+	ex := ev.Exception[0]
+	fmt.Printf("%s: %s (worker %s, pid %s)\n", ex.Type, ex.Value, ev.Tags["worker"], ev.Tags["pid"])
+	for _, f := range ex.Stacktrace.Frames {
+		fmt.Printf("  %s.%s in_app=%v\n", f.Module, f.Function, f.InApp)
+	}
+	// Output:
+	// fatal error: concurrent map writes (worker 1, pid 4242)
+	//   example.com/shop.(*Cart).add in_app=true
+	//   internal/runtime/maps.fatal in_app=false
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envCrashProgram) != "" {
+		os.Exit(crashProgramMain()) // the program of the crash tests, crash_program_test.go
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,8 +1,8 @@
 // Package sentryreport sends what shipshape recovers to Sentry, with
 // sentry-go: its [Reporter] is the [recoverer.Reporter] that turns a
-// recovered panic into one Sentry event, and it is where the crash reports
-// of the cluster supervisor (a worker's fatal error, an OOM kill) are to
-// become Sentry events too.
+// recovered panic into one Sentry event, and its [Reporter.ReportCrash]
+// turns the cluster supervisor's report of a crashed worker (a panic in
+// any goroutine, a fatal error, an OOM kill, see cluster.Crash) into one.
 //
 // It is a module of its own (github.com/shipshape-go/shipshape/sentryreport)
 // so that a program that does not report to Sentry neither links nor
@@ -26,9 +26,14 @@
 //	…
 //	h := access(recovery(reqlog.RecordRoute(mux)))
 //
-// The same Reporter reports the panics of goroutines:
-// recoverer.NewGo(recoverer.WithReporter(rep)).
+// The same Reporter reports the panics of goroutines,
+// recoverer.NewGo(recoverer.WithReporter(rep)), and, in the supervisor,
+// the crashes of cluster workers:
 //
+//	err := cluster.Serve(ctx, srv, cluster.WithCrashHandler(rep.ReportCrash))
+//	sentry.Flush(2 * time.Second) // the supervisor's events, before main exits
+//
+
 // Each panic becomes one event: level fatal, the exception's type and value
 // (an error's wrapped chain the way the SDK unwraps it), mechanism "panic"
 // and unhandled, the stack trace of the code that panicked, the route as
@@ -82,7 +87,8 @@
 // Tests of code that reports to Sentry can point a real client at the
 // loopback Sentry of package [github.com/shipshape-go/shipshape/sentryreport/sentrytest].
 //
-// Examples: [Example], [ExampleWithHeaders], [ExampleWithRequestScrubber].
+// Examples: [Example], [ExampleWithHeaders], [ExampleWithRequestScrubber],
+// [ExampleReporter_ReportCrash].
 package sentryreport
 
 import (
@@ -96,7 +102,8 @@ import (
 	"github.com/shipshape-go/shipshape/recoverer"
 )
 
-// Reporter sends recovered panics to Sentry. It is safe for concurrent use.
+// Reporter sends recovered panics and cluster crash reports to Sentry. It
+// is safe for concurrent use.
 type Reporter struct {
 	hub      *sentry.Hub
 	headers  []string // validated, canonical, beyond the defaults
