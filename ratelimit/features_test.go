@@ -67,11 +67,6 @@ func burstAndHour(t *testing.T, style HeaderStyle, opts ...Option) *Limiter {
 // TestMultiPolicyHeadersGolden: every style for two policies, as the burst
 // policy and then the hour policy come closest to refusing.
 func TestMultiPolicyHeadersGolden(t *testing.T) {
-	type step struct {
-		at      time.Duration // since the bubble's start
-		status  int
-		headers http.Header // the rate-limit fields and Retry-After, exactly
-	}
 	// 9 requests at 0s leave burst 1 and hour 2; the 10th leaves burst 0
 	// and hour 1; the 11th is refused by burst (it fits 1.1s later, 2
 	// rounded up). At 2s the burst window is empty again; the 12th leaves

@@ -280,6 +280,11 @@ func (s *MemoryStore) TakeAll(ctx context.Context, ps []Policy, key string, now 
 	}
 	nowNs := now.UnixNano()
 	sh := &s.shards[hs[0]&s.mask]
+	var index [MaxPolicies]int64
+	var elapsed [MaxPolicies]time.Duration
+	for i := range ps {
+		index[i], elapsed[i] = windowOf(now, ps[i].Window)
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	// Insert what is missing first, each slot pinned so that making room
@@ -287,8 +292,7 @@ func (s *MemoryStore) TakeAll(ctx context.Context, ps []Policy, key string, now 
 	// slots (growth, eviction's backward shift), so they are found again
 	// once all exist.
 	for i := range ps {
-		index, _ := windowOf(now, ps[i].Window)
-		j := s.slotFor(sh, hs[i], pols[i], k.key, k.hashed, nowNs, index)
+		j := s.slotFor(sh, hs[i], pols[i], k.key, k.hashed, nowNs, index[i])
 		sh.slots[j].flags |= slotPinned
 	}
 	var at [MaxPolicies]int
@@ -297,7 +301,7 @@ func (s *MemoryStore) TakeAll(ctx context.Context, ps []Policy, key string, now 
 		at[i], _ = sh.find(hs[i], pols[i], k.key, k.hashed)
 		e := &sh.slots[at[i]]
 		e.flags &^= slotPinned
-		ws[i] = e.roll(now, ps[i].Window)
+		ws[i] = e.roll(index[i], elapsed[i])
 		fits = fits && ps[i].Fits(ws[i].Previous, ws[i].Current, ws[i].Elapsed, n)
 	}
 	for i := range ps {
@@ -351,16 +355,14 @@ func (s *MemoryStore) Peek(ctx context.Context, ps []Policy, key string, now tim
 	for i := range ps {
 		h := s.hash(pols[i], k.key)
 		sh := &s.shards[h&s.mask]
+		index, elapsed := windowOf(now, ps[i].Window)
 		sh.mu.Lock()
 		j, found := sh.find(h, pols[i], k.key, k.hashed)
-		var w Window
+		w := Window{Elapsed: elapsed, Index: index}
 		if found {
 			// roll on a copy: a peek changes nothing.
 			e := sh.slots[j]
-			w = e.roll(now, ps[i].Window)
-		} else {
-			index, elapsed := windowOf(now, ps[i].Window)
-			w = Window{Elapsed: elapsed, Index: index}
+			w = e.roll(index, elapsed)
 		}
 		sh.mu.Unlock()
 		w.Allowed = ps[i].Fits(w.Previous, w.Current, w.Elapsed, 1)
@@ -433,11 +435,14 @@ func (s *MemoryStore) policyID(p Policy) (uint16, error) {
 
 // take is Take for a key whose hash is h (tests force collisions with it).
 func (s *MemoryStore) take(p Policy, pol uint16, key string, hashed bool, h uint64, now time.Time, n int) Window {
-	index, _ := windowOf(now, p.Window)
+	// Everything that does not need the lock is computed before it: under
+	// a hot key, the time the lock is held is what the cores queue for.
+	index, elapsed := windowOf(now, p.Window)
+	nowNs := now.UnixNano()
 	sh := &s.shards[h&s.mask]
 	sh.mu.Lock()
-	e := &sh.slots[s.slotFor(sh, h, pol, key, hashed, now.UnixNano(), index)]
-	w := e.roll(now, p.Window)
+	e := &sh.slots[s.slotFor(sh, h, pol, key, hashed, nowNs, index)]
+	w := e.roll(index, elapsed)
 	if p.Fits(w.Previous, w.Current, w.Elapsed, n) {
 		w.Current = e.count(n)
 		w.Allowed = true
@@ -458,12 +463,12 @@ func (s *MemoryStore) slotFor(sh *memShard, h uint64, pol uint16, key string, ha
 	return i
 }
 
-// roll moves the slot's windows forward to the window of now, and returns
+// roll moves the slot's windows forward to the window index, elapsed into
+// it (see windowOf), and returns
 // what a take sees there before counting: its counts, the time elapsed
 // in the window and the window's index. A slot whose window is ahead (see
 // countsAt) is not moved and is seen at the start of its own window.
-func (e *slot) roll(now time.Time, window time.Duration) Window {
-	index, elapsed := windowOf(now, window)
+func (e *slot) roll(index int64, elapsed time.Duration) Window {
 	p32, c32, ahead := e.countsAt(index)
 	if ahead {
 		elapsed, index = 0, e.index

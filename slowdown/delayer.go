@@ -108,6 +108,9 @@ type Delayer struct {
 	storeErrs  *errlog.Reporter
 	keyErrs    *errlog.Reporter
 	fnErrs     *errlog.Reporter
+	// base is the wall time at New, with its monotonic reading: the clock
+	// (see now).
+	base time.Time
 
 	// waiting counts the requests waiting (see admit); ≤ maxWaiting.
 	waiting atomic.Int64
@@ -163,8 +166,15 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		storeErrs:  errlog.New(cfg.logger, "slowdown: store failed, serving without delay", 0),
 		keyErrs:    errlog.New(cfg.logger, "slowdown: key function failed, serving without delay", 0),
 		fnErrs:     errlog.New(cfg.logger, "slowdown: after function failed, answering 500", 0),
+		base:       time.Now(),
 	}, nil
 }
+
+// now reads the clock as ratelimit.Limiter does: the wall time at New plus
+// the monotonic time since, one clock read instead of time.Now's two, and
+// immune to the wall clock being stepped. In a testing/synctest bubble
+// both are the bubble's fake clock.
+func (d *Delayer) now() time.Time { return d.base.Add(time.Since(d.base)) }
 
 // Policy returns the policy the Delayer counts under in its store: its
 // name, window, and a Limit so large that every request is counted.
@@ -285,7 +295,7 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			return
 		}
 	}
-	now := time.Now()
+	now := d.now()
 	k, delay, win, err := d.take(ctx, key, now, after)
 	cerr := ctx.Err()
 	if err == nil && cerr == nil {

@@ -24,7 +24,7 @@ type microSuite struct {
 // left out: they need a redis-server and take several seconds each.
 var microSuites = []microSuite{
 	{"./ratelimit", `^BenchmarkMemoryStoreTake$`},
-	{"./bench", `^(BenchmarkLimiterHandler|BenchmarkHttprateLimitByIP)$`},
+	{"./bench", `^(BenchmarkLimiterHandler|BenchmarkHttprateLimitByIP|BenchmarkManyClients|BenchmarkHotKey)$`},
 	{"./connlimit", `^BenchmarkAdmit$`},
 	{"./ratelimit/redisstore", `^BenchmarkTag$`},
 	{"./slowdown", `^(BenchmarkUnderThreshold|BenchmarkOverflow)$`},
@@ -50,6 +50,12 @@ var microWhat = map[string]string{
 	"bench/BenchmarkLimiterHandler/headers=both":             "the same with IETF and X-RateLimit headers",
 	"bench/BenchmarkLimiterHandler/headers=none":             "the same without headers",
 	"bench/BenchmarkHttprateLimitByIP":                       "peer: go-chi/httprate LimitByIP, same request",
+	"bench/BenchmarkManyClients/shipshape":                   "limiter, IETF headers, 100,000 client IPs round-robin",
+	"bench/BenchmarkManyClients/httprate":                    "peer: httprate LimitByIP, the same 100,000 clients",
+	"bench/BenchmarkHotKey/shipshape":                        "limiter, IETF headers, one client from every core",
+	"bench/BenchmarkHotKey/slowdown":                         "slowdown under the threshold, one client from every core",
+	"bench/BenchmarkHotKey/httprate":                         "peer: httprate LimitByIP, one client from every core",
+	"ratelimit/BenchmarkMemoryStoreTake/hot":                 "one take on one key from every core",
 	"connlimit/BenchmarkAdmit":                               "layer-4 admit + release of one connection",
 	"ratelimit/redisstore/BenchmarkTag/plain":                "Redis key tag of an IP key",
 	"ratelimit/redisstore/BenchmarkTag/hashed":               "Redis key tag of a key that needs hashing",
