@@ -110,6 +110,9 @@ func programMain(mode string) int {
 	case "crash": // the crash monitor's program: crash_program_test.go
 		return crashProgram(logger)
 
+	case "logs": // the log sink's program: logsink_program_unix_test.go
+		return logProgram(logger)
+
 	case "listen": // an independent process on a shared port
 		ln, err := Listen(ctx, "tcp", os.Getenv("CLUSTER_TEST_ADDR"))
 		if err != nil {

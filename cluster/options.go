@@ -33,6 +33,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	memoryLimit     int64
 	readyTimeout    time.Duration
+	logs            logConfig // WithLog, WithLogBufferSize
 	logger          *slog.Logger
 	loggerSet       bool
 	wrapListener    func(net.Listener) (net.Listener, error)
@@ -84,6 +85,9 @@ func (c *config) log() *slog.Logger {
 
 // validate reports the first bad setting; Run and Serve return it.
 func (c *config) validate() error {
+	if err := c.logs.validate(); err != nil {
+		return err
+	}
 	switch {
 	case c.workers < 1:
 		return fmt.Errorf("cluster: WithWorkers: %d workers, want >= 1", c.workers)
@@ -233,6 +237,16 @@ func WithReadyTimeout(d time.Duration) Option {
 //     killing it": worker, pid, timeout
 //   - info "cluster: worker stopped": worker, pid, status, uptime
 //   - info "cluster: supervisor stopped"
+//   - warn "cluster: log records dropped by a worker" ([WithLog]): log
+//     (the name), worker, pid, dropped (since the last report, at most
+//     one per worker and log every 10s), total
+//   - warn "cluster: log record interrupted by the worker's death; left
+//     out": log, worker, pid (the record the worker was copying when it
+//     died: never written half)
+//   - error "cluster: log buffer corrupted; the worker's records are lost
+//     from here on": log, worker, pid, error
+//   - error "cluster: log write failed" (the file refused a batch; at
+//     most one per 10s): log, lines (lost), error, suppressed
 //   - warn "cluster: log records dropped by a worker" ([WithLog]): log
 //     (the name), worker, pid, dropped (since the last report, at most
 //     one per worker and log every 10s), total

@@ -102,6 +102,14 @@ func supervise(ctx context.Context, c *config) error {
 		force:   make(chan struct{}),
 		serving: make(map[int]*proc),
 	}
+	sink, err := newLogSink(c)
+	if err != nil {
+		return err
+	}
+	if sink != nil {
+		defer sink.close() // after every worker is gone
+		s.parts = append(s.parts, sink)
+	}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	defer s.cancel(nil)
 	// The crash monitor comes last, so that its tap of a worker's stderr

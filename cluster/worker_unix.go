@@ -117,6 +117,9 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 	if !inh.started.CompareAndSwap(false, true) {
 		return errors.New("cluster: Run or Serve called twice in a worker")
 	}
+	if err := checkWorkerLogs(); err != nil {
+		return err
+	}
 	defer inh.lifeline.Close()
 	defer inh.ready.Close()
 
