@@ -247,16 +247,6 @@ func WithReadyTimeout(d time.Duration) Option {
 //     from here on": log, worker, pid, error
 //   - error "cluster: log write failed" (the file refused a batch; at
 //     most one per 10s): log, lines (lost), error, suppressed
-//   - warn "cluster: log records dropped by a worker" ([WithLog]): log
-//     (the name), worker, pid, dropped (since the last report, at most
-//     one per worker and log every 10s), total
-//   - warn "cluster: log record interrupted by the worker's death; left
-//     out": log, worker, pid (the record the worker was copying when it
-//     died: never written half)
-//   - error "cluster: log buffer corrupted; the worker's records are lost
-//     from here on": log, worker, pid, error
-//   - error "cluster: log write failed" (the file refused a batch; at
-//     most one per 10s): log, lines (lost), error, suppressed
 //   - warn "cluster: worker shutdown timed out; closing open connections"
 //     (in the worker, by [Serve]): timeout, error
 //
