@@ -15,8 +15,9 @@ import (
 // program: crash handler", the Crash without its Output), and workers that
 // crash on request (/crash?kind=…) or, with CLUSTER_TEST_CRASH_AT_START,
 // at once. CLUSTER_TEST_WORKERS, CLUSTER_TEST_MEMORY, CLUSTER_TEST_READY,
-// CLUSTER_TEST_CRASHLOOP and CLUSTER_TEST_CGROUP (a cgroup directory for
-// the workers, through the unexported test hook) shape it.
+// CLUSTER_TEST_CRASHLOOP, CLUSTER_TEST_CGROUP (a cgroup directory for the
+// workers, through the unexported test hook) and CLUSTER_TEST_STDERR_LINES
+// (a JSON line on stderr per request) shape it.
 func crashProgram(logger *slog.Logger) int {
 	if _, worker := WorkerID(); worker {
 		switch os.Getenv("CLUSTER_TEST_CRASH_AT_START") {
@@ -57,7 +58,17 @@ func crashProgram(logger *slog.Logger) int {
 	mux := http.NewServeMux()
 	mux.Handle("/", testHandler())
 	mux.HandleFunc("/crash", crashOnRequest)
-	err := Serve(context.Background(), &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, opts...)
+	var h http.Handler = mux
+	if os.Getenv("CLUSTER_TEST_STDERR_LINES") != "" {
+		// A service that logs every request to stderr: the one case in
+		// which the supervisor has work while a worker serves.
+		stderr := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mux.ServeHTTP(w, r)
+			stderr.Info("http request", "path", r.URL.Path, "status", 200, "duration", time.Microsecond)
+		})
+	}
+	err := Serve(context.Background(), &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, opts...)
 	if err != nil {
 		logger.Error("test program: exiting", "error", err.Error())
 		return 1
