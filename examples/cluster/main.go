@@ -7,8 +7,12 @@
 // It takes every flag of examples/server plus -workers and -memory-limit.
 // Signals to the supervisor: SIGTERM/SIGINT drain every worker and exit;
 // SIGHUP replaces the workers one at a time from the binary on disk (the
-// upgrade path). Each worker writes its own access log file,
-// access-<worker id>.log, because a log file has one writer.
+// upgrade path). The supervisor owns the one access log of the service,
+// access.log under -log-dir (cluster.WithLog): workers write their lines
+// into memory it holds (cluster.LogWriter), so a worker killed with kill
+// -9 loses none of the lines of the requests it answered. Application
+// records go to stdout, each saying which worker wrote it
+// (cluster.WorkerAttr).
 package main
 
 import (
@@ -18,11 +22,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/shipshape-go/shipshape/cluster"
 	"github.com/shipshape-go/shipshape/examples/internal/app"
+	"github.com/shipshape-go/shipshape/logfile"
 )
 
 func main() {
@@ -51,12 +58,34 @@ func run(args []string, getenv func(string) string) int {
 		logger.Warn("REDIS_URL is not set: each worker counts rate limits on its own, so a client gets the limit once per worker")
 	}
 
+	opts := []cluster.Option{
+		cluster.WithAddr("tcp", cfg.Addr),
+		cluster.WithWorkers(workers),
+		cluster.WithMemoryLimit(memLimit),
+		cluster.WithLogger(logger),
+		cluster.WithListener(app.ConnLimit(cfg)),
+	}
+	if cfg.LogDir != "" {
+		// One file for the whole service, opened and rotated by the
+		// supervisor only.
+		opts = append(opts, cluster.WithLog("access", filepath.Join(cfg.LogDir, cfg.LogName),
+			logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
+			logfile.WithMaxBackups(14), logfile.WithCompression(true)))
+	}
+
 	// Everything before cluster.Serve runs in the supervisor too: build the
-	// service (log files, Redis pool) only in a worker.
+	// service (Redis pool, Sentry) only in a worker.
 	srv := &http.Server{}
 	var a *app.App
 	if id, ok := cluster.WorkerID(); ok {
-		cfg.LogName = fmt.Sprintf("access-%d.log", id)
+		if w, ok := cluster.LogWriter("access"); ok {
+			cfg.AccessLog = w
+		} else if cfg.LogDir != "" {
+			// A supervisor started before WithLog (a SIGHUP upgrade keeps
+			// its settings): a file of this worker's own.
+			cfg.LogName = fmt.Sprintf("access-%d.log", id)
+		}
+		cfg.LogAttrs = []any{cluster.WorkerAttr()}
 		a, err = app.New(cfg, os.Stdout)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "cluster: worker:", err)
@@ -64,13 +93,6 @@ func run(args []string, getenv func(string) string) int {
 		}
 		srv = app.NewServer(a.Handler, cfg)
 		srv.ErrorLog = a.ServerLog
-	}
-	opts := []cluster.Option{
-		cluster.WithAddr("tcp", cfg.Addr),
-		cluster.WithWorkers(workers),
-		cluster.WithMemoryLimit(memLimit),
-		cluster.WithLogger(logger),
-		cluster.WithListener(app.ConnLimit(cfg)),
 	}
 	err = cluster.Serve(context.Background(), srv, opts...)
 	if a != nil {

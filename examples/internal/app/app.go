@@ -246,8 +246,11 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Logger = slog.New(app)
+	a.Logger = slog.New(app).With(cfg.LogAttrs...)
 	a.ServerLog = slog.NewLogLogger(out, slog.LevelWarn)
+	if cfg.AccessLog != nil { // a writer that needs neither a buffer nor a Close
+		return slog.New(slog.NewMultiHandler(accesslog.NewCombinedHandler(cfg.AccessLog, nil), out)), nil
+	}
 	if cfg.LogDir == "" {
 		return a.Logger, nil
 	}

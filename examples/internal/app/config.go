@@ -31,6 +31,15 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	MaxBodyBytes      int64
 	HealthCheck       string
+
+	// AccessLog, when set, receives the access log instead of the file
+	// LogDir/LogName: in a cluster worker, cluster.LogWriter("access"),
+	// whose supervisor owns the one file of the service (cluster.WithLog).
+	AccessLog io.Writer
+	// LogAttrs are added to every application record (slog.Logger.With);
+	// in a cluster worker cluster.WorkerAttr(), so that each line says
+	// which process wrote it.
+	LogAttrs []any
 }
 
 // ParseConfig parses the command line args of the program name, with
