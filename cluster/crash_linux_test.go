@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -76,4 +78,19 @@ func TestOOMRecord(t *testing.T) {
 	assert.False(t, ok, "the summary line: the Killed process line says it")
 	_, ok = oomRecord([]byte("no header"), 1, 0)
 	assert.False(t, ok)
+}
+
+// TestOOMEvidenceFromTheCgroupCount: without a kernel record naming the
+// process, a count that rose during the worker's life is the evidence;
+// one that did not is none.
+func TestOOMEvidenceFromTheCgroupCount(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "memory.oom_control")
+	require.NoError(t, os.WriteFile(file, []byte("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n"), 0o644))
+	// since lies after every kernel record there is, so that only the
+	// count can speak.
+	probe := oomProbe{counter: file, kills: 4, since: monotonic() + time.Hour}
+	assert.Empty(t, probe.evidence(os.Getpid()), "a count that did not rise")
+	require.NoError(t, os.WriteFile(file, []byte("oom_kill_disable 0\nunder_oom 1\noom_kill 5\n"), 0o644))
+	assert.Equal(t, "killed by the OOM killer: oom_kill of "+filepath.Dir(file)+" rose from 4 to 5", probe.evidence(os.Getpid()))
+	assert.Empty(t, oomProbe{since: monotonic() + time.Hour}.evidence(os.Getpid()), "no counter, no record")
 }

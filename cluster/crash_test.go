@@ -3,11 +3,14 @@
 package cluster
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -408,4 +411,54 @@ func TestStderrFixtures(t *testing.T) {
 	assert.Equal(t, "panic: in goroutine", got.message)
 	require.NotEmpty(t, got.goroutines)
 	assert.True(t, got.goroutines[0].Crashed)
+}
+
+// TestCrashHandlerLoop: the handler goroutine hands the first crash on at
+// once, the count when the minute is over, survives a panicking handler,
+// and hands open counts on at the stop.
+func TestCrashHandlerLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []Crash
+		var logs strings.Builder
+		c := &config{logger: slog.New(slog.NewTextHandler(&logs, nil)), crashHandler: func(c Crash) {
+			mu.Lock()
+			got = append(got, c)
+			mu.Unlock()
+			if c.Message == "panic: handler trouble" {
+				panic("the handler itself")
+			}
+		}}
+		handled := func() []Crash {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]Crash(nil), got...)
+		}
+		m := newCrashMonitor(context.Background(), c)
+		crash := func(pid int, msg string) Crash { return Crash{Reason: ReasonPanic, Message: msg, PID: pid} }
+
+		for pid := range 3 {
+			m.emit(crash(pid+1, "panic: a"))
+		}
+		require.Len(t, handled(), 1, "the first at once, the others counted")
+		time.Sleep(dedupWindow)
+		h := handled()
+		require.Len(t, h, 2, "the count when the minute is over")
+		assert.Equal(t, 2, h[1].Repeats)
+		assert.Equal(t, 3, h[1].PID, "the last one's details")
+
+		m.emit(crash(10, "panic: handler trouble"))
+		m.emit(crash(11, "panic: b"))
+		require.Len(t, handled(), 4, "a handler that panics does not stop the reports")
+		m.emit(crash(12, "panic: b"))
+		m.close()
+		h = handled()
+		require.Len(t, h, 5, "the open count at the stop")
+		assert.Equal(t, 1, h[4].Repeats)
+		m.emit(crash(13, "panic: c")) // after close: logged only
+		assert.Len(t, handled(), 5)
+		assert.Contains(t, logs.String(), `msg="cluster: crash handler panicked"`)
+		assert.Equal(t, 7, strings.Count(logs.String(), `msg="cluster: worker crashed"`), "a record per crash")
+	})
 }
