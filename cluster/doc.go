@@ -81,6 +81,20 @@
 // into a Sentry event. A drain, a rolling restart and a stop report
 // nothing. None of it runs on a request's path.
 //
+// # One log file for the service
+//
+// With [WithLog] the supervisor is the one writer of a log file (the
+// access log, the application's records): one path, one rotation, one
+// compression and retention, whatever the number of workers and
+// replacements. Workers write through [LogWriter], a copy into memory
+// the supervisor shares with them and drains into the file, so a line is
+// safe once Write returned: a worker killed with kill -9, by a fatal
+// error or by the OOM killer loses no line of the requests it answered,
+// where a [logfile.BufferedWriter] in the worker loses what it holds (up
+// to a second). [WorkerAttr] makes each application record say which
+// worker and process wrote it. Outside a supervised worker LogWriter
+// reports false, and the program opens its own file.
+//
 // # Configuration and logs
 //
 // Every option has a documented default and refuses what it cannot honour:
@@ -93,5 +107,6 @@
 // WithLogger lists every message and key.
 //
 // Examples: [ExampleServe], [ExampleRun], [ExampleListen],
-// [ExampleWorkerID], [ExampleWithListener], [ExampleWithCrashHandler].
+// [ExampleWorkerID], [ExampleWithListener], [ExampleWithCrashHandler],
+// [ExampleWithLog].
 package cluster

@@ -116,7 +116,11 @@ func WithDropWhenFull(drop bool) Option {
 // one flush interval of lines ([WithFlushInterval], 1s), plus, when the
 // underlying writer is slower than the writers, the full batches waiting
 // for it (up to [WithQueueSize] more). Where no line may be lost to a
-// crash of the process, write to a [File] directly: it keeps nothing.
+// crash of the process, write to a [File] directly: it keeps nothing, at
+// the price of a write(2) per line. A worker of cluster's supervisor has a
+// way that costs no more than a BufferedWriter: cluster.LogWriter copies
+// each line into memory the supervisor holds, and the supervisor writes
+// it to the one file of the service (cluster.WithLog).
 //
 // Close does not close the underlying writer.
 type BufferedWriter struct {

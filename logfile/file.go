@@ -232,9 +232,11 @@ func WithFileMode(m os.FileMode) Option {
 //
 // Close waits for the background compression and pruning to finish.
 //
-// Use one File per path per process: rotation renames the file under the
-// writers of this process only. Worker processes (cluster) each need their
-// own path.
+// Use one File per path, in one process: rotation renames the file under
+// the writers of this process only. Under cluster's supervisor, let the
+// supervisor own the file (cluster.WithLog) and the workers write to it
+// through cluster.LogWriter: one file for the whole service, and nothing
+// lost when a worker is killed.
 type File struct {
 	path   string
 	prefix string // path without extension, for backup names
