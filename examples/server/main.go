@@ -10,11 +10,17 @@
 // Routes: / (embedded page), /static/ (embedded assets through the static
 // package), GET /api/hello, POST /api/echo (body ≤ 1 MiB), GET /api/stream
 // (server-sent events, exempt from the write timeout), GET /healthz (not
-// limited, not logged), and GET /debug/panic when -debug-panic is set.
+// limited, not logged), and, each only with its flag, GET /debug/panic
+// (-debug-panic: a panic), GET /debug/hang (-debug-hang: /healthz stops
+// answering) and GET /debug/alloc?mib=N (-debug-alloc: memory that is never
+// freed), which the deploy tests use to show what health checks, restarts
+// and memory limits do.
 //
 // Logs: every request in Apache combined format to a rotating, gzip'd file
-// under -log-dir, plus a short coloured line per request on stdout (-log-format
-// dev, the default) or JSON records (-log-format json). Panics are logged and,
+// under -log-dir (rotated at -log-max-size, -log-max-backups kept; lines a
+// full disk refuses are counted and reported, not fatal), plus a short
+// coloured line per request on stdout (-log-format dev, the default) or JSON
+// records (-log-format json). Panics are logged and,
 // with SENTRY_DSN set, reported to Sentry. REDIS_URL switches the rate-limit
 // counts to Redis, shared by every process that uses it.
 //

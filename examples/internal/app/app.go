@@ -257,12 +257,23 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, err
 	}
+	// What the file and the buffer cannot write (a full disk) is counted
+	// and reported through the application logger, not lost silently.
 	f, err := logfile.Open(filepath.Join(cfg.LogDir, cfg.LogName),
-		logfile.WithMaxSize(100<<20), logfile.WithRotateEvery(24*time.Hour),
-		logfile.WithMaxBackups(14), logfile.WithCompression(true))
+		logfile.WithMaxSize(cfg.LogMaxSize), logfile.WithRotateEvery(24*time.Hour),
+		logfile.WithMaxBackups(cfg.LogMaxBackups), logfile.WithCompression(true),
+		logfile.WithLogger(a.Logger))
 	if err != nil {
 		return nil, err
 	}
+	var bw *logfile.BufferedWriter
+	// Runs last, once bw and f are closed and their counts final.
+	a.closers = append(a.closers, func() error {
+		if bw != nil && bw.Dropped()+f.Dropped() > 0 {
+			a.Logger.Warn("access log lines dropped", "lines", bw.Dropped(), "file_batches", f.Dropped(), "path", filepath.Join(cfg.LogDir, cfg.LogName))
+		}
+		return nil
+	})
 	a.closers = append(a.closers, f.Close)
 	// SIGHUP reopens the file (after an external logrotate; systemd's
 	// ExecReload sends it), instead of Go's default of exiting. Under the
@@ -275,7 +286,7 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 		f.ReopenOnSignal(reopenCtx, syscall.SIGHUP)
 	}()
 	a.closers = append(a.closers, func() error { stopReopen(); <-reopened; return nil })
-	bw, err := logfile.NewBufferedWriter(f)
+	bw, err = logfile.NewBufferedWriter(f, logfile.WithLogger(a.Logger))
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +340,8 @@ func (a *App) openSentry(cfg Config) (*sentry.Hub, error) {
 
 // Routes is the ServeMux of the service: / and /static/ (embedded files),
 // /healthz, and, behind [App.Limits], GET /api/hello, POST /api/echo and
-// GET /api/stream; GET /debug/panic when cfg.DebugPanic is set. The muxes
+// GET /api/stream; GET /debug/panic, /debug/hang and /debug/alloc when
+// cfg.DebugPanic, DebugHang and DebugAlloc are set. The muxes
 // are wrapped in reqlog.RecordRoute, so that the route pattern reaches the
 // access line and the Sentry event although http.MaxBytesHandler and
 // http.StripPrefix copy the request on the way.
@@ -350,10 +362,19 @@ func (a *App) Routes(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static", a.Files))
 	mux.Handle("GET /{$}", a.Files) // the embedded index.html
-	mux.HandleFunc("GET /healthz", Healthz)
+	healthz := http.Handler(http.HandlerFunc(Healthz))
+	if cfg.DebugHang {
+		h := &hang{}
+		mux.HandleFunc("GET /debug/hang", h.start)
+		healthz = h.wrap(healthz)
+	}
+	mux.Handle("GET /healthz", healthz)
 	mux.Handle("/api/", limited)
 	if cfg.DebugPanic {
 		mux.HandleFunc("GET /debug/panic", Panic)
+	}
+	if cfg.DebugAlloc {
+		mux.HandleFunc("GET /debug/alloc", Alloc)
 	}
 	return reqlog.RecordRoute(mux), nil
 }

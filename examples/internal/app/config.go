@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -26,8 +27,12 @@ type Config struct {
 	LogDir            string
 	LogName           string // file name of the access log in LogDir
 	LogFormat         string
+	LogMaxSize        int64 // bytes of the access log before it rotates
+	LogMaxBackups     int   // rotated access logs kept
 	SentryDSN         string
 	DebugPanic        bool
+	DebugHang         bool
+	DebugAlloc        bool
 	ReadHeaderTimeout time.Duration
 	MaxBodyBytes      int64
 	HealthCheck       string
@@ -88,9 +93,16 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 	fs.StringVar(&cfg.LogDir, "log-dir", env("LOG_DIR", "./logs"), "directory of the rotating access log; empty disables the file (env LOG_DIR)")
 	cfg.LogName = "access.log"
 	fs.StringVar(&cfg.LogFormat, "log-format", env("LOG_FORMAT", "dev"), "stdout format: dev, json or none (env LOG_FORMAT)")
+	logMaxSize := env("LOG_MAX_SIZE", "100MiB")
+	fs.StringVar(&logMaxSize, "log-max-size", logMaxSize, "size at which the access log rotates, e.g. 100MiB or 8MiB; keep it and the backups below the log directory's capacity (env LOG_MAX_SIZE)")
+	fs.IntVar(&cfg.LogMaxBackups, "log-max-backups", envInt("LOG_MAX_BACKUPS", 14), "rotated access logs kept, gzip'd (env LOG_MAX_BACKUPS)")
 	fs.StringVar(&cfg.SentryDSN, "sentry-dsn", env("SENTRY_DSN", ""), "report panics to this Sentry DSN (env SENTRY_DSN)")
 	debug, _ := strconv.ParseBool(env("DEBUG_PANIC", "false"))
 	fs.BoolVar(&cfg.DebugPanic, "debug-panic", debug, "serve GET /debug/panic, which panics on purpose (env DEBUG_PANIC)")
+	debug, _ = strconv.ParseBool(env("DEBUG_HANG", "false"))
+	fs.BoolVar(&cfg.DebugHang, "debug-hang", debug, "serve GET /debug/hang, after which /healthz never answers: a wedged process, for health checks (env DEBUG_HANG)")
+	debug, _ = strconv.ParseBool(env("DEBUG_ALLOC", "false"))
+	fs.BoolVar(&cfg.DebugAlloc, "debug-alloc", debug, "serve GET /debug/alloc?mib=N, which allocates N MiB and never frees them: a leak, for memory limits (env DEBUG_ALLOC)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", envDur("READ_HEADER_TIMEOUT", 5*time.Second), "time allowed to send the request headers (env READ_HEADER_TIMEOUT)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (env MAX_BODY)")
 	fs.StringVar(&cfg.HealthCheck, "healthcheck", "", "GET this URL, exit 0 on 2xx, else 1 (for container health checks)")
@@ -102,6 +114,14 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("app: unexpected arguments %q", fs.Args())
+	}
+	size, err := parseSize(logMaxSize)
+	if err != nil {
+		return cfg, fmt.Errorf("app: -log-max-size: %w", err)
+	}
+	cfg.LogMaxSize = size
+	if cfg.LogMaxBackups < 0 {
+		return cfg, fmt.Errorf("app: -log-max-backups must be >= 0, not %d", cfg.LogMaxBackups)
 	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -125,4 +145,31 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 		return cfg, fmt.Errorf("app: -slow-after must be 0 (off) or between 1 and -rate-limit−1, not %d", cfg.SlowAfter)
 	}
 	return cfg, nil
+}
+
+// sizeUnits are the suffixes parseSize accepts, in binary multiples, as
+// GOMEMLIMIT and systemd write them (8MiB, 512M).
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{
+	{"KiB", 10}, {"MiB", 20}, {"GiB", 30},
+	{"K", 10}, {"M", 20}, {"G", 30},
+}
+
+// parseSize parses a positive size in bytes with an optional binary unit:
+// 65536, 64KiB, 8MiB, 1G.
+func parseSize(s string) (int64, error) {
+	num, shift := s, uint(0)
+	for _, u := range sizeUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, shift = n, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 1 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q is not a positive size such as 8MiB or 1048576", s)
+	}
+	return n << shift, nil
 }
