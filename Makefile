@@ -9,7 +9,11 @@ GO      ?= go
 PKGS     = $(shell $(GO) list -m -f '{{.Dir}}/...')
 MODDIRS  = $(shell $(GO) list -m -f '{{.Dir}}')
 # Binaries the tests start for real, and the Debian packages that hold them.
-TEST_DEBS := redis-server:redis-server redis-cli:redis-tools nginx:nginx haproxy:haproxy openssl:openssl strace:strace systemd-analyze:systemd
+# The deploy tests run the Dockerfile, compose.yaml and shipshape.service
+# on podman (runc, catatonit for init: true, the dnsname plugin for the
+# services' names) with images built from a debootstrap base.
+TEST_DEBS := redis-server:redis-server redis-cli:redis-tools nginx:nginx haproxy:haproxy openssl:openssl strace:strace systemd-analyze:systemd \
+	podman:podman runc:runc catatonit:catatonit /usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname debootstrap:debootstrap
 BENCH_DEBS := wrk:wrk
 
 .PHONY: all run test deps bench-deps lint fmt vet staticcheck tidy unit bench
@@ -54,7 +58,7 @@ bench: deps bench-deps
 	$(GO) run ./bench/cmd/benchreport
 
 # install_debs takes bin:package pairs and installs the packages whose binary
-# is not found. Service auto-start is disabled during the install (policy-rc.d)
+# is not found (bin may be an absolute path). Service auto-start is disabled during the install (policy-rc.d)
 # so that installing nginx or redis-server does not occupy ports 80 or 6379.
 define install_debs
 missing=""; \

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,9 +26,10 @@ import (
 	"github.com/shipshape-go/shipshape/internal/testenv"
 )
 
-// No container engine runs here: the Dockerfile and compose.yaml are
-// checked statically, and what can run without one (the binary they build,
-// its health check) is run.
+// The Dockerfile and compose.yaml are checked statically here, so that a
+// machine without podman still catches a broken setting, and what runs
+// without an engine (the binary they build, its health check) is run.
+// container_test.go and compose_test.go build and run them for real.
 
 // instruction is one Dockerfile instruction, continuation lines joined.
 type instruction struct {
@@ -72,8 +74,21 @@ func (s stage) env() map[string]string {
 	return m
 }
 
+// dockerfile is a parsed Dockerfile: the ARGs before the first FROM
+// (name → default) and the stages, whose images have those ARGs expanded.
+type dockerfile struct {
+	args   map[string]string
+	stages []stage
+}
+
 func parseDockerfile(t *testing.T, text string) []stage {
 	t.Helper()
+	return parseDockerfileArgs(t, text).stages
+}
+
+func parseDockerfileArgs(t *testing.T, text string) dockerfile {
+	t.Helper()
+	df := dockerfile{args: map[string]string{}}
 	var stages []stage
 	var logical string
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -90,9 +105,14 @@ func parseDockerfile(t *testing.T, text string) []stage {
 		cmd, args, _ := strings.Cut(strings.TrimSpace(logical), " ")
 		logical = ""
 		in := instruction{cmd: strings.ToUpper(cmd), args: strings.Join(strings.Fields(args), " ")}
+		if in.cmd == "ARG" && len(stages) == 0 {
+			name, def, _ := strings.Cut(in.args, "=")
+			df.args[name] = def
+			continue
+		}
 		if in.cmd == "FROM" {
 			f := strings.Fields(in.args)
-			st := stage{image: f[0]}
+			st := stage{image: os.Expand(f[0], func(name string) string { return df.args[name] })}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.name = f[2]
 			}
@@ -103,7 +123,8 @@ func parseDockerfile(t *testing.T, text string) []stage {
 		stages[len(stages)-1].ins = append(stages[len(stages)-1].ins, in)
 	}
 	require.NoError(t, sc.Err())
-	return stages
+	df.stages = stages
+	return df
 }
 
 // execForm decodes an exec-form (JSON array) command.
@@ -131,7 +152,9 @@ func portOf(t *testing.T, addr string) string {
 }
 
 func TestDockerfile(t *testing.T) {
-	stages := parseDockerfile(t, readFile(t, "Dockerfile"))
+	text := readFile(t, "Dockerfile")
+	df := parseDockerfileArgs(t, text)
+	stages := df.stages
 	require.Len(t, stages, 2, "stages: build, then the runtime image")
 	build, final := stages[0], stages[1]
 	entry := execForm(t, "ENTRYPOINT", final.last("ENTRYPOINT"))
@@ -144,7 +167,18 @@ func TestDockerfile(t *testing.T) {
 			assert.Equal(t, "golang:1.26", build.image, "build image")
 			assert.Equal(t, "build", build.name, "build stage name")
 		}},
-		{"static, path-free binary of examples/server", func(t *testing.T) {
+		{"the base images are build arguments with the public images as defaults", func(t *testing.T) {
+			assert.Equal(t, map[string]string{"GO_IMAGE": "golang:1.26", "RUNTIME_IMAGE": "gcr.io/distroless/static-debian12:nonroot"}, df.args, "ARGs before the first FROM")
+			var froms []string
+			for _, line := range strings.Split(text, "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[0] == "FROM" {
+					froms = append(froms, f[1])
+				}
+			}
+			assert.Equal(t, []string{"${GO_IMAGE}", "${RUNTIME_IMAGE}"}, froms, "FROM lines name the arguments")
+			assert.Contains(t, build.all("ARG"), "GOPROXY", "a module proxy can be given (the tests use the host's module cache)")
+		}},
+		{"static, path-free binary of the examples module's server", func(t *testing.T) {
 			var goBuild string
 			for _, r := range build.all("RUN") {
 				if strings.Contains(r, "go build") {
@@ -152,8 +186,13 @@ func TestDockerfile(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, goBuild, "no RUN … go build")
-			for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./examples/server", "-o /out/shipshape"} {
+			for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./server", "-o /out/shipshape"} {
 				assert.Contains(t, goBuild, want, "go build command")
+			}
+			assert.Equal(t, "/src/examples", build.last("WORKDIR"), "built in the examples module")
+			assert.Equal(t, "off", build.env()["GOWORK"], "GOWORK=off: the examples module's own go.sum, not the workspace's")
+			for _, mod := range []string{"examples", "ratelimit/redisstore", "sentryreport"} {
+				assert.Contains(t, build.all("COPY"), mod+"/go.mod "+mod+"/go.sum ./"+mod+"/", "go.mod of %s copied before go mod download", mod)
 			}
 		}},
 		{"runs on distroless static as nonroot", func(t *testing.T) {
@@ -181,11 +220,12 @@ func TestDockerfile(t *testing.T) {
 			found := false
 			for _, c := range final.all("COPY") {
 				f := strings.Fields(c)
-				if slices.Contains(f, "--chown=65532:65532") && f[len(f)-1] == dir {
+				dst := strings.TrimSuffix(f[len(f)-1], "/")
+				if slices.Contains(f, "--chown=65532:65532") && (dst == dir || dst == path.Dir(dir)) {
 					found = true
 				}
 			}
-			assert.True(t, found, "no COPY --chown=65532:65532 … %s: a named volume there would be root's", dir)
+			assert.True(t, found, "no COPY --chown=65532:65532 … %s: a named volume there would be root's (TestDockerImage checks the result)", dir)
 		}},
 		{"the build context leaves out .git and binaries", func(t *testing.T) {
 			ignore := readFile(t, "Dockerfile.dockerignore")
@@ -309,6 +349,26 @@ type depend struct {
 	Restart   bool   `yaml:"restart"`
 }
 
+// tmpfsSize is the size= of the service's tmpfs at path; a tmpfs without
+// one, or none at path, fails the test.
+func tmpfsSize(t *testing.T, s composeService, path string) int64 {
+	t.Helper()
+	for _, m := range s.Tmpfs {
+		target, opts, _ := strings.Cut(m, ":")
+		if target != path {
+			continue
+		}
+		for _, o := range strings.Split(opts, ",") {
+			if v, ok := strings.CutPrefix(o, "size="); ok {
+				return bytesOf(t, strings.ToUpper(v))
+			}
+		}
+		t.Fatalf("tmpfs %s has no size=: the root file system is read-only, and the log directory needs a cap", m)
+	}
+	t.Fatalf("no tmpfs at %s (tmpfs: %v): the root file system is read-only", path, s.Tmpfs)
+	return 0
+}
+
 // mounts maps a service's bind and volume mount targets to their sources.
 func (s composeService) mounts() map[string]string {
 	m := map[string]string{}
@@ -373,10 +433,14 @@ func TestCompose(t *testing.T) {
 		assert.Equal(t, append([]string{"CMD"}, healthcheckArgv(t, image.last("HEALTHCHECK"))...), app.Health.Test, "the same health check as the image")
 		assert.Equal(t, "65532:65532", app.User, "user: the image's nonroot")
 		assert.Equal(t, image.env()["LOG_DIR"], app.Env["LOG_DIR"], "LOG_DIR")
-		src, ok := app.mounts()[app.Env["LOG_DIR"]]
-		assert.True(t, ok, "a volume at LOG_DIR %s (the root file system is read-only)", app.Env["LOG_DIR"])
-		assert.Contains(t, cf.Volumes, src, "LOG_DIR volume is a named volume")
-		assert.Less(t, bytesOf(t, app.Env["GOMEMLIMIT"]), bytesOf(t, strings.ToUpper(app.MemLimit)), "GOMEMLIMIT < mem_limit")
+		logCap := tmpfsSize(t, app, app.Env["LOG_DIR"])
+		rotate := bytesOf(t, app.Env["LOG_MAX_SIZE"])
+		backups, err := strconv.Atoi(app.Env["LOG_MAX_BACKUPS"])
+		require.NoError(t, err, "LOG_MAX_BACKUPS")
+		// The current file, one rotated file being compressed, and the
+		// backups (counted uncompressed, the worst case).
+		assert.LessOrEqual(t, rotate*int64(backups+2), logCap, "LOG_MAX_SIZE × (LOG_MAX_BACKUPS+2) within the log tmpfs: rotation keeps the files below the cap")
+		assert.Less(t, bytesOf(t, app.Env["GOMEMLIMIT"])+logCap, bytesOf(t, strings.ToUpper(app.MemLimit)), "GOMEMLIMIT + the log tmpfs (memory too) < mem_limit")
 	})
 
 	t.Run("app: behind nginx on loopback, trusting nginx only", func(t *testing.T) {
