@@ -77,7 +77,7 @@ var accessLine = regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "POST /req\?id=
 // second of every killed worker.
 func TestLogsSurviveKills(t *testing.T) {
 	dir := t.TempDir()
-	env := []string{"CLUSTER_TEST_LOGDIR=" + dir, "CLUSTER_TEST_LOG_MAXSIZE=131072"}
+	env := []string{"CLUSTER_TEST_LOGDIR=" + dir, "CLUSTER_TEST_LOG_MAXSIZE=65536"}
 	if m := os.Getenv("CLUSTER_TEST_LOG_MODE"); m != "" {
 		env = append(env, "CLUSTER_TEST_LOG_MODE="+m) // to watch the test fail without the sink
 	}
@@ -116,17 +116,26 @@ func TestLogsSurviveKills(t *testing.T) {
 		})
 	}
 
+	// Every 300ms, kill the worker of the other slot, or of this one when
+	// the other's replacement is not ready yet (a race-enabled worker under
+	// load can take longer than 300ms to start).
 	kills := 0
+	killed := map[int]bool{}
 	tick := time.NewTicker(300 * time.Millisecond)
-	for slot := 0; ctx.Err() == nil; slot = 1 - slot {
+	for slot := 0; ctx.Err() == nil; {
 		select {
 		case <-ctx.Done():
 			continue
 		case <-tick.C:
 		}
-		ready := c.eventsSince(0, func(e event) bool { return e.Msg == "cluster: worker ready" && *e.Worker == slot })
-		if pid := ready[len(ready)-1].PID; syscall.Kill(pid, syscall.SIGKILL) == nil {
-			kills++
+		for _, s := range []int{slot, 1 - slot} {
+			ready := c.eventsSince(0, func(e event) bool { return e.Msg == "cluster: worker ready" && *e.Worker == s })
+			if pid := ready[len(ready)-1].PID; !killed[pid] && syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed[pid] = true
+				kills++
+				slot = 1 - s
+				break
+			}
 		}
 	}
 	tick.Stop()
@@ -137,7 +146,7 @@ func TestLogsSurviveKills(t *testing.T) {
 	rate := float64(len(answered)) / runFor.Seconds()
 	t.Logf("%d requests answered with 200 (%.0f/s), %d failed, %d workers killed", len(answered), rate, failed.Load(), kills)
 	require.GreaterOrEqual(t, rate, 1000.0, "the load the test promises")
-	require.GreaterOrEqual(t, kills, 12, "workers killed")
+	require.GreaterOrEqual(t, kills, 8, "workers killed")
 	assert.Empty(t, c.eventsSince(from, func(e event) bool { return strings.Contains(e.Msg, "dropped") }), "records dropped")
 
 	base := "access.log"
