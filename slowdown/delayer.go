@@ -111,6 +111,8 @@ type Delayer struct {
 	// base is the wall time at New, with its monotonic reading: the clock
 	// (see now).
 	base time.Time
+	// baseNs is base in Unix nanoseconds.
+	baseNs int64
 
 	// waiting counts the requests waiting (see admit); ≤ maxWaiting.
 	waiting atomic.Int64
@@ -147,6 +149,7 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		cfg.store = s
 	}
 	policy := ratelimit.Policy{Name: cfg.name, Limit: countLimit, Window: window}
+	base := time.Now()
 	return &Delayer{
 		after:      after,
 		afterFunc:  cfg.afterFunc,
@@ -166,7 +169,8 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		storeErrs:  errlog.New(cfg.logger, "slowdown: store failed, serving without delay", 0),
 		keyErrs:    errlog.New(cfg.logger, "slowdown: key function failed, serving without delay", 0),
 		fnErrs:     errlog.New(cfg.logger, "slowdown: after function failed, answering 500", 0),
-		base:       time.Now(),
+		base:       base,
+		baseNs:     base.UnixNano(),
 	}, nil
 }
 
@@ -174,7 +178,7 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 // the monotonic time since, one clock read instead of time.Now's two, and
 // immune to the wall clock being stepped. In a testing/synctest bubble
 // both are the bubble's fake clock.
-func (d *Delayer) now() time.Time { return d.base.Add(time.Since(d.base)) }
+func (d *Delayer) now() time.Time { return time.Unix(0, d.baseNs+int64(time.Since(d.base))) }
 
 // Policy returns the policy the Delayer counts under in its store: its
 // name, window, and a Limit so large that every request is counted.

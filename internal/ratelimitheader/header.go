@@ -17,6 +17,7 @@ package ratelimitheader
 
 import (
 	"errors"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"time"
@@ -393,20 +394,17 @@ const pairs = "00010203040506070809101112131415161718192021222324252627282930313
 	"8081828384858687888990919293949596979899"
 
 // appendInt is strconv.AppendInt(b, v, 10) written in place, two digits at
-// a time: every response formats two or three numbers, and strconv's
+// a time, when b has room for any number (the buffers of Set always
+// have): every response formats two or three numbers, and strconv's
 // detour through a buffer of its own showed in the profile of the
 // limiter's path.
 func appendInt(b []byte, v int64) []byte {
-	if v < 0 {
+	if v < 0 || cap(b)-len(b) < 20 {
 		return strconv.AppendInt(b, v, 10)
 	}
 	u := uint64(v)
-	n := 1
-	for x := u; x >= 10; x /= 10 {
-		n++
-	}
-	b = append(b, "00000000000000000000"[:n]...)
-	i := len(b)
+	i := len(b) + digits(u)
+	b = b[:i]
 	for u >= 100 {
 		q := u / 100
 		d := (u - q*100) * 2
@@ -415,12 +413,25 @@ func appendInt(b []byte, v int64) []byte {
 		u = q
 	}
 	if u >= 10 {
-		i -= 2
-		b[i], b[i+1] = pairs[u*2], pairs[u*2+1]
+		b[i-2], b[i-1] = pairs[u*2], pairs[u*2+1]
 	} else {
 		b[i-1] = byte('0' + u)
 	}
 	return b
+}
+
+// pow10 holds 10⁰ to 10¹⁹.
+var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// digits is the number of decimal digits of u: log10 from the bit length
+// (1233/4096 ≈ log10 2), corrected by one comparison.
+func digits(u uint64) int {
+	t := bits.Len64(u) * 1233 >> 12
+	if u >= pow10[t] {
+		t++
+	}
+	return max(t, 1)
 }
 
 // bufString is b as a string without a copy when b still lies in buf (it

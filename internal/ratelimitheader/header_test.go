@@ -222,13 +222,15 @@ func BenchmarkPolicySet(b *testing.B) {
 
 // FuzzAppendInt: the in-place formatter writes what strconv writes.
 func FuzzAppendInt(f *testing.F) {
-	for _, v := range []int64{0, 9, 10, 99, 100, 101, 999, 1000, 1 << 30, -1, -100, math.MaxInt64, math.MinInt64} {
+	for _, v := range []int64{0, 1, 9, 10, 99, 100, 101, 999, 1000, 1 << 30, 1e9 - 1, 1e9, -1, -100, math.MaxInt64, math.MinInt64} {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v int64) {
-		prefix := []byte("r=")
-		if got, want := string(appendInt(prefix, v)), "r="+strconv.FormatInt(v, 10); got != want {
-			t.Fatalf("appendInt(%d) = %q, want %q", v, got, want)
+		for _, c := range []int{2, 64} { // no room: strconv; room: in place
+			prefix := append(make([]byte, 0, c), "r="...)
+			if got, want := string(appendInt(prefix, v)), "r="+strconv.FormatInt(v, 10); got != want {
+				t.Fatalf("appendInt(%d) with cap %d = %q, want %q", v, c, got, want)
+			}
 		}
 	})
 }
