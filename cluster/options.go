@@ -246,7 +246,8 @@ func WithReadyTimeout(d time.Duration) Option {
 //   - error "cluster: log buffer corrupted; the worker's records are lost
 //     from here on": log, worker, pid, error
 //   - error "cluster: log write failed" (the file refused a batch; at
-//     most one per 10s): log, lines (lost), error, suppressed
+//     most one per 10s): log, lines (lost since the last report), error,
+//     suppressed (failed writes since the last report)
 //   - warn "cluster: worker shutdown timed out; closing open connections"
 //     (in the worker, by [Serve]): timeout, error
 //

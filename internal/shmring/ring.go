@@ -391,6 +391,11 @@ func (w *Writer) DieWriting(n int) {
 	}
 }
 
+// Scribble sets head more than a ring ahead of the tail, as a writing
+// process that scribbled over the ring's header would. It is for the
+// tests of readers, here and in the packages that use the ring.
+func (w *Writer) Scribble() { w.r.head.Store(w.r.tail.Load() + 2*w.r.size) }
+
 // Reader drains a ring. It is not safe for concurrent use: one goroutine
 // of one process drains a ring.
 type Reader struct {

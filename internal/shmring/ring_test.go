@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 // pair creates a ring and maps it a second time, as the writing process
@@ -297,13 +297,15 @@ func TestFullRing(t *testing.T) {
 
 func TestBell(t *testing.T) {
 	var p [2]int
-	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK))
+	require.NoError(t, syscall.Pipe(p[:]))
+	require.NoError(t, syscall.SetNonblock(p[0], true))
+	require.NoError(t, syscall.SetNonblock(p[1], true))
 	bellR, bellW := os.NewFile(uintptr(p[0]), "bell-r"), os.NewFile(uintptr(p[1]), "bell-w")
 	defer bellR.Close()
 	defer bellW.Close()
 	rings := func() int {
 		var b [64]byte
-		n, err := unix.Read(p[0], b[:])
+		n, err := syscall.Read(p[0], b[:])
 		if err != nil {
 			return 0
 		}
