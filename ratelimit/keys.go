@@ -114,27 +114,44 @@ func ipKey(r *http.Request, v4Bits, v6Bits int) (string, error) {
 // most 255 without leading zeros. Anything else (IPv6, a mapped address,
 // a zone, a name, garbage) goes through netip.
 func canonicalIPv4(s string) bool {
-	octets, val, digits := 0, 0, 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			if digits > 0 && val == 0 { // a leading zero
+	if len(s) < len("0.0.0.0") || len(s) > len("255.255.255.255") {
+		return false
+	}
+	i := 0
+	for octet := range 4 {
+		if octet > 0 {
+			if i >= len(s) || s[i] != '.' {
 				return false
 			}
-			val = val*10 + int(c-'0')
-			digits++
-			if val > 255 {
-				return false
+			i++
+		}
+		if i >= len(s) {
+			return false
+		}
+		v := uint(s[i] - '0')
+		if v > 9 {
+			return false
+		}
+		i++
+		if v == 0 {
+			continue // "0" alone: a digit after it is a leading zero, refused below
+		}
+		for range 2 {
+			if i >= len(s) {
+				break
 			}
-		case c == '.' && digits > 0 && octets < 3:
-			octets++
-			val, digits = 0, 0
-		default:
+			c := uint(s[i] - '0')
+			if c > 9 {
+				break
+			}
+			v = v*10 + c
+			i++
+		}
+		if v > 255 {
 			return false
 		}
 	}
-	return octets == 3 && digits > 0
+	return i == len(s)
 }
 
 // remoteHost returns the host part of a RemoteAddr ("1.2.3.4:5",

@@ -20,6 +20,7 @@ import (
 	"math/bits"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -388,10 +389,11 @@ func appendItem(b []byte, name string, remaining int, reset time.Duration) []byt
 	return appendInt(b, CeilSeconds(reset))
 }
 
-// pairs holds the two digits of 0 to 99.
-const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+// pairs holds the two digits of 0 to 99, padded to 256 bytes so that an
+// index masked with 0xff needs no bounds check.
+var pairs = [256]byte([]byte("00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
-	"8081828384858687888990919293949596979899"
+	"8081828384858687888990919293949596979899" + strings.Repeat("-", 56)))
 
 // appendInt is strconv.AppendInt(b, v, 10) written in place, two digits at
 // a time, when b has room for any number (the buffers of Set always
@@ -403,19 +405,23 @@ func appendInt(b []byte, v int64) []byte {
 		return strconv.AppendInt(b, v, 10)
 	}
 	u := uint64(v)
-	i := len(b) + digits(u)
+	start := len(b)
+	i := start + digits(u)
 	b = b[:i]
-	for u >= 100 {
+	out := b[start:i] // only the digits: indexes below are checked against it once
+	i = len(out)
+	for u >= 100 && i >= 2 {
 		q := u / 100
 		d := (u - q*100) * 2
 		i -= 2
-		b[i], b[i+1] = pairs[d], pairs[d+1]
+		out[i], out[i+1] = pairs[d&0xff], pairs[(d+1)&0xff]
 		u = q
 	}
-	if u >= 10 {
-		b[i-2], b[i-1] = pairs[u*2], pairs[u*2+1]
-	} else {
-		b[i-1] = byte('0' + u)
+	switch {
+	case u >= 10 && i >= 2:
+		out[i-2], out[i-1] = pairs[(u*2)&0xff], pairs[(u*2+1)&0xff]
+	case i >= 1:
+		out[i-1] = byte('0' + u)
 	}
 	return b
 }
