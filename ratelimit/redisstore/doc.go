@@ -31,6 +31,11 @@
 // the same windows. Each (policy, client) is one small hash that expires on
 // its own at most two windows after its last write.
 //
+// Every other method of ratelimit.Store is one round trip too: TakeAll is
+// the same script over the keys of several policies, counted in all or
+// none; Refund a script that gives a take back to the window it was
+// counted in; Peek a script that writes nothing; Reset one DEL.
+//
 // # When Redis fails
 //
 // A Take that fails or gets no answer within the timeout (50ms by default,
@@ -49,11 +54,13 @@
 //
 // # Keys
 //
-// A Redis key is prefix + "{" + tag + "}". The tag is "name:key" when both
-// are short printable ASCII (readable in redis-cli), otherwise a SHA-256 of
-// both, so keys a client controls — spaces, newlines, braces, non-UTF-8,
-// 10 KB — are stored safely in a bounded key, and the braces make the tag
-// the Redis Cluster hash tag whatever the key holds.
+// A Redis key is prefix + "{" + tag + "}:" + name. The tag is the client's
+// key when it is short printable ASCII (readable in redis-cli), otherwise a
+// SHA-256 of it, and the policy name is kept the same way, so keys a client
+// controls — spaces, newlines, braces, non-UTF-8, 10 KB — are stored safely
+// in a bounded key, and the braces make the client's tag the Redis Cluster
+// hash tag whatever the key holds: every policy of one client is in one
+// slot, which a script over several of them needs.
 //
 // Examples: [ExampleNew], [ExampleWithFallback].
 package redisstore
