@@ -331,7 +331,7 @@ func (s *stack) up(t *testing.T) {
 		}
 	}
 	s.network = s.project + "_default"
-	s.p.Run(t, "network", "create", "--label", "com.docker.compose.project="+s.project, s.network)
+	s.p.Run(t, "network", "create", "--label", testenv.Label(), "--label", "com.docker.compose.project="+s.project, s.network)
 	t.Cleanup(func() { _, _ = s.p.Try("network", "rm", "-f", s.network) })
 	s.ids = map[string]string{}
 	for _, name := range s.order(t) {

@@ -216,12 +216,18 @@ func appImage(t testing.TB, p *testenv.Podman) string {
 			appImageBuild.err = err
 			return
 		}
+		previous, _ := p.Try("image", "inspect", "--format", "{{.Id}}", appImageTag)
 		cmd := p.Command(t.Context(), append(args, ".")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			appImageBuild.err = err
 			t.Logf("podman build:\n%s", out)
 			return
+		}
+		// The image this tag had is no one's now: remove it, or every run
+		// would leave one behind.
+		if current, _ := p.Try("image", "inspect", "--format", "{{.Id}}", appImageTag); previous != "" && previous != current {
+			_, _ = p.Try("rmi", previous)
 		}
 		appImageBuild.tag = appImageTag
 		appImageBuild.took = time.Since(start)

@@ -103,12 +103,27 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 `, ulimits[0], ulimits[1], initPath)
-	dir, err := os.MkdirTemp("", "shipshape-podman-")
+	// One file per content, shared by the runs that need the same: none
+	// is left behind per run. Written under another name and renamed, so
+	// that a concurrent run never reads half of it.
+	sum := sha256.Sum256([]byte(conf))
+	path := filepath.Join(os.TempDir(), "shipshape-podman-"+hex.EncodeToString(sum[:8])+".conf")
+	tmp, err := os.CreateTemp(os.TempDir(), "shipshape-podman-*.tmp")
 	if err != nil {
 		return nil, "", fmt.Errorf("testenv: %w", err)
 	}
-	path := filepath.Join(dir, "containers.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	_, err = tmp.WriteString(conf)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return nil, "", fmt.Errorf("testenv: %w", err)
 	}
 	p := &Podman{bin: bin, conf: path, env: append(os.Environ(), "CONTAINERS_CONF="+path), ulimits: ulimits}
@@ -130,25 +145,37 @@ func (p *Podman) Conf() string { return p.conf }
 // so a test that passes one passes these for the others.
 func (p *Podman) DefaultUlimits() []string { return slices.Clone(p.ulimits) }
 
-// removeLeftovers removes the containers of test processes that are gone
-// (killed before their cleanup ran).
+// removeLeftovers removes the containers, then the networks, of test
+// processes that are gone (killed before their cleanup ran).
 func (p *Podman) removeLeftovers() {
-	out, err := p.output(context.Background(), nil, "ps", "-a", "--filter", "label="+PodmanLabel, "--format", "{{.ID}} {{index .Labels \""+PodmanLabel+"\"}}")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 {
+	for _, kind := range []struct {
+		list   []string
+		remove []string
+	}{
+		{[]string{"ps", "-a", "--format", "{{.ID}} {{index .Labels \"" + PodmanLabel + "\"}}"}, []string{"rm", "-f", "-t", "0"}},
+		{[]string{"network", "ls", "--format", "{{.Name}} {{index .Labels \"" + PodmanLabel + "\"}}"}, []string{"network", "rm", "-f"}},
+	} {
+		out, err := p.output(context.Background(), nil, append(kind.list, "--filter", "label="+PodmanLabel)...)
+		if err != nil {
 			continue
 		}
-		pid, err := strconv.Atoi(f[1])
-		if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
-			continue // its test process is still running
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 2 {
+				continue
+			}
+			pid, err := strconv.Atoi(f[1])
+			if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
+				continue // its test process is still running
+			}
+			_, _ = p.output(context.Background(), nil, append(kind.remove, f[0])...)
 		}
-		_, _ = p.output(context.Background(), nil, "rm", "-f", "-t", "0", f[0])
 	}
 }
+
+// Label is the --label option that marks a container or network as this
+// test process's (see [PodmanLabel]).
+func Label() string { return PodmanLabel + "=" + strconv.Itoa(os.Getpid()) }
 
 // Command returns a podman command with the tests' configuration.
 func (p *Podman) Command(ctx context.Context, args ...string) *exec.Cmd {
@@ -199,7 +226,7 @@ func (p *Podman) Start(t testing.TB, args ...string) string {
 // returns its id.
 func (p *Podman) Create(t testing.TB, verb string, args ...string) string {
 	t.Helper()
-	full := append([]string{verb, "--label", PodmanLabel + "=" + strconv.Itoa(os.Getpid()), "--pull=never"}, args...)
+	full := append([]string{verb, "--label", Label(), "--pull=never"}, args...)
 	id, err := p.Try(full...)
 	if id != "" {
 		id = lastLine(id)
