@@ -33,6 +33,7 @@ type Podman struct {
 	bin     string
 	env     []string
 	conf    string
+	dir     string // working directory of the podman commands
 	ulimits []string
 }
 
@@ -126,7 +127,11 @@ events_logger = "file"
 		os.Remove(tmp.Name())
 		return nil, "", fmt.Errorf("testenv: %w", err)
 	}
-	p := &Podman{bin: bin, conf: path, env: append(os.Environ(), "CONTAINERS_CONF="+path), ulimits: ulimits}
+	dir := filepath.Join(os.TempDir(), "shipshape-podman")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("testenv: %w", err)
+	}
+	p := &Podman{bin: bin, conf: path, dir: dir, env: append(os.Environ(), "CONTAINERS_CONF="+path), ulimits: ulimits}
 	if out, err := p.output(context.Background(), nil, "info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}"); err != nil {
 		return nil, fmt.Sprintf("testenv: podman cannot run here: %v", err), nil
 	} else if got := strings.TrimSpace(out); got != "runc cgroupfs" {
@@ -177,10 +182,14 @@ func (p *Podman) removeLeftovers() {
 // test process's (see [PodmanLabel]).
 func Label() string { return PodmanLabel + "=" + strconv.Itoa(os.Getpid()) }
 
-// Command returns a podman command with the tests' configuration.
+// Command returns a podman command with the tests' configuration. It runs
+// in a directory of its own: conmon leaves files in its working directory
+// (an empty "oom" after an OOM kill), which would otherwise be the test's
+// package directory.
 func (p *Podman) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, p.bin, args...)
 	cmd.Env = p.env
+	cmd.Dir = p.dir
 	return cmd
 }
 
