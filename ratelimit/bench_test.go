@@ -43,31 +43,6 @@ func BenchmarkMemoryStoreTake(b *testing.B) {
 			}
 		})
 	})
-	// The hot key as a server sees it: each take between some work of the
-	// request's own, so that the cores collide on the lock now and then,
-	// with lock's short spin and with sync.Mutex alone.
-	for _, spins := range []int{lockSpins, 0} {
-		b.Run("hot-with-work/spins="+strconv.Itoa(spins), func(b *testing.B) {
-			defer func(n int) { lockSpins = n }(lockSpins)
-			lockSpins = spins
-			s := newMemoryStore(b)
-			p := Policy{Name: "default", Limit: 1 << 30, Window: time.Minute}
-			now := time.Now()
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				ctx := context.Background()
-				x := uint64(1)
-				for pb.Next() {
-					for range 100 { // ~100 ns of the request's own work
-						x = x*6364136223846793005 + 1442695040888963407
-					}
-					if _, err := s.Take(ctx, p, "192.0.2.7", now, int(x&1)); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
-	}
 	b.Run("flood", func(b *testing.B) {
 		s := newMemoryStore(b, WithMaxKeys(100_000))
 		p := Policy{Name: "default", Limit: 5, Window: time.Minute}

@@ -112,28 +112,6 @@ type memShard struct {
 	_         [16]byte // 64 bytes: shards never share a cache line
 }
 
-// lock takes sh.mu. While another core holds it (a hot key: one client
-// hammering from every core), it retries TryLock, which reads the lock
-// word and writes nothing while the lock is held, for about as long as a
-// take holds the lock, before it waits in Lock. sync.Mutex's own spinning
-// pauses for about a microsecond per round on recent Intel cores (PAUSE
-// costs some 140 cycles there), many takes' worth. A waiter that outlasts
-// the short spin parks in Lock as before, so an oversubscribed machine,
-// where the holder may be descheduled, costs little more than with
-// sync.Mutex alone (a spin lock that never parked collapsed there).
-func (sh *memShard) lock() {
-	for range lockSpins {
-		if sh.mu.TryLock() {
-			return
-		}
-	}
-	sh.mu.Lock()
-}
-
-// lockSpins is how many times lock tries before it waits (a variable so
-// that the benchmarks can compare it with sync.Mutex alone, at 0).
-var lockSpins = 64
-
 // slot is one key's state, 64 bytes: one cache line.
 type slot struct {
 	hash  uint64 // 0: empty
@@ -311,7 +289,7 @@ func (s *MemoryStore) TakeAll(ctx context.Context, ps []Policy, key string, now 
 	for i := range ps {
 		index[i], elapsed[i] = windowOf(now, ps[i].Window)
 	}
-	sh.lock()
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	// Insert what is missing first, each slot pinned so that making room
 	// for one policy's slot cannot evict another's; inserting may move
@@ -358,7 +336,7 @@ func (s *MemoryStore) Refund(ctx context.Context, ps []Policy, key string, n int
 		}
 		h := s.hash(pols[i], k.key)
 		sh := &s.shards[h&s.mask]
-		sh.lock()
+		sh.mu.Lock()
 		if j, found := sh.find(h, pols[i], k.key, k.hashed); found {
 			sh.slots[j].refund(ws[i].Index, n)
 		}
@@ -382,7 +360,7 @@ func (s *MemoryStore) Peek(ctx context.Context, ps []Policy, key string, now tim
 		h := s.hash(pols[i], k.key)
 		sh := &s.shards[h&s.mask]
 		index, elapsed := windowOf(now, ps[i].Window)
-		sh.lock()
+		sh.mu.Lock()
 		j, found := sh.find(h, pols[i], k.key, k.hashed)
 		w := Window{Elapsed: elapsed, Index: index}
 		if found {
@@ -411,7 +389,7 @@ func (s *MemoryStore) Reset(ctx context.Context, ps []Policy, key string) error 
 	for i := range ps {
 		h := s.hash(pols[i], k.key)
 		sh := &s.shards[h&s.mask]
-		sh.lock()
+		sh.mu.Lock()
 		if j, found := sh.find(h, pols[i], k.key, k.hashed); found {
 			sh.deleteAt(j)
 		}
@@ -475,7 +453,7 @@ func (s *MemoryStore) takeCounts(p Policy, pol uint16, key string, hashed bool, 
 	index, elapsed = windowOf(now, p.Window)
 	nowNs := now.UnixNano()
 	sh := &s.shards[h&s.mask]
-	sh.lock()
+	sh.mu.Lock()
 	// slotFor, roll and settle written out: none of them is inlined, and
 	// this is the path every request takes.
 	i, found := sh.find(h, pol, key, hashed)
@@ -780,7 +758,7 @@ func (s *MemoryStore) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.lock()
+		sh.mu.Lock()
 		n += sh.n
 		sh.mu.Unlock()
 	}
