@@ -161,7 +161,8 @@ func router(a *app.App, cfg app.Config, login loginConfig) (http.Handler, error)
 	// Innermost: the route reaches the access line and Sentry although
 	// the body limit in mws copies the request.
 	r.Use(reqlog.RecordRoute)
-	r.Get("/healthz", app.Healthz)
+	healthz, debugHang := app.HealthRoutes(cfg)
+	r.Method(http.MethodGet, "/healthz", healthz)
 	r.Get("/", a.Files.ServeHTTP)
 	r.Handle("/static/*", http.StripPrefix("/static", a.Files))
 	r.Route("/api", func(r chi.Router) {
@@ -187,6 +188,12 @@ func router(a *app.App, cfg app.Config, login loginConfig) (http.Handler, error)
 	})
 	if cfg.DebugPanic {
 		r.Get("/debug/panic", app.Panic)
+	}
+	if debugHang != nil {
+		r.Method(http.MethodGet, "/debug/hang", debugHang)
+	}
+	if cfg.DebugAlloc {
+		r.Get("/debug/alloc", app.Alloc)
 	}
 	return r, nil
 }

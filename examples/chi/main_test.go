@@ -162,3 +162,32 @@ func TestExitCodes(t *testing.T) {
 	assert.Equal(t, 2, run(context.Background(), []string{"-login-window", "x"}, none, io.Discard, nil))
 	assert.Equal(t, 1, run(context.Background(), []string{"-login-limit", "0", "-log-dir", ""}, none, io.Discard, nil))
 }
+
+// TestDebugRoutes: the chi example serves the debug routes of the shared
+// flags as examples/server does, and only with their flags.
+func TestDebugRoutes(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		paths map[string]int
+	}{
+		{"off by default", nil, map[string]int{"/debug/hang": http.StatusNotFound, "/debug/alloc?mib=1": http.StatusNotFound, "/healthz": http.StatusOK}},
+		{"with their flags", []string{"-debug-hang", "-debug-alloc"}, map[string]int{"/debug/alloc?mib=1": http.StatusOK, "/debug/hang": http.StatusOK}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base, _, _ := startChi(t, tt.args...)
+			for path, want := range tt.paths {
+				resp := do(t, http.MethodGet, base+path)
+				resp.Body.Close()
+				assert.Equal(t, want, resp.StatusCode, "GET %s", path)
+			}
+		})
+	}
+	base, _, _ := startChi(t, "-debug-hang")
+	resp := do(t, http.MethodGet, base+"/debug/hang")
+	resp.Body.Close()
+	c := &http.Client{Timeout: 300 * time.Millisecond}
+	_, err := c.Get(base + "/healthz")
+	assert.Error(t, err, "/healthz answered after /debug/hang")
+}

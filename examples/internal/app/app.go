@@ -362,13 +362,11 @@ func (a *App) Routes(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static", a.Files))
 	mux.Handle("GET /{$}", a.Files) // the embedded index.html
-	healthz := http.Handler(http.HandlerFunc(Healthz))
-	if cfg.DebugHang {
-		h := &hang{}
-		mux.HandleFunc("GET /debug/hang", h.start)
-		healthz = h.wrap(healthz)
-	}
+	healthz, debugHang := HealthRoutes(cfg)
 	mux.Handle("GET /healthz", healthz)
+	if debugHang != nil {
+		mux.Handle("GET /debug/hang", debugHang)
+	}
 	mux.Handle("/api/", limited)
 	if cfg.DebugPanic {
 		mux.HandleFunc("GET /debug/panic", Panic)

@@ -14,6 +14,18 @@ import (
 // what the container engine or systemd does about them. Each is off by
 // default and has a flag of its own.
 
+// HealthRoutes returns the handler of GET /healthz and, with
+// cfg.DebugHang, the handler of GET /debug/hang that makes it hang (nil
+// without): every router of the examples serves the two the same way.
+func HealthRoutes(cfg Config) (healthz, debugHang http.Handler) {
+	healthz = http.HandlerFunc(Healthz)
+	if !cfg.DebugHang {
+		return healthz, nil
+	}
+	h := &hang{}
+	return h.wrap(healthz), http.HandlerFunc(h.start)
+}
+
 // hang makes /healthz stop answering once GET /debug/hang was called
 // (-debug-hang): the process is alive and accepts connections, but is no
 // longer healthy, as a deadlocked one would be.
