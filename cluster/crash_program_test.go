@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -103,6 +104,11 @@ func crashPanicGoroutine() {
 }
 
 func crashConcurrentMapWrites() {
+	// The runtime sees two writers only if they run at once: with one P
+	// (a machine or cgroup of one CPU, where GOMAXPROCS is 1) the writers
+	// take turns and the map survives. More Ps than CPUs make the kernel
+	// interrupt one writer mid-write, and the next one sees it.
+	runtime.GOMAXPROCS(8)
 	m := map[int]int{}
 	for range 4 {
 		go crashMapWriter(m)
