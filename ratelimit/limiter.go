@@ -39,6 +39,7 @@ type Limiter struct {
 	skip      func(*http.Request) bool
 	storeErrs *errlog.Reporter
 	keyErrs   *errlog.Reporter
+	metrics   *metrics
 	// base is the wall time at New, with its monotonic reading: the clock
 	// (see now).
 	base time.Time
@@ -107,6 +108,10 @@ func New(limit int, window time.Duration, opts ...Option) (*Limiter, error) {
 	for i, p := range policies {
 		quotas[i] = ratelimitheader.Quota{Name: p.Name, Limit: p.Limit, Window: p.Window}
 	}
+	ms, err := newMetrics(cfg.meterProvider, policies)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: WithMeterProvider: %w", err)
+	}
 	base := time.Now()
 	return &Limiter{
 		policy:    p,
@@ -124,6 +129,7 @@ func New(limit int, window time.Duration, opts ...Option) (*Limiter, error) {
 		skip:      cfg.skip,
 		storeErrs: errlog.New(cfg.logger, storeMsg, 0),
 		keyErrs:   errlog.New(cfg.logger, "ratelimit: key function failed, answering 500", 0),
+		metrics:   ms,
 		base:      base,
 		baseNs:    base.UnixNano(),
 	}, nil
@@ -233,6 +239,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		}
 		now := l.now()
 		win, err := l.store.Take(r.Context(), l.policy, key, now, 1)
+		l.took(r.Context(), now)
 		if l.stopped(w, r, err) {
 			if err != nil && l.failOpen && r.Context().Err() == nil {
 				next.ServeHTTP(w, r)
@@ -242,9 +249,11 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		d := decide(l.policy, win, 1)
 		l.headers.Set(w.Header(), nil, 0, d.Remaining, d.Reset, now)
 		if d.Allowed {
+			l.metrics.decided(r.Context(), 0, outcomeAllowed)
 			next.ServeHTTP(w, r)
 			return
 		}
+		l.metrics.decided(r.Context(), 0, outcomeDenied)
 		l.refuse(w, r, d)
 	})
 }
@@ -259,12 +268,14 @@ func (l *Limiter) stopped(w http.ResponseWriter, r *http.Request, err error) boo
 		// call cut short by the request's own context (redisstore
 		// returns its error) would otherwise fail open and serve the
 		// request uncounted. Counted and not served is harmless.
+		l.metrics.decided(r.Context(), 0, outcomeCanceled)
 		l.abandon(w, r, cerr)
 		return true
 	}
 	if err == nil {
 		return false
 	}
+	l.metrics.decided(r.Context(), 0, outcomeStoreError)
 	l.storeErrs.Report(r.Context(), err, slog.String("policy", l.policy.Name))
 	if l.failOpen {
 		return true
@@ -328,6 +339,7 @@ func (l *Limiter) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	} else {
 		allowed, err = l.store.TakeAll(r.Context(), ps, key, now, n, ws)
 	}
+	l.took(r.Context(), now)
 	if l.stopped(w, r, err) {
 		if err != nil && l.failOpen && r.Context().Err() == nil {
 			next.ServeHTTP(w, r)
@@ -340,9 +352,11 @@ func (l *Limiter) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	}
 	l.headers.Set(w.Header(), limits, i, d.Remaining, d.Reset, now)
 	if !d.Allowed {
+		l.metrics.decided(r.Context(), i, outcomeDenied)
 		l.refuse(w, r, d)
 		return
 	}
+	l.metrics.decided(r.Context(), i, outcomeAllowed)
 	if l.countOnly == nil {
 		next.ServeHTTP(w, r)
 		return
@@ -390,6 +404,7 @@ func responseStatus(rec *respwriter.Recorder, r *http.Request, returned bool) in
 // fnFailed answers a request whose limit or cost function returned a value
 // that cannot be used: 500, logged, never passed on.
 func (l *Limiter) fnFailed(w http.ResponseWriter, r *http.Request, err error) {
+	l.metrics.decided(r.Context(), 0, outcomeFuncError)
 	l.logError(r, err)
 	l.fnErrs.Report(r.Context(), err, slog.String("policy", l.policy.Name))
 	l.problem(w, r, problem.Details{Status: http.StatusInternalServerError})
@@ -399,6 +414,7 @@ func (l *Limiter) fnFailed(w http.ResponseWriter, r *http.Request, err error) {
 // the request lacks what the key needs, else 500 for a KeyFunc that is
 // misconfigured, which is also logged.
 func (l *Limiter) keyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	l.metrics.decided(r.Context(), 0, outcomeKeyError)
 	l.logError(r, fmt.Errorf("ratelimit: key: %w", err))
 	if errors.Is(err, ErrNoKey) {
 		l.problem(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "The request does not identify a client for rate limiting."})

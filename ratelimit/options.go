@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/shipshape-go/shipshape/internal/nilcheck"
 	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
 	"github.com/shipshape-go/shipshape/problem"
@@ -35,6 +37,9 @@ type config struct {
 	costSet      bool
 	countOnly    func(status int) bool
 	countOnlySet bool
+
+	meterProvider metric.MeterProvider
+	meterSet      bool // WithMeterProvider was given, even with nil
 }
 
 // validate reports the first bad setting; New returns it.
@@ -58,6 +63,8 @@ func (c *config) validate() error {
 		return errors.New("ratelimit: WithCost: nil function")
 	case c.countOnlySet && c.countOnly == nil:
 		return errors.New("ratelimit: WithCountOnly: nil function")
+	case c.meterSet && nilcheck.Is(c.meterProvider):
+		return errors.New("ratelimit: WithMeterProvider: nil provider")
 	}
 	if err := ratelimitheader.ValidName(c.name); err != nil {
 		return fmt.Errorf("ratelimit: WithName: %w", err)
@@ -248,4 +255,14 @@ func WithCost(fn func(r *http.Request) int) Option {
 // once per request passed on. A nil function is an error from [New].
 func WithCountOnly(counts func(status int) bool) Option {
 	return func(c *config) { c.countOnly, c.countOnlySet = counts, true }
+}
+
+// WithMeterProvider sets where the Limiter's metrics go (default: the
+// global provider, otel.GetMeterProvider() at the time of New, which
+// records nothing until the application sets one): the count of requests
+// by policy and outcome (shipshape.ratelimit.decisions) and the store's
+// latency (shipshape.ratelimit.store.duration); docs/metrics.md lists
+// them. A nil provider is an error from [New].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider, c.meterSet = mp, true }
 }

@@ -1,0 +1,187 @@
+// Package instrument is the one way shipshape's packages create and record
+// their OpenTelemetry metrics: a [Meter] per package from the
+// metric.MeterProvider given to its WithMeterProvider option (the global
+// provider when none was given, read once at the package's New), and
+// attribute sets computed once, at New, so that recording on a hot path
+// is one interface call that allocates nothing.
+//
+// With no provider set, the global provider's instruments are no-ops until
+// the application calls otel.SetMeterProvider, after which they forward to
+// the one set: an instrument costs an atomic load per measurement meanwhile.
+// Work that exists only to produce a measurement (reading a clock) is done
+// only when [Histogram.Enabled] reports true.
+package instrument
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ScopePrefix is the instrumentation scope of every package's meter,
+// followed by the package's path below the module (ratelimit,
+// ratelimit/redisstore).
+const ScopePrefix = "github.com/shipshape-go/shipshape/"
+
+// Provider returns mp, or the global provider when mp is nil (the option
+// was not given).
+func Provider(mp metric.MeterProvider) metric.MeterProvider {
+	if mp == nil {
+		return otel.GetMeterProvider()
+	}
+	return mp
+}
+
+// Meter creates one package's instruments. It keeps the first error an
+// instrument's creation returned (an SDK rejects an invalid name or a
+// conflicting registration), which the package's New returns.
+type Meter struct {
+	m    metric.Meter
+	errs []error
+}
+
+// New returns the Meter of pkg (a path below the module) from mp, or from
+// the global provider when mp is nil.
+func New(mp metric.MeterProvider, pkg string) *Meter {
+	return &Meter{m: Provider(mp).Meter(ScopePrefix + pkg)}
+}
+
+// Err reports the errors of every instrument created so far, nil when
+// there were none.
+func (m *Meter) Err() error { return errors.Join(m.errs...) }
+
+func (m *Meter) keep(err error) {
+	if err != nil {
+		m.errs = append(m.errs, err)
+	}
+}
+
+// Counter is a monotonic count (metric.Int64Counter).
+type Counter struct{ c metric.Int64Counter }
+
+// Counter creates a counter.
+func (m *Meter) Counter(name, unit, desc string) Counter {
+	c, err := m.m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	m.keep(err)
+	return Counter{c}
+}
+
+// Add adds n to the series of a.
+func (c Counter) Add(ctx context.Context, n int64, a *Attrs) { c.c.Add(ctx, n, a.add...) }
+
+// Inc adds one to the series of a.
+func (c Counter) Inc(ctx context.Context, a *Attrs) { c.c.Add(ctx, 1, a.add...) }
+
+// UpDown is a count that goes up and down (metric.Int64UpDownCounter):
+// requests waiting, connections open, a store degraded.
+type UpDown struct{ c metric.Int64UpDownCounter }
+
+// UpDown creates an up-down counter.
+func (m *Meter) UpDown(name, unit, desc string) UpDown {
+	c, err := m.m.Int64UpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	m.keep(err)
+	return UpDown{c}
+}
+
+// Add adds n (negative to subtract) to the series of a.
+func (c UpDown) Add(ctx context.Context, n int64, a *Attrs) { c.c.Add(ctx, n, a.add...) }
+
+// Histogram is a distribution of float64 values (metric.Float64Histogram),
+// durations in seconds as the semantic conventions have them.
+type Histogram struct{ h metric.Float64Histogram }
+
+// DurationBuckets are the bucket boundaries, in seconds, that the HTTP
+// semantic conventions advise for http.server.request.duration; every
+// duration histogram of shipshape uses them.
+var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// FastBuckets are for durations that are normally well under a millisecond
+// (a store's answer): from 50µs to 1s.
+var FastBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
+
+// Histogram creates a histogram with the given bucket boundaries (nil: the
+// provider's default).
+func (m *Meter) Histogram(name, unit, desc string, buckets []float64) Histogram {
+	opts := []metric.Float64HistogramOption{metric.WithUnit(unit), metric.WithDescription(desc)}
+	if buckets != nil {
+		opts = append(opts, metric.WithExplicitBucketBoundaries(buckets...))
+	}
+	h, err := m.m.Float64Histogram(name, opts...)
+	m.keep(err)
+	return Histogram{h}
+}
+
+// Enabled reports whether a measurement would be recorded: false while
+// the provider is the global one and none was set, so that the caller
+// skips the work a measurement needs (a clock read).
+func (h Histogram) Enabled(ctx context.Context) bool { return h.h.Enabled(ctx) }
+
+// Record records v in the series of a.
+func (h Histogram) Record(ctx context.Context, v float64, a *Attrs) { h.h.Record(ctx, v, a.rec...) }
+
+// Seconds records d, in seconds, in the series of a.
+func (h Histogram) Seconds(ctx context.Context, d time.Duration, a *Attrs) {
+	h.h.Record(ctx, d.Seconds(), a.rec...)
+}
+
+// Observe registers fn to be called at each collection, until the
+// returned function is called (by the owner's Close). fn reports its
+// values through the Observer.
+func (m *Meter) Observe(fn func(o Observer), gauges ...ObservableGauge) (unregister func()) {
+	insts := make([]metric.Observable, len(gauges))
+	for i, g := range gauges {
+		insts[i] = g.g
+	}
+	reg, err := m.m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		fn(Observer{o})
+		return nil
+	}, insts...)
+	m.keep(err)
+	if err != nil || reg == nil {
+		return func() {}
+	}
+	return func() { _ = reg.Unregister() }
+}
+
+// ObservableGauge is a value read at collection (metric.Int64ObservableGauge).
+type ObservableGauge struct{ g metric.Int64ObservableGauge }
+
+// Gauge creates an observable gauge; its values come from a callback
+// registered with [Meter.Observe].
+func (m *Meter) Gauge(name, unit, desc string) ObservableGauge {
+	g, err := m.m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	m.keep(err)
+	return ObservableGauge{g}
+}
+
+// Observer reports values from a callback of [Meter.Observe].
+type Observer struct{ o metric.Observer }
+
+// Gauge reports v for the series of a.
+func (o Observer) Gauge(g ObservableGauge, v int64, a *Attrs) { o.o.ObserveInt64(g.g, v, a.obs...) }
+
+// Attrs is one series' attribute set with the measurement options that
+// carry it, built once so that recording allocates nothing. The zero
+// value is the series without attributes.
+type Attrs struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+	obs []metric.ObserveOption
+}
+
+// NewAttrs returns the attribute set of kv.
+func NewAttrs(kv ...attribute.KeyValue) *Attrs {
+	if len(kv) == 0 {
+		return &Attrs{}
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(kv...))
+	return &Attrs{
+		add: []metric.AddOption{opt},
+		rec: []metric.RecordOption{opt},
+		obs: []metric.ObserveOption{opt},
+	}
+}
