@@ -116,6 +116,7 @@ type Delayer struct {
 
 	// waiting counts the requests waiting (see admit); ≤ maxWaiting.
 	waiting atomic.Int64
+	metrics *metrics
 }
 
 // New returns a Delayer that lets after requests per key pass undelayed in
@@ -149,6 +150,10 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		cfg.store = s
 	}
 	policy := ratelimit.Policy{Name: cfg.name, Limit: countLimit, Window: window}
+	ms, err := newMetrics(cfg.meterProvider, cfg.name)
+	if err != nil {
+		return nil, fmt.Errorf("slowdown: WithMeterProvider: %w", err)
+	}
 	base := time.Now()
 	return &Delayer{
 		after:      after,
@@ -171,6 +176,7 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		fnErrs:     errlog.New(cfg.logger, "slowdown: after function failed, answering 500", 0),
 		base:       base,
 		baseNs:     base.UnixNano(),
+		metrics:    ms,
 	}, nil
 }
 
@@ -319,8 +325,10 @@ func (d *Delayer) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 				d.problem(w, r, problem.Details{Status: http.StatusServiceUnavailable, Detail: "The server is busy slowing down other requests; retry later."})
 				return
 			}
+			d.metrics.waiting.Add(ctx, 1, d.metrics.policy)
 			d.wait(ctx, delay)
 			d.waiting.Add(-1)
+			d.metrics.waiting.Add(ctx, -1, d.metrics.policy)
 			cerr = ctx.Err()
 		}
 	}
@@ -426,6 +434,7 @@ func (d *Delayer) wait(ctx context.Context, delay time.Duration) {
 }
 
 func (d *Delayer) logDecision(ctx context.Context, decision string, delay time.Duration) {
+	d.metrics.decided(ctx, decision, delay)
 	reqlog.AddAttrs(ctx, slog.Group("slowdown",
 		slog.String("policy", d.policy.Name),
 		slog.String("decision", decision),

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/shipshape-go/shipshape/internal/nilcheck"
 	"github.com/shipshape-go/shipshape/internal/ratelimitheader"
 	"github.com/shipshape-go/shipshape/problem"
@@ -50,6 +52,9 @@ type config struct {
 	afterFuncSet bool
 	countOnly    func(status int) bool
 	countOnlySet bool
+
+	meterProvider metric.MeterProvider
+	meterSet      bool // WithMeterProvider was given, even with nil
 }
 
 func defaults() config {
@@ -93,6 +98,8 @@ func (c *config) validate(after int) error {
 		return errors.New("slowdown: WithAfterFunc: nil function")
 	case c.countOnlySet && c.countOnly == nil:
 		return errors.New("slowdown: WithCountOnly: nil function")
+	case c.meterSet && nilcheck.Is(c.meterProvider):
+		return errors.New("slowdown: WithMeterProvider: nil provider")
 	}
 	if err := ratelimitheader.ValidName(c.name); err != nil {
 		return fmt.Errorf("slowdown: WithName: %w", err)
@@ -260,4 +267,16 @@ func WithAfterFunc(fn func(r *http.Request) int) Option {
 // A nil function is an error from [New].
 func WithCountOnly(counts func(status int) bool) Option {
 	return func(c *config) { c.countOnly, c.countOnlySet = counts, true }
+}
+
+// WithMeterProvider sets where the Delayer's metrics go (default: the
+// global provider, otel.GetMeterProvider() at the time of New, which
+// records nothing until the application sets one): requests delayed,
+// refused for overflow or lost while waiting
+// (shipshape.slowdown.requests), the delays (shipshape.slowdown.delay)
+// and the requests waiting now (shipshape.slowdown.waiting);
+// docs/metrics.md lists them. Requests passed on undelayed record
+// nothing. A nil provider is an error from [New].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider, c.meterSet = mp, true }
 }
