@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/shipshape-go/shipshape/internal/nilcheck"
 )
 
@@ -53,6 +55,8 @@ type config struct {
 	onReject    func(remote net.Addr, reason RejectReason)
 	onRejectSet bool // WithOnReject was given, even with nil
 	exempt      []netip.Prefix
+	meter       metric.MeterProvider
+	meterSet    bool // WithMeterProvider was given, even with nil
 
 	// Derived by New from perSecond and burst.
 	interval  time.Duration // GCRA emission interval, 1/rate; 0 = no rate limit
@@ -72,6 +76,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("connlimit: WithAcceptRate: burst %d, want ≥ 0 (0: the rate rounded up)", c.burst)
 	case c.onRejectSet && c.onReject == nil:
 		return errors.New("connlimit: WithOnReject: nil function")
+	case c.meterSet && nilcheck.Is(c.meter):
+		return errors.New("connlimit: WithMeterProvider: nil provider")
 	}
 	for i, p := range c.exempt {
 		if !p.IsValid() {
@@ -132,6 +138,17 @@ func WithAcceptRate(perSecond float64, burst int) Option {
 // from [New].
 func WithOnReject(fn func(remote net.Addr, reason RejectReason)) Option {
 	return func(c *config) { c.onReject, c.onRejectSet = fn, true }
+}
+
+// WithMeterProvider sets where the Listener's metrics go (default: the
+// global provider, otel.GetMeterProvider() at the time of New, which
+// records nothing until the application sets one): connections admitted
+// (shipshape.connlimit.connections.accepted), refused by reason
+// (shipshape.connlimit.connections.refused, the [RejectReason] words) and
+// open now (shipshape.connlimit.connections.open); docs/metrics.md lists
+// them. A nil provider is an error from [New].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meter, c.meterSet = mp, true }
 }
 
 // WithExempt exempts peers in the given networks from the per-IP limits
@@ -199,7 +216,11 @@ func New(ln net.Listener, opts ...Option) (*Listener, error) {
 	for i, p := range cfg.exempt {
 		cfg.exempt[i] = p.Masked()
 	}
-	return &Listener{Listener: ln, cfg: cfg, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep, base: time.Now()}, nil
+	ms, err := newMetrics(cfg.meter)
+	if err != nil {
+		return nil, fmt.Errorf("connlimit: WithMeterProvider: %w", err)
+	}
+	return &Listener{Listener: ln, cfg: cfg, metrics: ms, peers: make(map[netip.Addr]*peerConns), sweepAt: minSweep, base: time.Now()}, nil
 }
 
 // sweepEvery is how often, at most, Accept sweeps idle clients when the
@@ -214,8 +235,9 @@ const minSweep = 1024
 // [New].
 type Listener struct {
 	net.Listener
-	cfg  config
-	base time.Time // clock origin: durations since it are monotonic
+	cfg     config
+	metrics *metrics
+	base    time.Time // clock origin: durations since it are monotonic
 
 	mu        sync.Mutex
 	open      int // accepted connections not yet closed
@@ -252,9 +274,11 @@ func (l *Listener) wrap(c net.Conn) net.Conn {
 	key := clientKey(ip)
 	reason := l.admit(key, keyed)
 	if reason == 0 {
+		l.metrics.admitted()
 		return &limitConn{Conn: c, l: l, key: key, keyed: keyed}
 	}
 	refuse(c)
+	l.metrics.rejected(reason)
 	if l.cfg.onReject != nil {
 		l.cfg.onReject(c.RemoteAddr(), reason)
 	}
@@ -401,7 +425,10 @@ type limitConn struct {
 // the listener's limits.
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.key, c.keyed) })
+	c.once.Do(func() {
+		c.l.release(c.key, c.keyed)
+		c.l.metrics.closed()
+	})
 	return err
 }
 
