@@ -19,6 +19,12 @@ const (
 	// shell that use [Listen] directly, to get the same log attribute.
 	EnvWorkerID = "SHIPSHAPE_WORKER_ID"
 
+	// EnvWorkerIncarnation holds the worker process's incarnation, a
+	// number the supervisor gives every worker process it starts (1, 2,
+	// 3, … in start order, never reused while the supervisor runs);
+	// [WorkerIncarnation] reads it.
+	EnvWorkerIncarnation = "SHIPSHAPE_WORKER_INCARNATION"
+
 	// envFDs names the inherited descriptors ("listener=3,ready=4,
 	// lifeline=5", and whatever else a part of the supervisor hands its
 	// workers; see inheritedFile). Its presence is what makes a process a worker; a
@@ -38,6 +44,11 @@ var ErrCrashLoop = errors.New("cluster: crash loop")
 // when [EnvWorkerID] was set by hand). A replacement worker (crash restart,
 // SIGHUP, memory cap) gets the id of the worker it replaces, so for a
 // moment two processes may share an id.
+//
+// Use the id for what must stay put across replacements: sharding work by
+// worker (id of N), a per-slot port or metrics label. For what a single
+// process owns and a replacement must not share (a file it writes, a lock,
+// a consumer name in a queue), use [WorkerIncarnation].
 func WorkerID() (int, bool) {
 	v, ok := os.LookupEnv(EnvWorkerID)
 	if !ok {
@@ -50,9 +61,36 @@ func WorkerID() (int, bool) {
 	return id, true
 }
 
-// serveFunc is what a worker runs: [Run]'s serve argument, or the adapter
-// that [Serve] builds around an *http.Server.
-type serveFunc func(ctx context.Context, ln net.Listener) error
+// WorkerIncarnation returns this worker process's incarnation and true
+// when the process runs as a worker of a supervisor. The supervisor
+// numbers every worker process it starts, 1, 2, 3, … (first starts,
+// crash restarts, rolling restarts, memory replacements, scaling), so
+// that no two processes of one supervisor share a number, even while a
+// replacement and the worker it replaces both run. Numbers start again
+// at 1 when the supervisor restarts: for a name unique on the host across
+// supervisor restarts, combine it with the process id or the
+// supervisor's start time.
+//
+// Use it for per-process resources: a temporary file, a lock or lease
+// holder name, a queue consumer id. For sharding by worker, use the
+// stable [WorkerID].
+func WorkerIncarnation() (uint64, bool) {
+	v, ok := os.LookupEnv(EnvWorkerIncarnation)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// serveFunc is what a worker runs: [Run]'s serve argument, or the
+// adapter that [Serve] and [ServeFunc] build around the service's
+// servers. lns holds the listener on the main address under "" and one
+// per [WithNamedAddr] under its name.
+type serveFunc func(ctx context.Context, lns map[string]net.Listener) error
 
 // Run runs a supervised cluster of worker processes that share one
 // listening socket. Call it from main; the same call behaves differently
@@ -109,7 +147,12 @@ func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) e
 	if !c.addrSet {
 		return errors.New("cluster: Run: no address; use WithAddr")
 	}
-	return run(ctx, c, serve, true)
+	if len(c.named) > 0 {
+		return fmt.Errorf("cluster: Run: WithNamedAddr %q: Run serves one listener; use ServeFunc", c.named[0].name)
+	}
+	return run(ctx, c, func(ctx context.Context, lns map[string]net.Listener) error {
+		return serve(ctx, lns[""])
+	}, true)
 }
 
 // Serve runs srv in a supervised cluster: [Run] with a serve function that
@@ -123,10 +166,20 @@ func Run(ctx context.Context, serve func(ctx context.Context, ln net.Listener) e
 // srv had. A connection on which no request arrives holds the drain until
 // srv's ReadHeaderTimeout (or ReadTimeout) closes it, so set one.
 //
+// When srv.TLSConfig is set, each worker serves TLS on the shared socket,
+// with HTTP/2 as net/http offers it (srv.ServeTLS with the certificates of
+// TLSConfig; see [ServeFunc]).
+//
 // The address is [WithAddr], else srv.Addr (":http" when empty). srv must
 // not be started by the caller; in the supervisor process it is never
 // used. Serve returns an error, before anything starts, for a nil ctx or
-// srv and a nil or invalid option.
+// srv, a nil or invalid option, and a [WithNamedAddr] (its server would
+// have to be built in the worker: use [ServeFunc]).
+//
+// srv, and so everything its handler holds, is built before Serve is
+// called, in every process, the supervisor included. To open log files,
+// database pools or an error reporter in the workers only, use
+// [ServeFunc].
 func Serve(ctx context.Context, srv *http.Server, opts ...Option) error {
 	if ctx == nil {
 		return errors.New("cluster: Serve: nil context")
@@ -138,13 +191,18 @@ func Serve(ctx context.Context, srv *http.Server, opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	if len(c.named) > 0 {
+		return fmt.Errorf("cluster: Serve: WithNamedAddr %q needs a server built in the worker; use ServeFunc", c.named[0].name)
+	}
 	if !c.addrSet {
 		c.network, c.addr = "tcp", srv.Addr
 		if c.addr == "" {
 			c.addr = ":http"
 		}
 	}
-	return run(ctx, c, httpServe(srv, c), false)
+	return run(ctx, c, serveService(func(context.Context) (*Service, error) {
+		return &Service{Server: srv}, nil
+	}, c), false)
 }
 
 func run(ctx context.Context, c *config, serve serveFunc, closeOnDone bool) error {
@@ -169,12 +227,25 @@ func run(ctx context.Context, c *config, serve serveFunc, closeOnDone bool) erro
 // close after their response), waits until no connection is new or
 // active, and only then calls Shutdown, which by then has nothing left to
 // drop.
-func httpServe(srv *http.Server, c *config) serveFunc {
+//
+// With srv.TLSConfig set it serves TLS through srv.ServeTLS, which is how
+// net/http turns HTTP/2 on: it adds "h2" to the protocols offered by ALPN
+// unless srv.Protocols or srv.TLSNextProto say otherwise.
+func httpServe(srv *http.Server, c *config) func(ctx context.Context, ln net.Listener) error {
 	return func(ctx context.Context, ln net.Listener) error {
+		if cfg := srv.TLSConfig; cfg != nil && len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
+			return errors.New("cluster: serve: srv.TLSConfig has no certificate (Certificates, GetCertificate or GetConfigForClient)")
+		}
 		conns := &connTracker{busy: map[net.Conn]struct{}{}, next: srv.ConnState}
 		srv.ConnState = conns.hook
 		errc := make(chan error, 1)
-		go func() { errc <- srv.Serve(ln) }()
+		go func() {
+			if srv.TLSConfig != nil {
+				errc <- srv.ServeTLS(ln, "", "")
+				return
+			}
+			errc <- srv.Serve(ln)
+		}()
 		select {
 		case err := <-errc:
 			if errors.Is(err, http.ErrServerClosed) {

@@ -37,13 +37,15 @@ type event struct {
 // clusterAttrs are the attributes the supervisor logs, in the "cluster"
 // group.
 type clusterAttrs struct {
-	Worker  *int          `json:"worker"`
-	PID     int           `json:"pid"`
-	Reason  string        `json:"reason"`
-	Status  string        `json:"status"`
-	Backoff time.Duration `json:"backoff"`
-	Addr    string        `json:"addr"`
-	Error   string        `json:"error"`
+	Worker      *int          `json:"worker"`
+	Incarnation uint64        `json:"incarnation"`
+	PID         int           `json:"pid"`
+	AddrAdmin   string        `json:"addr_admin"` // WithNamedAddr("admin", …)
+	Reason      string        `json:"reason"`
+	Status      string        `json:"status"`
+	Backoff     time.Duration `json:"backoff"`
+	Addr        string        `json:"addr"`
+	Error       string        `json:"error"`
 }
 
 func (e event) String() string {

@@ -202,13 +202,18 @@ func LogWriter(name string) (io.Writer, bool) {
 //
 //	logger := slog.New(slog.NewJSONHandler(w, nil)).With(cluster.WorkerAttr())
 //
-// gives {"time":…,"level":"INFO","msg":"…","cluster":{"worker":1,"pid":4242},…}.
-// A replacement worker gets the id of the worker it replaces; the pid
-// tells the two processes apart.
+// gives {"time":…,"level":"INFO","msg":"…","cluster":{"worker":1,"incarnation":7,"pid":4242},…}.
+// A replacement worker gets the id of the worker it replaces; the
+// incarnation ([WorkerIncarnation], left out when unknown, as in a
+// process whose [EnvWorkerID] was set by hand) and the pid tell the two
+// processes apart.
 func WorkerAttr() slog.Attr {
 	id, ok := WorkerID()
 	if !ok {
 		return slog.Attr{}
+	}
+	if inc, ok := WorkerIncarnation(); ok {
+		return slog.Group(logGroup, slog.Int("worker", id), slog.Uint64("incarnation", inc), slog.Int("pid", os.Getpid()))
 	}
 	return slog.Group(logGroup, slog.Int("worker", id), slog.Int("pid", os.Getpid()))
 }

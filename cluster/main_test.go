@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,7 +46,7 @@ func programMain(mode string) int {
 	}
 	ctx := context.Background()
 	switch mode {
-	case "serve", "run":
+	case "serve", "run", "service":
 		if _, worker := WorkerID(); worker {
 			switch os.Getenv("CLUSTER_TEST_BROKEN") {
 			case "exit": // a release that fails at start (bad config, say)
@@ -93,10 +94,44 @@ func programMain(mode string) int {
 				return connlimit.New(ln, connlimit.WithMaxConnsPerIP(1))
 			}))
 		}
+		if v := os.Getenv("CLUSTER_TEST_ADMIN_ADDR"); v != "" {
+			opts = append(opts, WithNamedAddr("admin", "tcp", v))
+		}
 		var err error
-		if mode == "serve" {
-			err = Serve(ctx, &http.Server{Handler: testHandler(), ReadHeaderTimeout: 5 * time.Second}, opts...)
-		} else {
+		switch mode {
+		case "serve":
+			if path := os.Getenv("CLUSTER_TEST_OPEN_FILE"); path != "" {
+				// The pattern ServeFunc replaces: the service opens its
+				// files before Serve, in every process.
+				f, err := openMarker(path)
+				if err != nil {
+					logger.Error("test program: open", "error", err.Error())
+					return 1
+				}
+				defer f.Close()
+			}
+			err = Serve(ctx, testServer(), opts...)
+		case "service":
+			err = ServeFunc(ctx, func(ctx context.Context) (*Service, error) {
+				svc := &Service{Server: testServer()}
+				if path := os.Getenv("CLUSTER_TEST_OPEN_FILE"); path != "" {
+					f, err := openMarker(path)
+					if err != nil {
+						return nil, err
+					}
+					svc.Close = f.Close
+				}
+				if os.Getenv("CLUSTER_TEST_ADMIN_ADDR") != "" {
+					admin := http.NewServeMux()
+					admin.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+						id, _ := WorkerID()
+						fmt.Fprintf(w, "%d %d admin\n", os.Getpid(), id)
+					})
+					svc.Servers = map[string]*http.Server{"admin": {Handler: admin, ReadHeaderTimeout: 5 * time.Second}}
+				}
+				return svc, nil
+			}, opts...)
+		default:
 			err = Run(ctx, func(ctx context.Context, ln net.Listener) error {
 				return http.Serve(ln, testHandler())
 			}, opts...)
@@ -143,6 +178,35 @@ func programMain(mode string) int {
 	}
 	fmt.Fprintln(os.Stderr, "test program: unknown mode", mode)
 	return 2
+}
+
+// testServer is the test program's server: testHandler, over TLS with
+// the certificate of CLUSTER_TEST_TLS_CERT and _KEY when they are set.
+func testServer() *http.Server {
+	srv := &http.Server{Handler: testHandler(), ReadHeaderTimeout: 5 * time.Second}
+	if cert := os.Getenv("CLUSTER_TEST_TLS_CERT"); cert != "" {
+		kp, err := tls.LoadX509KeyPair(cert, os.Getenv("CLUSTER_TEST_TLS_KEY"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test program:", err)
+			os.Exit(1)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{kp}}
+	}
+	return srv
+}
+
+// openMarker opens path for appending and writes this process's pid to
+// it: the file stands for a log file or a pool the service opens.
+func openMarker(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(f, "%d\n", os.Getpid()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // logChild starts a child process the way main might before Serve, and
@@ -199,14 +263,15 @@ func envDuration(k string) time.Duration {
 // memoryHeld keeps what /alloc allocated alive.
 var memoryHeld [][]byte
 
-// testHandler answers "/" with "<pid> <worker id>", "/slow?d=2s" with the
+// testHandler answers "/" with "<pid> <worker id> <incarnation> <proto>", "/slow?d=2s" with the
 // headers at once and the body after d, "/alloc?mb=N" by allocating and
 // touching N MiB that stay allocated, and "/hello" with a short text.
 func testHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		id, _ := WorkerID()
-		fmt.Fprintf(w, "%d %d\n", os.Getpid(), id)
+		inc, _ := WorkerIncarnation()
+		fmt.Fprintf(w, "%d %d %d %s\n", os.Getpid(), id, inc, r.Proto)
 	})
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

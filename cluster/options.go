@@ -40,6 +40,9 @@ type config struct {
 	wrapSet         bool
 	crashHandler    func(Crash)
 	crashSet        bool
+	named           []namedAddr // WithNamedAddr, in the order given
+	control         string      // WithControl: the control socket's path
+	controlSet      bool
 	// workerCgroup, set by tests only, is a cgroup directory the
 	// supervisor moves every worker into as it starts.
 	workerCgroup string
@@ -111,9 +114,28 @@ func (c *config) validate() error {
 		return errors.New("cluster: WithListener: nil function")
 	case c.crashSet && c.crashHandler == nil:
 		return errors.New("cluster: WithCrashHandler: nil function")
+	case c.controlSet && c.control == "":
+		return errors.New("cluster: WithControl: empty path")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.named {
+		switch {
+		case !validLogName(a.name):
+			return fmt.Errorf("cluster: WithNamedAddr: name %q, want 1-32 of a-z 0-9 _ -", a.name)
+		case seen[a.name]:
+			return fmt.Errorf("cluster: WithNamedAddr: name %q given twice", a.name)
+		case !supervisedNetwork(a.network):
+			return fmt.Errorf("cluster: WithNamedAddr %q: network %q, want tcp, tcp4, tcp6 or unix", a.name, a.network)
+		case a.addr == "":
+			return fmt.Errorf("cluster: WithNamedAddr %q: empty address", a.name)
+		}
+		seen[a.name] = true
 	}
 	return nil
 }
+
+// namedAddr is one WithNamedAddr.
+type namedAddr struct{ name, network, addr string }
 
 func supervisedNetwork(network string) bool {
 	switch network {
@@ -137,6 +159,23 @@ func WithWorkers(n int) Option {
 // cannot be listened on is the error Run or Serve returns.
 func WithAddr(network, addr string) Option {
 	return func(c *config) { c.network, c.addr, c.addrSet = network, addr, true }
+}
+
+// WithNamedAddr adds an address the supervisor listens on besides
+// [WithAddr], under a name: an admin or metrics port beside the public
+// one, or the same service on a unix socket. Every worker gets a copy of
+// each socket, as of the main one, and serves it with the server of that
+// name in [Service.Servers] ([ServeFunc]); the workers are ready once
+// every server accepts. name is 1 to 32 of a-z, 0-9, _ and - (once
+// each); network and addr are as for WithAddr. [Serve] and [Run], which
+// have one server or listener, refuse it.
+//
+// The names are part of what a supervisor hands its workers: a SIGHUP
+// upgrade to a binary that adds a WithNamedAddr keeps the supervisor's
+// listeners, and the new workers fail to start (the old ones keep
+// serving) until the supervisor itself is restarted.
+func WithNamedAddr(name, network, addr string) Option {
+	return func(c *config) { c.named = append(c.named, namedAddr{name, network, addr}) }
 }
 
 // WithRestartBackoff sets the delay before a crashed worker is restarted

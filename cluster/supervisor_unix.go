@@ -28,21 +28,26 @@ import (
 // closing socket are reset (unless net.ipv4.tcp_migrate_req is enabled on
 // the host).
 type supervisor struct {
-	c       *config
-	exe     string   // the program on disk, re-executed for every worker
-	argv    []string // os.Args, passed on unchanged
-	env     []string // the workers' environment, without the per-worker part
-	lnFile  *os.File // a duplicate of the listening socket, for ExtraFiles
-	lnAddr  string   // envAddr value
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	force   chan struct{} // closed by a second SIGTERM/SIGINT: kill, do not drain
-	drains  sync.WaitGroup
-	slots   []*slot
-	parts   []part // what every worker gets besides the socket (see part)
-	crashes *crashMonitor
-	mu      sync.Mutex
-	serving map[int]*proc // id → the worker that currently serves it
+	c      *config
+	exe    string            // the program on disk, re-executed for every worker
+	argv   []string          // os.Args, passed on unchanged
+	env    []string          // the workers' environment, without the per-worker part
+	lnFile *os.File          // a duplicate of the listening socket, for ExtraFiles
+	lnAddr string            // envAddr value
+	named  []inheritedFile   // the WithNamedAddr sockets, as workers inherit them
+	addrs  map[string]string // listener name ("" for the main one) → its address
+	// incarnations numbers the worker processes started (see
+	// WorkerIncarnation).
+	incarnations atomic.Uint64
+	ctx          context.Context
+	cancel       context.CancelCauseFunc
+	force        chan struct{} // closed by a second SIGTERM/SIGINT: kill, do not drain
+	drains       sync.WaitGroup
+	slots        []*slot
+	parts        []part // what every worker gets besides the socket (see part)
+	crashes      *crashMonitor
+	mu           sync.Mutex
+	serving      map[int]*proc // id → the worker that currently serves it
 }
 
 // slot is one worker id and the requests to replace its worker.
@@ -63,6 +68,7 @@ type replaceReq struct {
 // proc is one worker process.
 type proc struct {
 	id    int
+	inc   uint64 // incarnation
 	pid   int
 	cmd   *exec.Cmd
 	start time.Time
@@ -91,8 +97,26 @@ func supervise(ctx context.Context, c *config) error {
 		return err
 	}
 	defer lnFile.Close()
+	addrs := map[string]string{"": ln.Addr().String()}
+	var named []inheritedFile
+	for _, a := range c.named {
+		nln, err := lc.Listen(ctx, a.network, a.addr)
+		if err != nil {
+			return fmt.Errorf("cluster: WithNamedAddr %q: %w", a.name, err)
+		}
+		defer nln.Close()
+		f, err := dupListener(nln)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		named = append(named, inheritedFile{namedListenerFile(a.name), f})
+		addrs[a.name] = nln.Addr().String()
+	}
 
 	s := &supervisor{
+		named:   named,
+		addrs:   addrs,
 		c:       c,
 		exe:     exe,
 		argv:    os.Args,
@@ -122,8 +146,11 @@ func supervise(ctx context.Context, c *config) error {
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 
-	s.log().Info("cluster: supervisor started", "pid", os.Getpid(), "addr", ln.Addr().String(),
-		"workers", c.workers, "executable", exe)
+	started := []any{"pid", os.Getpid(), "addr", ln.Addr().String(), "workers", c.workers, "executable", exe}
+	for _, a := range c.named {
+		started = append(started, "addr_"+a.name, addrs[a.name])
+	}
+	s.log().Info("cluster: supervisor started", started...)
 
 	var wg sync.WaitGroup
 	for id := range c.workers {
@@ -236,7 +263,7 @@ func workerEnv(c *config) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == EnvWorkerID || k == envFDs || k == envAddr {
+		if k == EnvWorkerID || k == EnvWorkerIncarnation || k == envFDs || k == envAddr {
 			continue
 		}
 		env = append(env, kv)
@@ -390,7 +417,8 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 		{"ready", readyW},
 		{"lifeline", lifeR},
 	}
-	p := &proc{id: id, cmd: cmd, life: lifeW, done: make(chan struct{})}
+	files = append(files, s.named...)
+	p := &proc{id: id, inc: s.incarnations.Add(1), cmd: cmd, life: lifeW, done: make(chan struct{})}
 	for _, part := range s.parts {
 		f, err := part.prepare(p)
 		if err != nil {
@@ -404,7 +432,8 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	}
 	extra, names := inheritedFiles(files)
 	cmd.ExtraFiles = extra
-	cmd.Env = append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id), envFDs+"="+names, envAddr+"="+s.lnAddr)
+	cmd.Env = append(s.env[:len(s.env):len(s.env)], EnvWorkerID+"="+strconv.Itoa(id),
+		EnvWorkerIncarnation+"="+strconv.FormatUint(p.inc, 10), envFDs+"="+names, envAddr+"="+s.lnAddr)
 	err = cmd.Start()
 	readyW.Close()
 	lifeR.Close()
@@ -430,8 +459,8 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	select {
 	case ok := <-readyc:
 		if ok {
-			s.log().Info("cluster: worker ready", "worker", id, "pid", p.pid, "reason", reason,
-				"startup", time.Since(p.start))
+			s.log().Info("cluster: worker ready", "worker", id, "incarnation", p.inc, "pid", p.pid,
+				"reason", reason, "startup", time.Since(p.start))
 			return p, nil
 		}
 		// End of file without the byte: the worker exited (or closed the
@@ -554,7 +583,7 @@ func (s *supervisor) stop(p *proc) {
 }
 
 func (s *supervisor) exitAttrs(p *proc) []any {
-	return []any{"worker", p.id, "pid", p.pid, "status", exitStatus(p),
+	return []any{"worker", p.id, "incarnation", p.inc, "pid", p.pid, "status", exitStatus(p),
 		"uptime", p.end.Sub(p.start).Round(time.Millisecond)}
 }
 

@@ -149,47 +149,78 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 		cancel()
 	}()
 
-	ln, err := net.FileListener(inh.ln)
-	if err != nil {
-		return fmt.Errorf("cluster: inherited listener: %w", err)
-	}
-	defer ln.Close()
-	if closeOnDone {
-		go func() {
-			<-ctx.Done()
-			ln.Close()
-		}()
-	}
-	var l net.Listener = &readyListener{Listener: ln, ready: inh.ready}
-	if c.wrapListener != nil {
-		if l, err = c.wrapListener(l); err != nil {
-			return fmt.Errorf("cluster: WithListener: %w", err)
+	// The main listener is "", each WithNamedAddr one under its name.
+	files := map[string]*os.File{"": inh.ln}
+	for _, a := range c.named {
+		f := inh.file(namedListenerFile(a.name))
+		if f == nil {
+			return fmt.Errorf("cluster: worker: the supervisor has no WithNamedAddr %q (it was started without it: restart it, a SIGHUP keeps its listeners)", a.name)
 		}
-		if l == nil {
-			return errors.New("cluster: WithListener: nil listener without an error")
-		}
+		files[a.name] = f
 	}
-	err = serve(ctx, l)
+	ready := &readiness{left: len(files), f: inh.ready}
+	lns := make(map[string]net.Listener, len(files))
+	for name, f := range files {
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return fmt.Errorf("cluster: inherited listener %q: %w", name, err)
+		}
+		defer ln.Close()
+		if closeOnDone {
+			go func() {
+				<-ctx.Done()
+				ln.Close()
+			}()
+		}
+		var l net.Listener = &readyListener{Listener: ln, ready: ready}
+		if c.wrapListener != nil {
+			if l, err = c.wrapListener(l); err != nil {
+				return fmt.Errorf("cluster: WithListener: %w", err)
+			}
+			if l == nil {
+				return errors.New("cluster: WithListener: nil listener without an error")
+			}
+		}
+		lns[name] = l
+	}
+	err := serve(ctx, lns)
 	if closeOnDone && ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
 		return nil // the accept loop ended because Run closed ln: a clean drain
 	}
 	return err
 }
 
-// readyListener tells the supervisor that the worker is ready at the first
-// Accept: the program has done its set-up and is about to take
-// connections.
+// namedListenerFile is the inherited descriptor's name of the
+// WithNamedAddr socket called name.
+func namedListenerFile(name string) string { return "listener-" + name }
+
+// readiness tells the supervisor that the worker is ready once every
+// listener had its first Accept: the program has done its set-up and is
+// about to take connections on each.
+type readiness struct {
+	mu   sync.Mutex
+	left int
+	f    *os.File
+}
+
+func (r *readiness) accepting() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.left--; r.left == 0 {
+		_, _ = r.f.Write([]byte{1})
+		_ = r.f.Close()
+	}
+}
+
+// readyListener reports its first Accept to the worker's readiness.
 type readyListener struct {
 	net.Listener
 	once  sync.Once
-	ready *os.File
+	ready *readiness
 }
 
 // Accept signals readiness once, then accepts from the shared socket.
 func (l *readyListener) Accept() (net.Conn, error) {
-	l.once.Do(func() {
-		_, _ = l.ready.Write([]byte{1})
-		_ = l.ready.Close()
-	})
+	l.once.Do(l.ready.accepting)
 	return l.Listener.Accept()
 }
