@@ -145,8 +145,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/shipshape-go/shipshape/internal/errlog"
+	"github.com/shipshape-go/shipshape/internal/nilcheck"
 	"github.com/shipshape-go/shipshape/internal/redact"
 	"github.com/shipshape-go/shipshape/internal/respwriter"
 	"github.com/shipshape-go/shipshape/reqlog"
@@ -175,7 +177,8 @@ type config struct {
 	headers     []headerKey
 	basicUser   bool
 	logger      *slog.Logger // nil: slog.Default() at the time of each report
-	err         error        // the first invalid option
+	meter       metric.MeterProvider
+	err         error // the first invalid option
 }
 
 // fail keeps the first invalid option's error.
@@ -338,6 +341,23 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithMeterProvider sets where the middleware's metrics go (default: the
+// global provider, otel.GetMeterProvider() at the time of New, which
+// records nothing until the application sets one): the semantic
+// conventions' http.server.request.duration, by http.request.method,
+// url.scheme, http.route and http.response.status_code (with error.type
+// on 5xx), for every request not left out by [WithSkip]; docs/metrics.md
+// lists every instrument. A nil provider is an error from New.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) {
+		if nilcheck.Is(mp) {
+			c.fail(errors.New("accesslog: WithMeterProvider: nil provider"))
+			return
+		}
+		c.meter = mp
+	}
+}
+
 // New returns middleware that writes one record per request to logger
 // (slog.Default() at the time of each request when logger is nil) once the
 // response is complete. See the package documentation for the record. A
@@ -365,16 +385,21 @@ func New(logger *slog.Logger, opts ...Option) (func(http.Handler) http.Handler, 
 	}
 	c.redact = redact.New(c.redactExtra...)
 	errs := errlog.New(c.logger, "accesslog: writing the access log failed", 0)
+	ms, err := newMetrics(c.meter)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: WithMeterProvider: %w", err)
+	}
 	return func(next http.Handler) http.Handler {
-		return &handler{cfg: &c, logger: logger, next: next, errs: errs}
+		return &handler{cfg: &c, logger: logger, next: next, errs: errs, metrics: ms}
 	}, nil
 }
 
 type handler struct {
-	cfg    *config
-	logger *slog.Logger
-	next   http.Handler
-	errs   *errlog.Reporter
+	cfg     *config
+	logger  *slog.Logger
+	next    http.Handler
+	errs    *errlog.Reporter
+	metrics *metrics
 }
 
 // reqState is everything the middleware keeps for one request, in one
@@ -459,6 +484,7 @@ func (h *handler) log(s *reqState, r *http.Request, panicked bool) {
 	extra := s.entry.Finish()
 
 	status, aborted := s.outcome(r, panicked)
+	h.metrics.request(s, r, &s.req, status, dur)
 	level := h.cfg.info
 	switch {
 	case status >= 500 || panicked:

@@ -15,6 +15,7 @@ package instrument
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -184,4 +185,41 @@ func NewAttrs(kv ...attribute.KeyValue) *Attrs {
 		rec: []metric.RecordOption{opt},
 		obs: []metric.ObserveOption{opt},
 	}
+}
+
+// maxSeries bounds a [Series] cache: past it, a new series' attribute set
+// is built at each measurement instead of kept (an allocation, never an
+// unbounded map).
+const maxSeries = 4096
+
+// Series keeps the attribute set of each series whose attributes are only
+// known per request (an HTTP route and status), built on its first
+// measurement, so that later ones allocate nothing. It is safe for
+// concurrent use.
+type Series[K comparable] struct {
+	mu    sync.RWMutex
+	m     map[K]*Attrs
+	build func(K) []attribute.KeyValue
+}
+
+// NewSeries returns a cache whose sets build makes from a key.
+func NewSeries[K comparable](build func(K) []attribute.KeyValue) *Series[K] {
+	return &Series[K]{m: make(map[K]*Attrs), build: build}
+}
+
+// Get returns the attribute set of k.
+func (s *Series[K]) Get(k K) *Attrs {
+	s.mu.RLock()
+	a, ok := s.m[k]
+	s.mu.RUnlock()
+	if ok {
+		return a
+	}
+	a = NewAttrs(s.build(k)...)
+	s.mu.Lock()
+	if len(s.m) < maxSeries {
+		s.m[k] = a
+	}
+	s.mu.Unlock()
+	return a
 }
