@@ -1,0 +1,90 @@
+//go:build unix
+
+package shmtable
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/ratelimit"
+)
+
+// BenchmarkTake compares a take of the shared table with a MemoryStore
+// take on the same keys, in one run (go test -run '^$' -bench Take -cpu 2
+// ./internal/shmtable/): 10,000 and 100,000 existing keys taken from every
+// core, each key formatted into a buffer of the goroutine as
+// ratelimit's BenchmarkMemoryStoreTake does.
+func BenchmarkTake(b *testing.B) {
+	for _, nkeys := range []int{10_000, 100_000} {
+		b.Run("store=memory/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			s, err := ratelimit.NewMemoryStore()
+			require.NoError(b, err)
+			benchmarkTake(b, s, nkeys)
+		})
+		b.Run("store=shared/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			benchmarkTake(b, testTable(b, ratelimit.DefaultMaxKeys).Store(""), nkeys)
+		})
+	}
+	b.Run("store=memory/hot", func(b *testing.B) {
+		s, err := ratelimit.NewMemoryStore()
+		require.NoError(b, err)
+		benchmarkHot(b, s)
+	})
+	b.Run("store=shared/hot", func(b *testing.B) {
+		benchmarkHot(b, testTable(b, ratelimit.DefaultMaxKeys).Store(""))
+	})
+}
+
+func benchmarkTake(b *testing.B, s ratelimit.Store, nkeys int) {
+	p := ratelimit.Policy{Name: "default", Limit: 1 << 30, Window: time.Minute}
+	now := time.Now()
+	var buf [32]byte
+	for i := range nkeys {
+		_, err := s.Take(context.Background(), p, string(benchKey(buf[:0], i)), now, 1)
+		require.NoError(b, err)
+	}
+	var seq atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		var buf [32]byte
+		i := seq.Add(7919)
+		for pb.Next() {
+			i += 7919
+			k := benchKey(buf[:0], int(i%uint64(nkeys)))
+			if _, err := s.Take(ctx, p, unsafe.String(&k[0], len(k)), now, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchmarkHot takes one key from every core.
+func benchmarkHot(b *testing.B, s ratelimit.Store) {
+	p := ratelimit.Policy{Name: "default", Limit: 1 << 30, Window: time.Minute}
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := s.Take(ctx, p, "192.0.2.7", now, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchKey appends the i-th client address of the benchmarks, 10.1.x.y.
+func benchKey(b []byte, i int) []byte {
+	b = append(b, "10.1."...)
+	b = strconv.AppendInt(b, int64(i>>8), 10)
+	b = append(b, '.')
+	return strconv.AppendInt(b, int64(i&0xff), 10)
+}
