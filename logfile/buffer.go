@@ -139,6 +139,9 @@ type BufferedWriter struct {
 	closed  bool
 	pool    [][]byte // spare batch buffers
 	dropped atomic.Int64
+	written atomic.Int64 // lines, for the metrics (see WithMeterProvider)
+	// unobserve stops the metrics at Close.
+	unobserve func()
 
 	kick      chan struct{} // a full batch is queued
 	stop      chan struct{}
@@ -180,6 +183,10 @@ func NewBufferedWriter(w io.Writer, opts ...Option) (*BufferedWriter, error) {
 	bw.errs = errlog.New(newAsyncLogger(o.logger, &bw.reports), "logfile: buffered write failed", 0)
 	bw.room.L = &bw.mu
 	bw.cur.b = make([]byte, 0, bw.cfg.size)
+	var err error
+	if bw.unobserve, err = observeBuffer(o.meter, bw); err != nil {
+		return nil, fmt.Errorf("logfile: WithMeterProvider: %w", err)
+	}
 	go bw.run()
 	return bw, nil
 }
@@ -272,7 +279,9 @@ func (bw *BufferedWriter) flush(all bool) error {
 			if first == nil {
 				first = err
 			}
+			continue
 		}
+		bw.written.Add(b.lines)
 	}
 	if len(batches) > 0 {
 		bw.mu.Lock()
@@ -322,6 +331,7 @@ func (bw *BufferedWriter) Close() error {
 		<-bw.done
 		err = bw.flush(true)
 		bw.reports.Wait()
+		bw.unobserve()
 	})
 	return err
 }

@@ -253,6 +253,13 @@ type File struct {
 	dirMode fs.FileMode // of the directory, to make it again as it was
 	dropped atomic.Int64
 
+	// Counts read by the metrics (see WithMeterProvider); unobserve stops
+	// that at Close.
+	writes           atomic.Int64
+	rotations        atomic.Int64
+	compressFailures atomic.Int64
+	unobserve        func()
+
 	mu        sync.Mutex
 	f         *os.File
 	fi        os.FileInfo // of f, to recognise it at path
@@ -322,6 +329,10 @@ func openFile(path string, now func() time.Time, opts ...Option) (*File, error) 
 	if backups, err := f.backups(); err == nil && len(backups) > 0 {
 		last := backups[len(backups)-1]
 		f.lastTime, f.lastSeq = last.t, last.seq
+	}
+	if f.unobserve, err = observeFile(o.meter, f); err != nil {
+		_ = f.f.Close()
+		return nil, fmt.Errorf("logfile: WithMeterProvider: %w", err)
 	}
 	if cfg.compress || cfg.maxBackups > 0 || cfg.maxAge > 0 {
 		f.millDone = make(chan struct{})
@@ -528,6 +539,7 @@ func (f *File) Write(p []byte) (int, error) {
 	}
 	f.size += int64(w)
 	f.unchecked++
+	f.writes.Add(1)
 	return w, nil
 }
 
@@ -589,6 +601,7 @@ func (f *File) rotateLocked(now time.Time) error {
 	// The renamed file is not checked for links as reopenLocked would: a
 	// mill pass still running may compress and remove it at any moment,
 	// and what was written into it is in the backup.
+	f.rotations.Add(1)
 	old := f.f
 	f.f = nil
 	_ = old.Close() // the data was written; nothing is buffered
@@ -703,6 +716,7 @@ func (f *File) Close() error {
 			<-f.millDone
 		}
 		f.reports.Wait()
+		f.unobserve()
 	})
 	return err
 }
@@ -745,6 +759,7 @@ func (f *File) millOnce() {
 				continue
 			}
 			if err := compressFile(b.plain, f.cfg.mode); err != nil {
+				f.compressFailures.Add(1)
 				f.errs.Report(context.Background(), err, slog.String("path", b.plain))
 				continue
 			}

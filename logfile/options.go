@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Option configures [Open] or [NewBufferedWriter]. Each option names the
@@ -38,7 +40,8 @@ type options struct {
 	file   fileConfig
 	buffer bufferConfig
 	logger *slog.Logger // nil: slog.Default() at the time of each report
-	err    error        // the first invalid option
+	meter  metric.MeterProvider
+	err    error // the first invalid option
 }
 
 // set runs apply when the option named name belongs to the constructor

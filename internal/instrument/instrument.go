@@ -129,13 +129,19 @@ func (h Histogram) Seconds(ctx context.Context, d time.Duration, a *Attrs) {
 	h.h.Record(ctx, d.Seconds(), a.rec...)
 }
 
+// Observable is an instrument whose values are read at collection, by a
+// callback registered with [Meter.Observe].
+type Observable interface{ observable() metric.Observable }
+
 // Observe registers fn to be called at each collection, until the
 // returned function is called (by the owner's Close). fn reports its
-// values through the Observer.
-func (m *Meter) Observe(fn func(o Observer), gauges ...ObservableGauge) (unregister func()) {
-	insts := make([]metric.Observable, len(gauges))
-	for i, g := range gauges {
-		insts[i] = g.g
+// values, for the instruments given, through the Observer. Values read
+// this way cost the hot path nothing: the owner keeps the counts it
+// already keeps, and fn reads them.
+func (m *Meter) Observe(fn func(o Observer), observed ...Observable) (unregister func()) {
+	insts := make([]metric.Observable, len(observed))
+	for i, g := range observed {
+		insts[i] = g.observable()
 	}
 	reg, err := m.m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		fn(Observer{o})
@@ -151,6 +157,22 @@ func (m *Meter) Observe(fn func(o Observer), gauges ...ObservableGauge) (unregis
 // ObservableGauge is a value read at collection (metric.Int64ObservableGauge).
 type ObservableGauge struct{ g metric.Int64ObservableGauge }
 
+func (g ObservableGauge) observable() metric.Observable { return g.g }
+
+// ObservableCounter is a monotonic count read at collection
+// (metric.Int64ObservableCounter): a total the owner keeps anyway.
+type ObservableCounter struct{ c metric.Int64ObservableCounter }
+
+func (c ObservableCounter) observable() metric.Observable { return c.c }
+
+// ObservableCounter creates an observable counter; its values come from a
+// callback registered with [Meter.Observe].
+func (m *Meter) ObservableCounter(name, unit, desc string) ObservableCounter {
+	c, err := m.m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	m.keep(err)
+	return ObservableCounter{c}
+}
+
 // Gauge creates an observable gauge; its values come from a callback
 // registered with [Meter.Observe].
 func (m *Meter) Gauge(name, unit, desc string) ObservableGauge {
@@ -164,6 +186,11 @@ type Observer struct{ o metric.Observer }
 
 // Gauge reports v for the series of a.
 func (o Observer) Gauge(g ObservableGauge, v int64, a *Attrs) { o.o.ObserveInt64(g.g, v, a.obs...) }
+
+// Counter reports the total v for the series of a.
+func (o Observer) Counter(c ObservableCounter, v int64, a *Attrs) {
+	o.o.ObserveInt64(c.c, v, a.obs...)
+}
 
 // Attrs is one series' attribute set with the measurement options that
 // carry it, built once so that recording allocates nothing. The zero
