@@ -96,9 +96,13 @@ package recoverer
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/shipshape-go/shipshape/internal/nilcheck"
 	"github.com/shipshape-go/shipshape/internal/respwriter"
 	"github.com/shipshape-go/shipshape/problem"
 )
@@ -120,6 +124,9 @@ type config struct {
 	repSet    bool
 	problem   problem.Writer
 	probSet   bool
+	meter     metric.MeterProvider
+	meterSet  bool
+	metrics   *metrics // nil for Go's config: the global provider's
 }
 
 // newConfig applies opts and validates the result; New and NewGo return
@@ -139,7 +146,14 @@ func newConfig(opts []Option) (*config, error) {
 		return nil, errors.New("recoverer: WithReporter: nil Reporter")
 	case c.probSet && c.problem == nil:
 		return nil, errors.New("recoverer: WithProblemWriter: nil Writer")
+	case c.meterSet && nilcheck.Is(c.meter):
+		return nil, errors.New("recoverer: WithMeterProvider: nil provider")
 	}
+	ms, err := newMetrics(c.meter)
+	if err != nil {
+		return nil, fmt.Errorf("recoverer: WithMeterProvider: %w", err)
+	}
+	c.metrics = ms
 	return c, nil
 }
 

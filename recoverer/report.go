@@ -105,6 +105,7 @@ func (c *config) report(ctx context.Context, r *http.Request, p any, pcs []uintp
 			eventID = c.reporter.ReportPanic(ctx, pn)
 		}()
 	}
+	c.recorded(ctx, r != nil, c.reporter != nil, eventID)
 
 	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs, slog.String(keyPanic, value), slog.String(keyStack, formatStack(pn.Frames)))
