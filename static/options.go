@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/shipshape-go/shipshape/problem"
 )
 
@@ -26,6 +28,7 @@ type config struct {
 	maxRanges  int
 	logger     *slog.Logger // nil: slog.Default() at the time of each record
 	problem    problem.Writer
+	meter      metric.MeterProvider
 	errs       []error
 }
 

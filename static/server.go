@@ -57,6 +57,7 @@ type Server struct {
 	errs      *errlog.Reporter // file system errors: 500, unreadable variants
 	unsettled *errlog.Reporter // files that kept changing: 503
 	now       func() time.Time
+	metrics   *metrics
 	// revalidate is how long a file on a mutable file system is trusted
 	// after its size and modification time were last checked: within it
 	// a request costs no file system call (like nginx's
@@ -123,6 +124,10 @@ func New(fsys fs.FS, opts ...Option) (*Server, error) {
 	}
 	if s.maxRanges == 0 {
 		s.acceptRangesH = noneH
+	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.meter); err != nil {
+		return nil, fmt.Errorf("static: WithMeterProvider: %w", err)
 	}
 	switch fsys := fsys.(type) {
 	case embed.FS, *embed.FS:
@@ -261,6 +266,7 @@ func (s *Server) resolve(upath, name string) (*entry, string, error) {
 // was read, or a server error (isServerError).
 func (s *Server) lookup(name string) (*entry, error) {
 	e := s.cache.get(name)
+	s.metrics.looked(e != nil)
 	if e == nil {
 		e = s.claim(name, nil)
 	} else {
@@ -619,6 +625,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, e *entry, rp *rep,
 			h["Content-Encoding"] = encodingH[cod]
 		}
 		w.WriteHeader(http.StatusOK)
+		s.metrics.sent(r.Context(), cod, http.StatusOK)
 		if r.Method == http.MethodHead {
 			return
 		}
@@ -629,14 +636,21 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, e *entry, rp *rep,
 		}
 		return
 	}
-	if cod != identity || s.maxRanges == 0 {
+	var hook *statusHook
+	if cod != identity || s.maxRanges == 0 || s.metrics.responses.Enabled(r.Context()) {
 		// ServeContent omits Content-Length when Content-Encoding is
 		// set (it expects on-the-fly compression), so the coding is
 		// added only once the status is known to carry the variant's
-		// bytes. It also always says "Accept-Ranges: bytes".
-		w = hookStatus(w, &statusHook{encoding: encodingH[cod], acceptRanges: s.acceptRangesH})
+		// bytes. It also always says "Accept-Ranges: bytes". The hook
+		// also tells the metrics a 304 from a 200, only when they are
+		// recorded: it costs an allocation.
+		hook = &statusHook{encoding: encodingH[cod], acceptRanges: s.acceptRangesH}
+		w = hookStatus(w, hook)
 	}
 	http.ServeContent(w, s.servableRange(r), "", rp.modTime, c.readSeeker())
+	if hook != nil {
+		s.metrics.sent(r.Context(), cod, hook.status)
+	}
 }
 
 // sendOnTheFly compresses the file of e with gzhttp (coding gzip or
@@ -663,6 +677,7 @@ func (s *Server) sendOnTheFly(w http.ResponseWriter, r *http.Request, e *entry, 
 			inner.Header[k] = v
 		}
 	}
+	s.metrics.sent(r.Context(), cod, http.StatusOK)
 	if r.Method == http.MethodHead {
 		// gzhttp does not compress HEAD responses; send the headers the
 		// GET response would have.
@@ -714,6 +729,7 @@ type statusHook struct {
 	acceptRanges []string // Accept-Ranges of a 200 or 206 (nil: none)
 	dropLength   bool     // no Content-Length on a 200 or 206 (a HEAD of what gzhttp would compress)
 	wrote        bool
+	status       int // the first final status written, for the metrics
 }
 
 // hookStatus returns h wrapped around w, with io.ReaderFrom when w has it.
@@ -727,7 +743,7 @@ func hookStatus(w http.ResponseWriter, h *statusHook) http.ResponseWriter {
 
 func (h *statusHook) WriteHeader(code int) {
 	if !h.wrote && code >= 200 {
-		h.wrote = true
+		h.wrote, h.status = true, code
 		if code == http.StatusOK || code == http.StatusPartialContent {
 			hd := h.Header()
 			if h.encoding != nil {

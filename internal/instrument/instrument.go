@@ -77,6 +77,10 @@ func (c Counter) Add(ctx context.Context, n int64, a *Attrs) { c.c.Add(ctx, n, a
 // Inc adds one to the series of a.
 func (c Counter) Inc(ctx context.Context, a *Attrs) { c.c.Add(ctx, 1, a.add...) }
 
+// Enabled reports whether a measurement would be recorded (see
+// [Histogram.Enabled]).
+func (c Counter) Enabled(ctx context.Context) bool { return c.c.Enabled(ctx) }
+
 // UpDown is a count that goes up and down (metric.Int64UpDownCounter):
 // requests waiting, connections open, a store degraded.
 type UpDown struct{ c metric.Int64UpDownCounter }
