@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/shipshape-go/shipshape/ratelimit"
 )
@@ -42,6 +43,8 @@ type config struct {
 	fallbackSet   bool // WithFallback was given, even with nil
 	logger        *slog.Logger
 	loggerSet     bool // WithLogger was given, even with nil
+	meter         metric.MeterProvider
+	meterSet      bool // WithMeterProvider was given, even with nil
 }
 
 // validate reports the first bad setting; New returns it.
@@ -129,6 +132,7 @@ type Store struct {
 	guard bool
 
 	degraded atomic.Bool
+	metrics  metrics
 
 	// life guards closed and the start of goroutines (probe, guarded
 	// calls), so that Close can wait for all of them.
@@ -175,13 +179,17 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		}
 		cfg.fallback = fb
 	}
-	return &Store{
+	s := &Store{
 		client:   client,
 		cfg:      cfg,
 		probeKey: cfg.prefix + "{" + probeTag + "}",
 		guard:    !honoursContext(client),
 		stop:     make(chan struct{}),
-	}, nil
+	}
+	if err := s.newMetrics(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // isNil reports whether v is nil or an interface holding a nil pointer (a
@@ -392,6 +400,7 @@ func (s *Store) Close() error {
 	}
 	s.life.Unlock()
 	s.running.Wait()
+	s.metrics.unobserve()
 	return nil
 }
 
@@ -504,6 +513,7 @@ func (s *Store) trip(err error) {
 	if s.closed || !s.degraded.CompareAndSwap(false, true) {
 		return
 	}
+	s.metrics.switched(true)
 	s.logger().LogAttrs(context.Background(), slog.LevelWarn,
 		"redisstore: redis unavailable, rate limits now counted by the fallback store",
 		slog.String("error", err.Error()), slog.Duration("timeout", s.cfg.timeout))
@@ -542,6 +552,7 @@ func (s *Store) probe() {
 		s.life.RLock()
 		if !s.closed {
 			s.degraded.Store(false)
+			s.metrics.switched(false)
 			s.logger().LogAttrs(context.Background(), slog.LevelInfo,
 				"redisstore: redis available again, rate limits counted in redis")
 		}
