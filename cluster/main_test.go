@@ -97,6 +97,9 @@ func programMain(mode string) int {
 		if v := os.Getenv("CLUSTER_TEST_ADMIN_ADDR"); v != "" {
 			opts = append(opts, WithNamedAddr("admin", "tcp", v))
 		}
+		if v := os.Getenv("CLUSTER_TEST_CONTROL"); v != "" {
+			opts = append(opts, WithControl(v))
+		}
 		var err error
 		switch mode {
 		case "serve":
@@ -138,6 +141,14 @@ func programMain(mode string) int {
 		}
 		if err != nil {
 			logger.Error("test program: exiting", "error", err.Error())
+			return 1
+		}
+		return 0
+
+	case "ctl": // a control client: CLUSTER_TEST_CONTROL, the command in CLUSTER_TEST_CTL
+		err := ControlCommand(ctx, os.Getenv("CLUSTER_TEST_CONTROL"), strings.Fields(os.Getenv("CLUSTER_TEST_CTL")), os.Stdout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		return 0

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,32 +29,43 @@ import (
 // closing socket are reset (unless net.ipv4.tcp_migrate_req is enabled on
 // the host).
 type supervisor struct {
-	c      *config
-	exe    string            // the program on disk, re-executed for every worker
-	argv   []string          // os.Args, passed on unchanged
-	env    []string          // the workers' environment, without the per-worker part
-	lnFile *os.File          // a duplicate of the listening socket, for ExtraFiles
-	lnAddr string            // envAddr value
-	named  []inheritedFile   // the WithNamedAddr sockets, as workers inherit them
-	addrs  map[string]string // listener name ("" for the main one) → its address
+	c       *config
+	exe     string            // the program on disk, re-executed for every worker
+	argv    []string          // os.Args, passed on unchanged
+	env     []string          // the workers' environment, without the per-worker part
+	lnFile  *os.File          // a duplicate of the listening socket, for ExtraFiles
+	lnAddr  string            // envAddr value
+	named   []inheritedFile   // the WithNamedAddr sockets, as workers inherit them
+	addrs   map[string]string // listener name ("" for the main one) → its address
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	force   chan struct{} // closed by a second SIGTERM/SIGINT: kill, do not drain
+	drains  sync.WaitGroup
+	slots   []*slot // guarded by mu (scaling changes it)
+	parts   []part  // what every worker gets besides the socket (see part)
+	crashes *crashMonitor
+	mu      sync.Mutex
+	serving map[int]*proc // id → the worker that currently serves it
 	// incarnations numbers the worker processes started (see
 	// WorkerIncarnation).
 	incarnations atomic.Uint64
-	ctx          context.Context
-	cancel       context.CancelCauseFunc
-	force        chan struct{} // closed by a second SIGTERM/SIGINT: kill, do not drain
-	drains       sync.WaitGroup
-	slots        []*slot
-	parts        []part // what every worker gets besides the socket (see part)
-	crashes      *crashMonitor
-	mu           sync.Mutex
-	serving      map[int]*proc // id → the worker that currently serves it
+	live         map[*proc]struct{} // every started worker process not yet reaped; mu
+	stats        map[int]*slotStats // id → restarts and last exit, for the status; mu
+	started      time.Time
+	control      *controlServer // WithControl; nil without
 }
 
 // slot is one worker id and the requests to replace its worker.
 type slot struct {
 	id      int
 	replace chan replaceReq
+	// retire ends the slot (scale down): its worker is drained, then the
+	// channel sent is closed.
+	retire chan chan struct{}
+}
+
+func newSlot(id int) *slot {
+	return &slot{id: id, replace: make(chan replaceReq, 1), retire: make(chan chan struct{})}
 }
 
 // replaceReq asks a slot to start a new worker, wait until it is ready and
@@ -79,6 +91,8 @@ type proc struct {
 	// killed is set when the supervisor sends SIGKILL: a SIGKILL it did
 	// not send may be the OOM killer's.
 	killed atomic.Bool
+	st     atomic.Int32 // procStarting, procReady, procDraining
+	reaped func()       // set before wait runs; called before done is closed
 }
 
 func supervise(ctx context.Context, c *config) error {
@@ -125,6 +139,9 @@ func supervise(ctx context.Context, c *config) error {
 		lnAddr:  c.network + " " + ln.Addr().String(),
 		force:   make(chan struct{}),
 		serving: make(map[int]*proc),
+		live:    make(map[*proc]struct{}),
+		stats:   make(map[int]*slotStats),
+		started: time.Now(),
 	}
 	sink, err := newLogSink(c)
 	if err != nil {
@@ -152,14 +169,33 @@ func supervise(ctx context.Context, c *config) error {
 	}
 	s.log().Info("cluster: supervisor started", started...)
 
+	if c.controlSet {
+		cln, err := listenControl(c.control)
+		if err != nil {
+			return err
+		}
+		s.control = newControlServer(s, cln, func() {
+			select {
+			case sigc <- syscall.SIGTERM: // stop as SIGTERM does
+			default:
+			}
+		})
+		defer s.control.close() // after every worker is gone: Stop's client waits for it
+	}
+
 	var wg sync.WaitGroup
+	runSlot := func(sl *slot, first *proc) { wg.Go(func() { s.runSlot(sl, first) }) }
+	s.mu.Lock()
 	for id := range c.workers {
-		sl := &slot{id: id, replace: make(chan replaceReq, 1)}
-		s.slots = append(s.slots, sl)
-		wg.Go(func() { s.runSlot(sl) })
+		s.slots = append(s.slots, newSlot(id))
+	}
+	slots := s.slots
+	s.mu.Unlock()
+	for _, sl := range slots {
+		runSlot(sl, nil)
 	}
 	hup := make(chan struct{}, 1)
-	wg.Go(func() { s.rollingRestarts(hup) })
+	wg.Go(func() { s.operations(hup, runSlot) })
 	if c.memoryLimit > 0 && rssSupported {
 		wg.Go(s.watchMemory)
 	}
@@ -277,10 +313,14 @@ func workerEnv(c *config) []string {
 // log returns the logger for one record (see config.log).
 func (s *supervisor) log() *slog.Logger { return s.c.log() }
 
-// runSlot keeps one worker id served until the supervisor stops.
-func (s *supervisor) runSlot(sl *slot) {
+// runSlot keeps one worker id served until the supervisor stops or the
+// slot is retired; first, when not nil, is its worker already started.
+func (s *supervisor) runSlot(sl *slot, first *proc) {
 	tracker := newCrashTracker(s.c)
-	var cur *proc
+	cur := first
+	if cur != nil {
+		s.setServing(sl.id, cur)
+	}
 	var delay time.Duration
 	reason := "start"
 	for {
@@ -290,6 +330,10 @@ func (s *supervisor) runSlot(sl *slot) {
 				select {
 				case <-s.ctx.Done():
 					t.Stop()
+					return
+				case done := <-sl.retire:
+					t.Stop()
+					close(done)
 					return
 				case <-t.C:
 				}
@@ -302,6 +346,9 @@ func (s *supervisor) runSlot(sl *slot) {
 				var loop bool
 				delay, loop = tracker.crash(time.Now(), 0)
 				s.crashes.startFailed(sl.id, p, err, loop)
+				if p != nil {
+					s.recordExit(p, "failed to start", true)
+				}
 				if loop {
 					s.crashLoop(sl.id, err)
 					return
@@ -321,6 +368,13 @@ func (s *supervisor) runSlot(sl *slot) {
 			s.stop(cur)
 			return
 
+		case done := <-sl.retire:
+			s.setServing(sl.id, nil)
+			s.stop(cur)
+			s.recordExit(cur, "scale", false)
+			close(done)
+			return
+
 		case <-cur.done:
 			s.setServing(sl.id, nil)
 			if s.ctx.Err() != nil { // it went as the supervisor stops
@@ -332,6 +386,7 @@ func (s *supervisor) runSlot(sl *slot) {
 			var loop bool
 			delay, loop = tracker.crash(time.Now(), uptime)
 			s.crashes.reportExit(cur, loop)
+			s.recordExit(cur, "crash", !loop)
 			if loop {
 				s.crashLoop(sl.id, fmt.Errorf("worker %d: %s", sl.id, exitStatus(cur)))
 				return
@@ -363,6 +418,7 @@ func (s *supervisor) runSlot(sl *slot) {
 			go func() {
 				defer s.drains.Done()
 				s.stop(old)
+				s.recordExit(old, req.reason, false)
 				req.done <- nil
 			}()
 		}
@@ -444,6 +500,14 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 		return nil, fmt.Errorf("start %s: %w", s.exe, err)
 	}
 	p.pid, p.start = cmd.Process.Pid, time.Now()
+	s.mu.Lock()
+	s.live[p] = struct{}{}
+	s.mu.Unlock()
+	p.reaped = func() {
+		s.mu.Lock()
+		delete(s.live, p)
+		s.mu.Unlock()
+	}
 	go p.wait()
 
 	readyc := make(chan bool, 1)
@@ -459,6 +523,7 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	select {
 	case ok := <-readyc:
 		if ok {
+			p.st.Store(procReady)
 			s.log().Info("cluster: worker ready", "worker", id, "incarnation", p.inc, "pid", p.pid,
 				"reason", reason, "startup", time.Since(p.start))
 			return p, nil
@@ -511,6 +576,7 @@ func inheritedFiles(files []inheritedFile) ([]*os.File, string) {
 func (p *proc) wait() {
 	_ = p.cmd.Wait()
 	p.end = time.Now()
+	p.reaped()
 	p.life.Close()
 	for _, h := range p.hooks {
 		h.exited(p)
@@ -564,6 +630,7 @@ func (p *proc) kill() {
 // stop drains p: SIGTERM, then SIGKILL once the shutdown timeout (plus a
 // grace period for the worker's own hard close) has passed.
 func (s *supervisor) stop(p *proc) {
+	p.st.Store(procDraining)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	t := time.NewTimer(s.c.shutdownTimeout + killGrace)
 	defer t.Stop()
@@ -600,41 +667,59 @@ func exitStatus(p *proc) string {
 	return "unknown"
 }
 
-// rollingRestarts replaces the workers one at a time for every SIGHUP.
-func (s *supervisor) rollingRestarts(hup <-chan struct{}) {
+// operations runs the rolling restarts, for every SIGHUP and control
+// reload, and the control socket's scaling, one at a time.
+func (s *supervisor) operations(hup <-chan struct{}, runSlot func(*slot, *proc)) {
+	var ctl chan controlOp
+	if s.control != nil {
+		ctl = s.control.ops
+	}
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-hup:
-		}
-		start := time.Now()
-		s.log().Info("cluster: rolling restart started", "workers", len(s.slots), "executable", s.exe)
-		ok := true
-		for _, sl := range s.slots {
-			req := replaceReq{reason: "rolling restart", since: start, done: make(chan error, 1)}
-			select {
-			case sl.replace <- req:
-			case <-s.ctx.Done():
-				return
-			}
+			_ = s.rollingRestart()
+		case op := <-ctl:
 			var err error
-			select {
-			case err = <-req.done:
-			case <-s.ctx.Done():
-				return
+			if op.cmd == "scale" {
+				err = s.scale(op.workers, runSlot)
+			} else {
+				err = s.rollingRestart()
 			}
-			if err != nil {
-				s.log().Error("cluster: rolling restart abandoned; the remaining workers keep the old version",
-					"worker", sl.id, "error", err)
-				ok = false
-				break
-			}
-		}
-		if ok {
-			s.log().Info("cluster: rolling restart done", "duration", time.Since(start).Round(time.Millisecond))
+			op.done <- err
 		}
 	}
+}
+
+// rollingRestart replaces the workers one at a time.
+func (s *supervisor) rollingRestart() error {
+	start := time.Now()
+	s.mu.Lock()
+	slots := slices.Clone(s.slots)
+	s.mu.Unlock()
+	s.log().Info("cluster: rolling restart started", "workers", len(slots), "executable", s.exe)
+	for _, sl := range slots {
+		req := replaceReq{reason: "rolling restart", since: start, done: make(chan error, 1)}
+		select {
+		case sl.replace <- req:
+		case <-s.ctx.Done():
+			return errors.New("the supervisor is stopping")
+		}
+		var err error
+		select {
+		case err = <-req.done:
+		case <-s.ctx.Done():
+			return errors.New("the supervisor is stopping")
+		}
+		if err != nil {
+			s.log().Error("cluster: rolling restart abandoned; the remaining workers keep the old version",
+				"worker", sl.id, "error", err)
+			return fmt.Errorf("rolling restart abandoned at worker %d: %w", sl.id, err)
+		}
+	}
+	s.log().Info("cluster: rolling restart done", "duration", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // memorySampleEvery is how often watchMemory samples the workers' RSS.
@@ -673,8 +758,14 @@ func (s *supervisor) watchMemory() {
 				continue
 			}
 			req := replaceReq{reason: "memory limit", pid: p.pid, since: now, done: make(chan error, 1)}
+			s.mu.Lock()
+			var replace chan replaceReq
+			if p.id < len(s.slots) {
+				replace = s.slots[p.id].replace
+			}
+			s.mu.Unlock()
 			select {
-			case s.slots[p.id].replace <- req:
+			case replace <- req: // nil (the slot was scaled away): never
 				asked[p.pid] = now
 				s.log().Warn("cluster: worker over the memory limit; replacing it", "worker", p.id,
 					"pid", p.pid, "rss", rss, "limit", s.c.memoryLimit)

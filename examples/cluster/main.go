@@ -13,6 +13,20 @@
 // -9 loses none of the lines of the requests it answered. Application
 // records go to stdout, each saying which worker wrote it
 // (cluster.WorkerAttr).
+//
+// The service (Redis pool, Sentry, log writers) is built by the function
+// given to cluster.ServeFunc, which only workers call: the supervisor
+// opens none of it.
+//
+// The supervisor listens for control commands on a unix socket (-control,
+// default cluster.ControlPath("shipshape-cluster"); empty turns it off),
+// which the same binary talks to with -ctl:
+//
+//	cluster -ctl status          # one line per worker: id, incarnation, pid, state, uptime, restarts, RSS, last exit
+//	cluster -ctl 'status -json'  # the same as JSON
+//	cluster -ctl reload          # rolling restart (SIGHUP), returns when done
+//	cluster -ctl 'scale 8'       # 8 workers, started or drained one at a time
+//	cluster -ctl stop            # drain and stop (SIGTERM), returns when the supervisor is gone
 package main
 
 import (
@@ -20,11 +34,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shipshape-go/shipshape/cluster"
@@ -41,6 +55,7 @@ func main() {
 func run(args []string, getenv func(string) string) int {
 	var workers int
 	var memLimit int64
+	var control, ctl string
 	cfg, err := app.ParseConfig("cluster", args, getenv, os.Stderr, func(fs *flag.FlagSet) {
 		n, _ := strconv.Atoi(getenv("WORKERS"))
 		if n == 0 {
@@ -49,9 +64,24 @@ func run(args []string, getenv func(string) string) int {
 		fs.IntVar(&workers, "workers", n, "worker processes; default GOMAXPROCS (env WORKERS)")
 		m, _ := strconv.ParseInt(getenv("MEMORY_LIMIT"), 10, 64)
 		fs.Int64Var(&memLimit, "memory-limit", m, "replace a worker whose RSS passes this many bytes; 0 = off (env MEMORY_LIMIT)")
+		c := getenv("CONTROL_SOCKET")
+		if c == "" {
+			c = cluster.ControlPath("shipshape-cluster")
+		}
+		fs.StringVar(&control, "control", c, "the supervisor's control socket; empty = none (env CONTROL_SOCKET)")
+		fs.StringVar(&ctl, "ctl", "", "send a command to the running supervisor and exit: status, 'status -json', reload, stop, 'scale N'")
 	})
 	if code, exit := app.Preflight(cfg, err); exit {
 		return code
+	}
+	if ctl != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := cluster.ControlCommand(ctx, control, strings.Fields(ctl), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if cfg.RedisURL == "" {
@@ -65,6 +95,9 @@ func run(args []string, getenv func(string) string) int {
 		cluster.WithLogger(logger),
 		cluster.WithListener(app.ConnLimit(cfg)),
 	}
+	if control != "" {
+		opts = append(opts, cluster.WithControl(control))
+	}
 	if cfg.LogDir != "" {
 		// One file for the whole service, opened and rotated by the
 		// supervisor only.
@@ -73,11 +106,11 @@ func run(args []string, getenv func(string) string) int {
 			logfile.WithMaxBackups(14), logfile.WithCompression(true)))
 	}
 
-	// Everything before cluster.Serve runs in the supervisor too: build the
-	// service (Redis pool, Sentry) only in a worker.
-	srv := &http.Server{}
-	var a *app.App
-	if id, ok := cluster.WorkerID(); ok {
+	// main runs in the supervisor too; the service is built in the workers
+	// only, by the function ServeFunc calls there, and closed by it after
+	// the drain.
+	err = cluster.ServeFunc(context.Background(), func(context.Context) (*cluster.Service, error) {
+		id, _ := cluster.WorkerID()
 		if w, ok := cluster.LogWriter("access"); ok {
 			cfg.AccessLog = w
 		} else if cfg.LogDir != "" {
@@ -86,20 +119,14 @@ func run(args []string, getenv func(string) string) int {
 			cfg.LogName = fmt.Sprintf("access-%d.log", id)
 		}
 		cfg.LogAttrs = []any{cluster.WorkerAttr()}
-		a, err = app.New(cfg, os.Stdout)
+		a, err := app.New(cfg, os.Stdout)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "cluster: worker:", err)
-			return 1
+			return nil, err
 		}
-		srv = app.NewServer(a.Handler, cfg)
+		srv := app.NewServer(a.Handler, cfg)
 		srv.ErrorLog = a.ServerLog
-	}
-	err = cluster.Serve(context.Background(), srv, opts...)
-	if a != nil {
-		if cerr := a.Close(); cerr != nil {
-			logger.Error("closing logs", "error", cerr)
-		}
-	}
+		return &cluster.Service{Server: srv, Close: a.Close}, nil
+	}, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		return 1

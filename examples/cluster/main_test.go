@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shipshape-go/shipshape/cluster"
 	"github.com/shipshape-go/shipshape/internal/testenv"
 )
 
@@ -31,17 +34,12 @@ func TestClusterSharesLimitThroughRedis(t *testing.T) {
 		t.Skip("builds and runs the example")
 	}
 	rds := testenv.StartRedis(t)
-	goBin, err := exec.LookPath("go")
-	require.NoError(t, err)
-	exe := filepath.Join(t.TempDir(), "cluster")
-	build := exec.Command(goBin, "build", "-o", exe, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	exe := buildExample(t)
 
 	logDir := t.TempDir()
 	port := testenv.FreePort(t)
 	cmd := exec.Command(exe, "-workers", "2", "-addr", testenv.Addr(port), "-log-dir", logDir,
-		"-log-format", "none", "-rate-limit", "20", "-slow-after", "0")
+		"-log-format", "none", "-rate-limit", "20", "-slow-after", "0", "-control", "")
 	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+rds.Addr+"/0")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -130,4 +128,115 @@ func TestExitCodes(t *testing.T) {
 	assert.Equal(t, 0, run([]string{"-h"}, none))
 	assert.Equal(t, 2, run([]string{"-workers", "x"}, none))
 	assert.Equal(t, 1, run([]string{"-healthcheck", "http://127.0.0.1:1/"}, none))
+}
+
+// buildExample builds the example into a temporary directory.
+func buildExample(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	require.NoError(t, err)
+	exe := filepath.Join(t.TempDir(), "cluster")
+	out, err := exec.Command(goBin, "build", "-o", exe, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return exe
+}
+
+// TestClusterControl runs the example with a control socket and steers it
+// with the same binary's -ctl: the status table and JSON list the
+// workers, scale changes their number, stop ends the supervisor.
+func TestClusterControl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example")
+	}
+	exe := buildExample(t)
+	sock := filepath.Join(t.TempDir(), "run", "control.sock")
+	port := testenv.FreePort(t)
+	cmd := exec.Command(exe, "-workers", "2", "-addr", testenv.Addr(port), "-log-dir", "",
+		"-log-format", "none", "-control", sock)
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("supervisor output:\n%s", logs.String())
+		}
+	})
+	ctl := func(args string) string {
+		t.Helper()
+		out, err := exec.Command(exe, "-control", sock, "-ctl", args).CombinedOutput()
+		require.NoError(t, err, "-ctl %s: %s", args, out)
+		return string(out)
+	}
+	status := func() cluster.Status {
+		t.Helper()
+		var st cluster.Status
+		require.NoError(t, json.Unmarshal([]byte(ctl("status -json")), &st))
+		return st
+	}
+	ready := func(n int) cluster.Status {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := os.Stat(sock); err == nil {
+				st := status()
+				up := 0
+				for _, p := range st.Processes {
+					if p.State == cluster.StateReady {
+						up++
+					}
+				}
+				if up == n && len(st.Processes) == n {
+					return st
+				}
+			}
+			require.True(t, time.Now().Before(deadline), "%d workers not ready within 30s", n)
+			time.Sleep(50 * time.Millisecond) // polling for liveness, not timing
+		}
+	}
+
+	st := ready(2)
+	assert.Equal(t, cmd.Process.Pid, st.PID, "supervisor pid")
+	table := ctl("status")
+	for _, p := range st.Processes {
+		assert.Regexp(t, fmt.Sprintf(`(?m)^%d\s+%d\s+%d\s+ready\s`, p.Worker, p.Incarnation, p.PID), table, "table line of worker %d", p.Worker)
+	}
+
+	assert.Equal(t, "3 workers\n", ctl("scale 3"))
+	st = status()
+	assert.Equal(t, 3, st.Workers)
+	assert.Len(t, st.Processes, 3)
+	resp, err := http.Get("http://" + testenv.Addr(port) + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	assert.Equal(t, "stopped\n", ctl("stop"))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "exit status after -ctl stop")
+	case <-time.After(30 * time.Second):
+		t.Fatal("supervisor still running after -ctl stop returned")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
