@@ -28,8 +28,13 @@
 //
 // The process you start becomes the supervisor: it opens the socket and
 // re-executes its own binary once per worker; in those workers the same
-// Serve call serves srv on the socket it was handed. Signals go to the
-// supervisor:
+// Serve call serves srv on the socket it was handed. Everything main does
+// before Serve runs in the supervisor too; [ServeFunc] takes a function
+// that builds the service (servers, and what to close after them) in the
+// workers only, so that log files, pools and clients are never opened by
+// the supervisor, and serves more than one address ([WithNamedAddr]: an
+// admin port). A server with a TLSConfig is served over TLS, with HTTP/2.
+// Signals go to the supervisor:
 //
 //   - SIGTERM or SIGINT: every worker stops taking connections, finishes
 //     its requests (within the shutdown timeout) and exits; then the
@@ -41,6 +46,16 @@
 //     ready, the old one stays and the restart stops there. Deploy by
 //     renaming the new binary over the old path (or switching a symlink),
 //     then send SIGHUP.
+//
+// With [WithControl] the supervisor also answers on a unix socket, for its
+// own user and root: [Control] and [ControlCommand] show every worker
+// (id, incarnation, pid, state, uptime, restarts, last exit, RSS), reload,
+// stop, and scale to another number of workers, as "pm2 ls", "pm2
+// reload" and "pm2 scale" do.
+//
+// Each worker has a stable id, [WorkerID] (0 to N-1, kept by a
+// replacement: shard by it), and an incarnation unique per process,
+// [WorkerIncarnation] (for what one process owns: a file, a lock).
 //
 // # Why no connection is dropped
 //
@@ -106,7 +121,9 @@
 // cluster.pid, …), so that the program's own attributes keep their names;
 // WithLogger lists every message and key.
 //
-// Examples: [ExampleServe], [ExampleRun], [ExampleListen],
-// [ExampleWorkerID], [ExampleWithListener], [ExampleWithCrashHandler],
-// [ExampleWithLog].
+// Examples: [ExampleServe], [ExampleServeFunc], [ExampleServe_tls],
+// [ExampleRun], [ExampleListen], [ExampleWorkerID],
+// [ExampleWorkerIncarnation], [ExampleWithListener],
+// [ExampleWithCrashHandler], [ExampleWithLog], [ExampleControlCommand],
+// [ExampleControl].
 package cluster
