@@ -43,6 +43,7 @@ type config struct {
 	named           []namedAddr // WithNamedAddr, in the order given
 	control         string      // WithControl: the control socket's path
 	controlSet      bool
+	metrics         metricsConfig // WithMetrics, WithMeterProvider
 	// workerCgroup, set by tests only, is a cgroup directory the
 	// supervisor moves every worker into as it starts.
 	workerCgroup string
@@ -89,6 +90,9 @@ func (c *config) log() *slog.Logger {
 // validate reports the first bad setting; Run and Serve return it.
 func (c *config) validate() error {
 	if err := c.logs.validate(); err != nil {
+		return err
+	}
+	if err := c.metrics.validate(); err != nil {
 		return err
 	}
 	switch {

@@ -153,6 +153,12 @@ func supervise(ctx context.Context, c *config) error {
 	}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	defer s.cancel(nil)
+	metrics, err := newMetricsPart(s) // before the crash monitor: it counts crashes
+	if err != nil {
+		return err
+	}
+	defer metrics.close()
+	s.parts = append(s.parts, metrics)
 	// The crash monitor comes last, so that its tap of a worker's stderr
 	// passes the lines on to whatever another part made of it.
 	s.crashes = newCrashMonitor(s.ctx, c)
@@ -475,6 +481,7 @@ func (s *supervisor) spawn(id int, reason string) (*proc, error) {
 	}
 	files = append(files, s.named...)
 	p := &proc{id: id, inc: s.incarnations.Add(1), cmd: cmd, life: lifeW, done: make(chan struct{})}
+	s.countStart(reason)
 	for _, part := range s.parts {
 		f, err := part.prepare(p)
 		if err != nil {

@@ -122,6 +122,7 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 	}
 	defer inh.lifeline.Close()
 	defer inh.ready.Close()
+	serveWorkerMetrics(inh, c)
 
 	// A SIGHUP sent to every process of the program (pkill -HUP name) is
 	// meant for the supervisor; by default it would kill a worker. Catch
