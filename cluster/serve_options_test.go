@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -111,4 +113,38 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// TestWorkerIncarnationEnv: WorkerIncarnation reads the variable the supervisor sets; anything
+// but a positive number is no incarnation.
+func TestWorkerIncarnationEnv(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string // "-" leaves it unset
+		want  uint64
+		ok    bool
+	}{
+		{"unset", "-", 0, false},
+		{"one", "1", 1, true},
+		{"large", "18446744073709551615", 18446744073709551615, true},
+		{"zero", "0", 0, false},
+		{"negative", "-3", 0, false},
+		{"text", "seven", 0, false},
+		{"empty", "", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.value != "-" {
+				t.Setenv(EnvWorkerIncarnation, tt.value)
+			}
+			got, ok := WorkerIncarnation()
+			assert.Equal(t, tt.ok, ok)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	t.Run("in WorkerAttr", func(t *testing.T) {
+		t.Setenv(EnvWorkerID, "2")
+		t.Setenv(EnvWorkerIncarnation, "9")
+		assert.Equal(t, "cluster=[worker=2 incarnation=9 pid="+strconv.Itoa(os.Getpid())+"]", WorkerAttr().String())
+	})
 }
