@@ -244,10 +244,10 @@ func WithReadyTimeout(d time.Duration) Option {
 // The messages, and their attributes:
 //
 //   - info "cluster: supervisor started": pid (the supervisor's), addr,
-//     workers, executable
-//   - info "cluster: worker ready": worker, pid, reason ("start",
-//     "restart", "rolling restart", "memory limit"), startup (time to the
-//     first Accept)
+//     workers, executable, and addr_<name> for each [WithNamedAddr]
+//   - info "cluster: worker ready": worker, incarnation, pid, reason
+//     ("start", "restart", "rolling restart", "memory limit", "scale"),
+//     startup (time to the first Accept)
 //   - error "cluster: worker failed to start": worker, error, backoff
 //   - error "cluster: worker crashed" (one per [Crash]): worker, pid,
 //     reason, message, status ("exit status 2", "signal: killed"),
@@ -278,7 +278,17 @@ func WithReadyTimeout(d time.Duration) Option {
 //   - warn "cluster: second stop signal; killing workers": signal
 //   - warn "cluster: worker still running after the shutdown timeout;
 //     killing it": worker, pid, timeout
-//   - info "cluster: worker stopped": worker, pid, status, uptime
+//   - info "cluster: worker stopped": worker, incarnation, pid, status,
+//     uptime
+//   - info "cluster: control: stop requested", "cluster: control: reload
+//     requested", "cluster: control: scale requested" ([WithControl]):
+//     uid, peer_pid (of the client), workers (scale)
+//   - warn "cluster: control: connection refused": uid, peer_pid, and
+//     error when the peer could not be identified
+//   - info "cluster: scaling": from, to; info "cluster: scaled": workers,
+//     duration
+//   - error "cluster: scaling abandoned; a new worker did not start":
+//     worker, workers (how many there are now), error
 //   - info "cluster: supervisor stopped"
 //   - warn "cluster: log records dropped by a worker" ([WithLog]): log
 //     (the name), worker, pid, dropped (since the last report, at most
@@ -294,7 +304,8 @@ func WithReadyTimeout(d time.Duration) Option {
 //   - warn "cluster: worker shutdown timed out; closing open connections"
 //     (in the worker, by [Serve]): timeout, error
 //
-// worker is the worker id ([WorkerID]), pid the worker's process id;
+// worker is the worker id ([WorkerID]), incarnation the process's
+// ([WorkerIncarnation]), pid the worker's process id;
 // backoff, startup, uptime, duration, timeout and within are
 // time.Duration values.
 func WithLogger(l *slog.Logger) Option {
@@ -310,8 +321,8 @@ func WithLogger(l *slog.Logger) Option {
 //	})
 //
 // The caps are then per worker: every worker applies them to the
-// connections it accepts. fn runs in every worker, before its serve
-// function; the worker counts as ready at its first Accept through the
+// connections it accepts, on every listener ([WithNamedAddr] too). fn
+// runs in every worker, once per listener, before its serve function; the worker counts as ready at its first Accept through the
 // wrapper. An error from fn ends the worker with an error wrapping it
 // (the supervisor sees a worker that failed to start), and so does a nil
 // listener without an error. A nil fn is an error.
