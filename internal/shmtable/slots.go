@@ -16,7 +16,7 @@ var errFull = errors.New("shmtable: no slot free near the key")
 func (t *Table) findOrInsert(k id, nowNs int64) int {
 	overCap := false
 	for attempt := 0; ; attempt++ {
-		free, freeTag, at := t.scan(k)
+		free, freeTag, at, stale := t.scan(k)
 		if at >= 0 {
 			return at
 		}
@@ -31,7 +31,7 @@ func (t *Table) findOrInsert(k id, nowNs int64) int {
 			}
 			continue
 		}
-		switch i := t.claim(k, free, freeTag); {
+		switch i := t.claim(k, free, freeTag, stale); {
 		case i >= 0:
 			return i
 		case i == -2:
@@ -41,8 +41,10 @@ func (t *Table) findOrInsert(k id, nowNs int64) int {
 }
 
 // scan looks for k along its neighbourhood and returns its slot (at), or
-// the first free slot (free, with the tag it holds), or neither.
-func (t *Table) scan(k id) (free int, freeTag uint64, at int) {
+// the first free slot (free, with the tag it holds), or neither; stale has
+// bit d set for the BUSY slot d steps from home that it passed by after
+// busyWait (its owner is alive but does not finish).
+func (t *Table) scan(k id) (free int, freeTag uint64, at int, stale uint64) {
 	free = -1
 	for d := uint64(0); d < neighbourhood; d++ {
 		i := (k.home + d) & t.mask
@@ -54,29 +56,33 @@ func (t *Table) scan(k id) (free int, freeTag uint64, at int) {
 			if free < 0 {
 				free, freeTag = int(i), tag
 			}
-			return free, freeTag, -1
+			return free, freeTag, -1, stale
 		case stTomb:
 			if free < 0 {
 				free, freeTag = int(i), tag
 			}
 		case stReady:
 			if tag == k.tag && s.id2.Load() == k.id2 {
-				return -1, 0, int(i)
+				return -1, 0, int(i), 0
 			}
 		case stBusy:
-			if tag&low30 == k.tag&low30 && t.waitBusy(s, tag) {
-				goto again
+			if tag&low30 == k.tag&low30 {
+				if t.waitBusy(s, tag) {
+					goto again
+				}
+				stale |= 1 << d
 			}
 		}
 	}
-	return free, freeTag, -1
+	return free, freeTag, -1, stale
 }
 
 // claim inserts k at slot free (which held freeTag) and returns its slot:
 // free, or the slot of a copy of k another process inserted at the same
 // time. It returns -1 when the slot was taken first, -2 when another
 // process is inserting what may be k before it in the chain: scan again.
-func (t *Table) claim(k id, free int, freeTag uint64) int {
+// The BUSY slots of stale (see scan) are passed by.
+func (t *Table) claim(k id, free int, freeTag uint64, stale uint64) int {
 	s := &t.slots[free]
 	busy := t.busyTag(k.tag)
 	// Counted before the claim, so that a process killed between the two
@@ -113,7 +119,7 @@ func (t *Table) claim(k id, free int, freeTag uint64) int {
 				return int(i)
 			}
 		case stBusy:
-			if tag&low30 != k.tag&low30 {
+			if tag&low30 != k.tag&low30 || stale&(1<<d) != 0 {
 				continue
 			}
 			if d < df {
@@ -146,7 +152,7 @@ func (t *Table) makeRoom(k id, nowNs int64, full bool) bool {
 		if state(tag) != stReady {
 			continue
 		}
-		if st, ok := t.standing(s, tag, nowNs); ok && st.estimate == 0 && st.expired && s.tag.CompareAndSwap(tag, tomb) {
+		if st, ok := t.standing(s, tag, nowNs); ok && st.expired && s.tag.CompareAndSwap(tag, tomb) {
 			t.live.Add(-1)
 			freed = true
 		}
@@ -221,59 +227,83 @@ func (a standing) before(b standing) bool {
 	return a.expires < b.expires
 }
 
-// standing is the standing now of the key in s (whose tag is tag); false
-// when its policy is unknown to this process yet.
+// standing is the standing now of the key in s (whose tag is tag), as
+// MemoryStore weighs it; false when its policy is unknown to this process
+// yet.
 func (t *Table) standing(s *slot, tag uint64, nowNs int64) (standing, bool) {
 	w := t.policyWindow(uint16(tag >> 50 & (MaxPolicies - 1)))
 	if w <= 0 {
 		return standing{}, false
 	}
 	k, elapsed := windowIndex(nowNs, w)
-	idx, wc, prev, cur, ahead := view(s, k)
-	st := standing{expires: (idx + 1) * w}
-	if cur > 0 {
-		st.expires = (idx + 2) * w
+	v := view(s, k)
+	st := standing{expires: (v.last + 1) * w}
+	if v.lastCur > 0 {
+		st.expires = (v.last + 2) * w
 	}
-	if prev == 0 && cur == 0 {
-		st.expired = !ahead
+	st.expired = st.expires <= nowNs
+	if v.prev == 0 && v.cur == 0 {
 		return st, true
 	}
 	weight := float64(w-elapsed) / float64(w)
-	if ahead {
+	if v.ahead {
 		weight = 1
 	}
-	st.refused = wc&refusedBit != 0
-	st.estimate = float64(prev)*weight + float64(cur)
+	st.refused = v.refused
+	st.estimate = float64(v.prev)*weight + float64(v.cur)
 	return st, true
 }
 
-// view reads s at window k: the window a take counts in (k, or the later
-// window another process's clock already moved the key to: ahead), the raw
-// word of that window's parity (what the take's CAS expects), and the
-// counts of the window and of the one before it.
-func view(s *slot, k int64) (idx int64, wc uint64, prev, cur int64, ahead bool) {
-	k32 := uint32(k)
-	a := s.w[k&1].Load()     // window k, or k−2, k+2…
-	b := s.w[(k+1)&1].Load() // window k−1, or k+1…
-	ia, ib := uint32(a>>32), uint32(b>>32)
-	switch {
-	case b != 0 && ib == k32+1:
-		idx, wc, cur, ahead = k+1, b, int64(b&countMask), true
-		if a != 0 && ia == k32 {
-			prev = int64(a & countMask)
-		}
-	case a != 0 && ia == k32+2:
-		idx, wc, cur, ahead = k+2, a, int64(a&countMask), true
-	default:
-		idx, wc = k, a
-		if ia == k32 {
-			cur = int64(a & countMask)
-		}
-		if ib == k32-1 {
-			prev = int64(b & countMask)
-		}
+// seen is a slot as a take at window k sees it.
+type seen struct {
+	idx   int64  // the window the take counts in: k, or the key's when it is ahead
+	wc    uint64 // the raw word of idx's parity: what the take's CAS expects
+	prev  int64  // the count of window idx-1
+	cur   int64  // the count of window idx
+	ahead bool   // the key's window is after k (another clock is ahead)
+	// junk is the raw word of the other parity when it holds a window
+	// after k that the take must clear (the clock went back more than two
+	// windows: the key starts again at k, as in MemoryStore), else 0.
+	junk    uint64
+	last    int64 // the key's window: the later of the two words
+	lastCur int64 // its count
+	refused bool  // the refused flag of the key's last take
+}
+
+// view reads s at window k the way MemoryStore's slot reads at k: the
+// later of the two words is the key's window L and its count, the other
+// word is L−1's count if it holds L−1; then L = k counts on, L = k−1 is
+// the previous window, L ahead by one or two windows is taken at its own
+// start, anything else is over.
+func view(s *slot, k int64) seen {
+	a := s.w[k&1].Load()     // the word of k's parity
+	b := s.w[(k+1)&1].Load() // the other
+	if a == 0 && b == 0 {
+		return seen{idx: k, last: k}
 	}
-	return idx, wc, prev, cur, ahead
+	lw, ow := b, a
+	if b == 0 || (a != 0 && int32(uint32(a>>32)-uint32(b>>32)) > 0) {
+		lw, ow = a, b
+	}
+	l32 := uint32(lw >> 32)
+	var sprev int64
+	if ow != 0 && uint32(ow>>32) == l32-1 {
+		sprev = int64(ow & countMask)
+	}
+	scur := int64(lw & countMask)
+	d := int32(l32 - uint32(k))
+	v := seen{idx: k, wc: a, last: k + int64(d), lastCur: scur, refused: lw&refusedBit != 0}
+	switch {
+	case d == 0:
+		v.prev, v.cur = sprev, scur
+	case d == -1:
+		v.prev = scur
+	case d == 1 || d == 2:
+		v.idx, v.wc, v.prev, v.cur, v.ahead = v.last, lw, sprev, scur, true
+	case d > 2:
+		v.junk = b
+	}
+	return v
 }
 
 // pack is the word of window idx holding count, refused or not.

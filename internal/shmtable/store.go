@@ -133,24 +133,27 @@ func (s *Store) Take(ctx context.Context, p ratelimit.Policy, key string, now ti
 		}
 		sl := &t.slots[i]
 		for {
-			idx, wc, prev, cur, ahead := view(sl, k0)
+			v := view(sl, k0)
 			elapsed := time.Duration(el)
-			if ahead {
+			if v.ahead {
 				elapsed = 0
 			}
-			allowed := p.Fits(prev, cur, elapsed, n)
-			c := cur
+			allowed := p.Fits(v.prev, v.cur, elapsed, n)
+			c := v.cur
 			if allowed {
-				c = min(cur+int64(n), countMask)
+				c = min(c+int64(n), countMask)
 			}
-			nw := pack(idx, c, !p.Fits(prev, c, elapsed, 1))
-			if nw != wc && !sl.w[idx&1].CompareAndSwap(wc, nw) {
+			nw := pack(v.idx, c, !p.Fits(v.prev, c, elapsed, 1))
+			if nw != v.wc && !sl.w[v.idx&1].CompareAndSwap(v.wc, nw) {
 				continue
+			}
+			if v.junk != 0 {
+				sl.w[(v.idx+1)&1].CompareAndSwap(v.junk, 0)
 			}
 			if sl.tag.Load() != k.tag {
 				break // evicted under the take: take again, in its new slot
 			}
-			return ratelimit.Window{Allowed: allowed, Previous: prev, Current: c, Elapsed: elapsed, Index: idx}, nil
+			return ratelimit.Window{Allowed: allowed, Previous: v.prev, Current: c, Elapsed: elapsed, Index: v.idx}, nil
 		}
 	}
 }
@@ -174,7 +177,7 @@ func (s *Store) TakeAll(ctx context.Context, ps []ratelimit.Policy, key string, 
 	}
 	nowNs := now.UnixNano()
 	var at [ratelimit.MaxPolicies]int
-	var wc, nw [ratelimit.MaxPolicies]uint64
+	var wc, nw, junk [ratelimit.MaxPolicies]uint64
 	var idx [ratelimit.MaxPolicies]int64
 	var added [ratelimit.MaxPolicies]int64
 retry:
@@ -185,15 +188,14 @@ retry:
 	}
 	fits := true
 	for i, p := range ps {
-		var prev, cur int64
-		var ahead bool
-		idx[i], wc[i], prev, cur, ahead = view(&t.slots[at[i]], k0[i])
+		v := view(&t.slots[at[i]], k0[i])
+		idx[i], wc[i], junk[i] = v.idx, v.wc, v.junk
 		elapsed := time.Duration(el[i])
-		if ahead {
+		if v.ahead {
 			elapsed = 0
 		}
-		ws[i] = ratelimit.Window{Previous: prev, Current: cur, Elapsed: elapsed, Index: idx[i]}
-		fits = fits && p.Fits(prev, cur, elapsed, n)
+		ws[i] = ratelimit.Window{Previous: v.prev, Current: v.cur, Elapsed: elapsed, Index: v.idx}
+		fits = fits && p.Fits(v.prev, v.cur, elapsed, n)
 	}
 	for i, p := range ps {
 		w := &ws[i]
@@ -210,6 +212,11 @@ retry:
 		if nw[i] != wc[i] && !sl.w[idx[i]&1].CompareAndSwap(wc[i], nw[i]) {
 			rollback(t, at[:i], idx[:i], added[:i])
 			goto retry
+		}
+	}
+	for i := range ps {
+		if junk[i] != 0 {
+			t.slots[at[i]].w[(idx[i]+1)&1].CompareAndSwap(junk[i], 0)
 		}
 	}
 	for i := range ps {
@@ -264,9 +271,9 @@ func (s *Store) Peek(ctx context.Context, ps []ratelimit.Policy, key string, now
 		k0, el := windowIndex(now.UnixNano(), int64(p.Window))
 		w := ratelimit.Window{Elapsed: time.Duration(el), Index: k0}
 		if at := s.t.find(s.t.idOf(pol, key)); at >= 0 {
-			idx, _, prev, cur, ahead := view(&s.t.slots[at], k0)
-			w.Index, w.Previous, w.Current = idx, prev, cur
-			if ahead {
+			v := view(&s.t.slots[at], k0)
+			w.Index, w.Previous, w.Current = v.idx, v.prev, v.cur
+			if v.ahead {
 				w.Elapsed = 0
 			}
 		}

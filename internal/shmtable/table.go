@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shipshape-go/shipshape/ratelimit"
 )
 
 const (
@@ -385,4 +387,59 @@ func (t *Table) ReclaimDead(pid int) int {
 		}
 	}
 	return n
+}
+
+// Stats is what [Table.Check] counts.
+type Stats struct {
+	Live  int // the live counter
+	Ready int // slots holding a key
+	Busy  int // slots being filled (or left so by a dead process)
+	Tomb  int // freed slots
+}
+
+// Check scans the table and reports what it holds, and an error if two
+// slots hold the same key (the insert protocol failed). It is for tests
+// and diagnostics: a full scan.
+func (t *Table) Check() (Stats, error) {
+	st := Stats{Live: int(t.live.Load())}
+	seen := make(map[[2]uint64]int)
+	var dup error
+	for i := range t.slots {
+		s := &t.slots[i]
+		tag := s.tag.Load()
+		switch state(tag) {
+		case stReady:
+			st.Ready++
+			k := [2]uint64{tag, s.id2.Load()}
+			if j, ok := seen[k]; ok && dup == nil {
+				dup = fmt.Errorf("shmtable: slots %d and %d hold the same key", j, i)
+			}
+			seen[k] = i
+		case stBusy:
+			st.Busy++
+		case stTomb:
+			st.Tomb++
+		}
+	}
+	return st, dup
+}
+
+// HoldClaim claims a slot for key under p and leaves it BUSY, as a process
+// killed in the middle of an insert leaves it: for tests of what others do
+// then (the process calling it is meant to die next).
+func (s *Store) HoldClaim(p ratelimit.Policy, key string) error {
+	pol, err := s.policyID(p)
+	if err != nil {
+		return err
+	}
+	k := s.t.idOf(pol, key)
+	free, freeTag, at, _ := s.t.scan(k)
+	if at >= 0 || free < 0 {
+		return errors.New("shmtable: HoldClaim: the key exists, or no free slot")
+	}
+	s.t.live.Add(1)
+	if !s.t.slots[free].tag.CompareAndSwap(freeTag, s.t.busyTag(k.tag)) {
+		return errors.New("shmtable: HoldClaim: lost the slot")
+	}
+	return nil
 }
