@@ -171,6 +171,11 @@ type Policy struct {
 	ietfPolicy  string   // the RateLimit-Policy items of the quotas, draft 10
 	draftPolicy string   // the draft-6/7 policy field: "10;w=1, 1000;w=3600"
 	limitValue  []string // each quota's limit, formatted
+	// itemBuf is the buffer of the IETF style of one quota with its
+	// configured limit, the common case: the smallest of ietfBufs that
+	// holds the longest RateLimit item the quota can have, or 0 when the
+	// case does not apply (see Set).
+	itemBuf int
 }
 
 // NewPolicy prepares the fields of quotas (at least one) in style, with
@@ -182,13 +187,42 @@ func NewPolicy(style Style, names Names, quotas ...Quota) Policy {
 	for _, q := range quotas {
 		p.limitValue = append(p.limitValue, strconv.Itoa(q.Limit))
 	}
+	if style == IETF && len(quotas) == 1 {
+		p.itemBuf = itemBufFor(quotas[0])
+	}
 	return p
+}
+
+// The buffers of the IETF style of one quota, by size: the whole
+// allocation (two strings and the buffer) is 64, 80 or 112 bytes, each a
+// size class of the allocator, and the smaller it is the less often the
+// garbage collector runs (at 112 bytes per response it was a fifth of a
+// request's instructions).
+const (
+	ietfBufSmall  = 32
+	ietfBufMedium = 48
+	ietfBufLarge  = 80
+)
+
+// itemBufFor is the smallest buffer that holds every RateLimit item of q:
+// its name, a remaining count of at most its limit and a reset of at most
+// two windows (Set formats larger values correctly, with an allocation
+// more); 0 when no buffer does.
+func itemBufFor(q Quota) int {
+	n := len(`"";r=;t=`) + len(q.Name) + digits(uint64(max(q.Limit, 0))) + digits(uint64(max(CeilSeconds(2*q.Window), 0)))
+	for _, size := range []int{ietfBufSmall, ietfBufMedium, ietfBufLarge} {
+		if n <= size {
+			return size
+		}
+	}
+	return 0
 }
 
 // vals holds one response's values in one allocation: the value slices
 // point into vals and the formatted strings into buf, which is written
 // once, before any string refers to it, and never again. The IETF style
-// of one quota, the common case, uses the smaller ietfVals.
+// of one quota, the common case, uses ietfValsSmall, ietfValsMedium or
+// ietfVals, whichever holds its item (see itemBufFor).
 type vals struct {
 	vals [5]string
 	buf  [96]byte
@@ -203,13 +237,18 @@ type bigVals struct {
 
 type ietfVals struct {
 	vals [2]string
-	buf  [80]byte
+	buf  [ietfBufLarge]byte
 }
 
-// ietfShortName is the longest name whose IETF item always fits in
-// ietfVals.buf: 1+40+4 bytes of name and punctuation, 19 digits of r, 3
-// of ";t=", 10 of t (a time.Duration is under 10¹⁰ s).
-const ietfShortName = 40
+type ietfValsSmall struct {
+	vals [2]string
+	buf  [ietfBufSmall]byte
+}
+
+type ietfValsMedium struct {
+	vals [2]string
+	buf  [ietfBufMedium]byte
+}
 
 // Set writes the fields on h for a response sent at at. limits are this
 // response's limits of the quotas, in order (nil: the limits NewPolicy was
@@ -223,19 +262,24 @@ const ietfShortName = 40
 // a handler that edits them in place cannot change another response's
 // fields.
 func (p *Policy) Set(h http.Header, limits []int, i, remaining int, reset time.Duration, at time.Time) {
+	if limits == nil && p.itemBuf != 0 {
+		switch p.itemBuf {
+		case ietfBufSmall:
+			v := new(ietfValsSmall)
+			p.setItem(h, &v.vals, v.buf[:], remaining, reset)
+		case ietfBufMedium:
+			v := new(ietfValsMedium)
+			p.setItem(h, &v.vals, v.buf[:], remaining, reset)
+		default:
+			v := new(ietfVals)
+			p.setItem(h, &v.vals, v.buf[:], remaining, reset)
+		}
+		return
+	}
 	if p.style == None {
 		return
 	}
 	static := limits == nil
-	if p.style == IETF && static && len(p.quotas) == 1 && len(p.quotas[0].Name) <= ietfShortName {
-		v := new(ietfVals)
-		b := appendItem(v.buf[:0], p.quotas[0].Name, remaining, reset)
-		v.vals[0] = bufString(b, v.buf[:])
-		v.vals[1] = p.ietfPolicy
-		add(h, PolicyKey, v.vals[1:2:2])
-		add(h, RateLimitKey, v.vals[0:1:1])
-		return
-	}
 	limit := p.quotas[i].Limit
 	if !static {
 		limit = limits[i]
@@ -341,6 +385,24 @@ func (p *Policy) Set(h http.Header, limits []int, i, remaining int, reset time.D
 	}
 }
 
+// setItem writes the IETF fields of one quota with its configured limit,
+// formatting the item into buf, which vals and buf share one allocation
+// with.
+func (p *Policy) setItem(h http.Header, vals *[2]string, buf []byte, remaining int, reset time.Duration) {
+	b := appendItem(buf[:0], p.quotas[0].Name, remaining, reset)
+	vals[0] = bufString(b, buf)
+	vals[1] = p.ietfPolicy
+	if len(h) == 0 {
+		// A fresh response's header, the common case: neither field can
+		// be there already, so no look-up first.
+		h[PolicyKey] = vals[1:2:2]
+		h[RateLimitKey] = vals[0:1:1]
+		return
+	}
+	add(h, PolicyKey, vals[1:2:2])
+	add(h, RateLimitKey, vals[0:1:1])
+}
+
 // appendIETFPolicy appends the RateLimit-Policy items of the quotas, with
 // limits instead of theirs unless nil: "burst";q=10;w=1, "hour";q=1000;w=3600.
 func (p *Policy) appendIETFPolicy(b []byte, limits []int) []byte {
@@ -396,17 +458,20 @@ var pairs = [256]byte([]byte("00010203040506070809101112131415161718192021222324
 	"8081828384858687888990919293949596979899" + strings.Repeat("-", 56)))
 
 // appendInt is strconv.AppendInt(b, v, 10) written in place, two digits at
-// a time, when b has room for any number (the buffers of Set always
-// have): every response formats two or three numbers, and strconv's
+// a time, when b has room for the number (the buffers of Set are sized
+// for the numbers they get): every response formats two or three numbers, and strconv's
 // detour through a buffer of its own showed in the profile of the
 // limiter's path.
 func appendInt(b []byte, v int64) []byte {
-	if v < 0 || cap(b)-len(b) < 20 {
+	if v < 0 {
 		return strconv.AppendInt(b, v, 10)
 	}
 	u := uint64(v)
 	start := len(b)
 	i := start + digits(u)
+	if i > cap(b) {
+		return strconv.AppendInt(b, v, 10)
+	}
 	b = b[:i]
 	out := b[start:i] // only the digits: indexes below are checked against it once
 	i = len(out)

@@ -3,6 +3,7 @@ package ratelimitheader
 import (
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -233,4 +234,63 @@ func FuzzAppendInt(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPolicySetItemBuffers: the IETF item of one quota is formatted into
+// the smallest buffer that holds every item the quota can have, in one
+// allocation of that size, and values past what the buffer was sized for
+// (a caller's remaining above the limit, a reset beyond two windows) are
+// still written exactly.
+func TestPolicySetItemBuffers(t *testing.T) {
+	tests := []struct {
+		name    string
+		quota   Quota
+		wantBuf int
+		bytes   float64 // of the one allocation
+	}{
+		{"short name", Quota{"default", 1 << 30, time.Minute}, ietfBufSmall, 64},
+		{"medium name", Quota{"login-attempts-per-ip", 1 << 30, time.Minute}, ietfBufMedium, 80},
+		{"longest name", Quota{strings.Repeat("n", 64), math.MaxInt32, 24 * time.Hour}, 0, 0},
+		{"long name", Quota{strings.Repeat("n", 50), 100, time.Minute}, ietfBufLarge, 112},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPolicy(IETF, RateLimitNames, tt.quota)
+			assert.Equal(t, tt.wantBuf, p.itemBuf, "buffer")
+			name := tt.quota.Name
+			for _, c := range []struct {
+				remaining int
+				reset     time.Duration
+			}{
+				{tt.quota.Limit, 2 * tt.quota.Window}, // the largest values the buffer was sized for
+				{0, 0},
+				{math.MaxInt, 1<<63 - 1}, // beyond them
+			} {
+				h := http.Header{}
+				p.Set(h, nil, 0, c.remaining, c.reset, at)
+				want := `"` + name + `";r=` + strconv.Itoa(c.remaining) + ";t=" + strconv.FormatInt(CeilSeconds(c.reset), 10)
+				assert.Equal(t, want, h.Get(RateLimitKey))
+				assert.Equal(t, `"`+name+`";q=`+strconv.Itoa(tt.quota.Limit)+";w="+strconv.FormatInt(CeilSeconds(tt.quota.Window), 10), h.Get(PolicyKey))
+			}
+			if tt.wantBuf == 0 {
+				return
+			}
+			h := http.Header{}
+			allocs := testing.AllocsPerRun(100, func() {
+				clear(h)
+				p.Set(h, nil, 0, tt.quota.Limit, 2*tt.quota.Window, at)
+			})
+			assert.Equal(t, 1.0, allocs, "allocations per response")
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			before := ms.TotalAlloc
+			const n = 1000
+			for range n {
+				clear(h)
+				p.Set(h, nil, 0, tt.quota.Limit, 2*tt.quota.Window, at)
+			}
+			runtime.ReadMemStats(&ms)
+			assert.InDelta(t, tt.bytes, float64(ms.TotalAlloc-before)/n, 1, "bytes per response")
+		})
+	}
 }
