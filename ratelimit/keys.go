@@ -71,12 +71,14 @@ func KeyByIPPrefix(v4Bits, v6Bits int) KeyFunc {
 func ipKey(r *http.Request, v4Bits, v6Bits int) (string, error) {
 	ip := middleware.GetClientIPAddr(r.Context())
 	if !ip.IsValid() {
-		host, ok := remoteHost(r.RemoteAddr)
-		if ok && v4Bits == 32 && canonicalIPv4(host) {
-			// The common case, keyed by the substring: no parse, no
-			// formatting.
-			return host, nil
+		if v4Bits == 32 {
+			if host, ok := ipv4Host(r.RemoteAddr); ok {
+				// The common case, keyed by the substring: one pass over
+				// the address, no parse, no formatting.
+				return host, nil
+			}
 		}
+		host, ok := remoteHost(r.RemoteAddr)
 		if ok {
 			var err error
 			ip, err = netip.ParseAddr(host)
@@ -109,38 +111,38 @@ func ipKey(r *http.Request, v4Bits, v6Bits int) (string, error) {
 	return p.String(), nil
 }
 
-// canonicalIPv4 reports whether s is an IPv4 address in the canonical
-// dotted-decimal form netip.Addr.String writes: four decimal octets of at
-// most 255 without leading zeros. Anything else (IPv6, a mapped address,
-// a zone, a name, garbage) goes through netip.
-func canonicalIPv4(s string) bool {
-	if len(s) < len("0.0.0.0") || len(s) > len("255.255.255.255") {
-		return false
-	}
+// ipv4Host returns the host of addr when remoteHost would return one
+// that is an IPv4 address in the canonical dotted-decimal form
+// netip.Addr.String writes (four decimal octets of at most 255 without
+// leading zeros): addr is that address, alone or followed by ':' and a
+// port without another ':'. It reads addr once, where remoteHost and a
+// check of its result read it three times; anything else (IPv6, a mapped
+// address, a zone, a name, garbage) goes through remoteHost and netip.
+func ipv4Host(addr string) (string, bool) {
 	i := 0
 	for octet := range 4 {
 		if octet > 0 {
-			if i >= len(s) || s[i] != '.' {
-				return false
+			if i >= len(addr) || addr[i] != '.' {
+				return "", false
 			}
 			i++
 		}
-		if i >= len(s) {
-			return false
+		if i >= len(addr) {
+			return "", false
 		}
-		v := uint(s[i] - '0')
+		v := uint(addr[i] - '0')
 		if v > 9 {
-			return false
+			return "", false
 		}
 		i++
 		if v == 0 {
-			continue // "0" alone: a digit after it is a leading zero, refused below
+			continue // "0" alone: a digit after it is a leading zero, refused by what must follow
 		}
 		for range 2 {
-			if i >= len(s) {
+			if i >= len(addr) {
 				break
 			}
-			c := uint(s[i] - '0')
+			c := uint(addr[i] - '0')
 			if c > 9 {
 				break
 			}
@@ -148,10 +150,13 @@ func canonicalIPv4(s string) bool {
 			i++
 		}
 		if v > 255 {
-			return false
+			return "", false
 		}
 	}
-	return i == len(s)
+	if i < len(addr) && (addr[i] != ':' || strings.IndexByte(addr[i+1:], ':') >= 0) {
+		return "", false
+	}
+	return addr[:i], true
 }
 
 // remoteHost returns the host part of a RemoteAddr ("1.2.3.4:5",

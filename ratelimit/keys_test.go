@@ -208,19 +208,24 @@ func FuzzKeys(f *testing.F) {
 	})
 }
 
-// FuzzCanonicalIPv4: the fast path of KeyByIP accepts exactly the strings
-// netip parses as IPv4 and writes back unchanged, so it keys every client
-// as netip would.
-func FuzzCanonicalIPv4(f *testing.F) {
+// FuzzIPv4Host: the fast path of KeyByIP accepts exactly the RemoteAddrs
+// whose host netip parses as IPv4 and writes back unchanged, bracketed
+// ones aside (they take the general path, to the same key), and returns
+// that host, so it keys every client as netip would.
+func FuzzIPv4Host(f *testing.F) {
 	for _, s := range []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.",
-		".1.2.3", "1..2.3", "::1", "::ffff:1.2.3.4", "1.2.3.4%eth0", "", "0.0.0.00", "10.0.0.1 ", "1.2.3.4a"} {
+		".1.2.3", "1..2.3", "::1", "::ffff:1.2.3.4", "1.2.3.4%eth0", "", "0.0.0.00", "10.0.0.1 ", "1.2.3.4a",
+		"1.2.3.4:80", "1.2.3.4:", "1.2.3.4:8:0", "1.2.3.4::", "[1.2.3.4]:80", "1.2.3.04:80", "1.2.3.4 :80"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		ip, err := netip.ParseAddr(s)
-		want := err == nil && ip.Is4() && ip.String() == s
-		if got := canonicalIPv4(s); got != want {
-			t.Fatalf("canonicalIPv4(%q) = %v, netip says %v", s, got, want)
+		host, ok := remoteHost(s)
+		ip, err := netip.ParseAddr(host)
+		want := ok && err == nil && ip.Is4() && ip.String() == host
+		got, gotOK := ipv4Host(s)
+		bracketed := want && s[0] == '['
+		if (gotOK != want && !bracketed) || (gotOK && got != host) {
+			t.Fatalf("ipv4Host(%q) = %q, %v; remoteHost and netip say %q, %v", s, got, gotOK, host, want)
 		}
 	})
 }
