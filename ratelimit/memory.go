@@ -469,11 +469,12 @@ func (s *MemoryStore) takeCounts(p Policy, pol uint16, key string, hashed bool, 
 		e.index, e.prev, e.cur = index, p32, c32
 	}
 	prev, cur = int64(p32), int64(c32)
-	allowed = p.Fits(prev, cur, elapsed, n)
+	slid := slidOut(p, prev, elapsed)
+	allowed = fits(p, slid, cur, n)
 	if allowed {
 		cur = e.count(n)
 	}
-	if p.Fits(prev, cur, elapsed, 1) {
+	if fits(p, slid, cur, 1) {
 		e.flags &^= slotRefused
 	} else {
 		e.flags |= slotRefused
@@ -481,6 +482,19 @@ func (s *MemoryStore) takeCounts(p Policy, pol uint16, key string, hashed bool, 
 	sh.nextSweep = min(sh.nextSweep, expires(e, int64(p.Window)))
 	sh.mu.Unlock()
 	return allowed, prev, cur, elapsed, index
+}
+
+// slidOut and fits split [Policy.Fits] in two, so that a take that checks
+// both its own fit and the next request's (for slotRefused) divides once,
+// under the shard's lock: fits(p, slidOut(p, prev, elapsed), curr, n) is
+// p.Fits(prev, curr, elapsed, n), the same operations in the same order
+// (TestFitsSplit).
+func slidOut(p Policy, prev int64, elapsed time.Duration) float64 {
+	return float64(prev) * float64(p.Window-elapsed) / float64(p.Window)
+}
+
+func fits(p Policy, slid float64, curr int64, n int) bool {
+	return slid+float64(curr)+float64(n) <= float64(p.Limit)
 }
 
 // slotFor returns the index of the key's slot, inserting it (with its

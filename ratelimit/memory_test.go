@@ -538,3 +538,29 @@ func TestMemoryStorePolicyIDs(t *testing.T) {
 	allocs = testing.AllocsPerRun(100, func() { _, _ = small.Take(context.Background(), a, long, t0, 1) })
 	assert.Zero(t, allocs, "a key stored as its digest allocates nothing either")
 }
+
+// TestFitsSplit: the take's split of Policy.Fits (slidOut, fits) decides
+// every case as Fits does, at the boundaries where float rounding could
+// tell them apart.
+func TestFitsSplit(t *testing.T) {
+	windows := []time.Duration{time.Nanosecond, 3 * time.Nanosecond, time.Second, time.Minute, 7 * time.Hour}
+	counts := []int64{0, 1, 2, 3, 7, 99, 100, 101, 1<<31 - 2, 1<<32 - 1}
+	limits := []int{1, 2, 3, 100, 101, 1 << 30, MaxLimit}
+	for _, w := range windows {
+		for _, limit := range limits {
+			p := Policy{Name: "p", Limit: limit, Window: w}
+			for _, elapsed := range []time.Duration{0, 1, w / 3, w / 2, w - 1} {
+				for _, prev := range counts {
+					for _, cur := range counts {
+						for _, n := range []int{1, 2, limit} {
+							want := p.Fits(prev, cur, elapsed, n)
+							if got := fits(p, slidOut(p, prev, elapsed), cur, n); got != want {
+								t.Fatalf("%v: prev %d cur %d elapsed %v n %d: split %v, Fits %v", p, prev, cur, elapsed, n, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
