@@ -94,7 +94,7 @@ func New(limit int, window time.Duration, opts ...Option) (*Limiter, error) {
 		return nil, err
 	}
 	if !cfg.storeSet {
-		s, err := NewMemoryStore()
+		s, err := DefaultStore(policies)
 		if err != nil {
 			return nil, err
 		}

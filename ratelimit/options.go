@@ -94,11 +94,15 @@ func WithKey(fn KeyFunc) Option {
 	return func(c *config) { c.key = fn }
 }
 
-// WithStore sets where counts are kept (default a new [MemoryStore] per
-// Limiter). Share one store between limiters, or use redisstore to share
-// counts between processes. Limiters that share a store must have distinct
-// names (see [WithName]) unless they are meant to share counts. A nil
-// store, or an interface holding a nil pointer, is an error from [New].
+// WithStore sets where counts are kept (default [DefaultStore]: a new
+// [MemoryStore] per Limiter, or in a worker of a cluster supervisor the
+// table all its workers share, so that a limit is the service's; see
+// [SetDefaultStore]). Share one store between limiters, or use redisstore
+// to share counts between processes. Limiters that share a store must have
+// distinct names (see [WithName]) unless they are meant to share counts.
+// WithStore(NewMemoryStore()) opts a limiter out of a worker's shared
+// table. A nil store, or an interface holding a nil pointer, is an error
+// from [New].
 func WithStore(s Store) Option {
 	return func(c *config) { c.store, c.storeSet = s, true }
 }

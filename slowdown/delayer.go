@@ -143,7 +143,7 @@ func New(after int, window time.Duration, opts ...Option) (*Delayer, error) {
 		return nil, err
 	}
 	if !cfg.storeSet {
-		s, err := ratelimit.NewMemoryStore()
+		s, err := ratelimit.DefaultStore([]ratelimit.Policy{{Name: cfg.name, Limit: countLimit, Window: window}})
 		if err != nil {
 			return nil, err
 		}

@@ -153,8 +153,9 @@ func WithKey(fn ratelimit.KeyFunc) Option {
 	return func(c *config) { c.key = fn }
 }
 
-// WithStore sets where counts are kept (default a new
-// [ratelimit.MemoryStore] per Delayer). It may be the store of a
+// WithStore sets where counts are kept (default [ratelimit.DefaultStore]:
+// a new [ratelimit.MemoryStore] per Delayer, or in a worker of a cluster
+// supervisor the table all its workers share). It may be the store of a
 // ratelimit.Limiter: the counts are kept apart by policy name (see
 // [WithName]). With a redisstore the delays agree across processes. A nil
 // store, or an interface holding a nil pointer, is an error from [New].
