@@ -159,6 +159,9 @@ func programMain(mode string) int {
 	case "logs": // the log sink's program: logsink_program_unix_test.go
 		return logProgram(logger)
 
+	case "limits": // the shared limits table's program: sharedstore_program_unix_test.go
+		return limitsProgram(logger)
+
 	case "listen": // an independent process on a shared port
 		ln, err := Listen(ctx, "tcp", os.Getenv("CLUSTER_TEST_ADDR"))
 		if err != nil {

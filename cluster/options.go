@@ -44,6 +44,7 @@ type config struct {
 	control         string      // WithControl: the control socket's path
 	controlSet      bool
 	metrics         metricsConfig // WithMetrics, WithMeterProvider
+	shared          sharedConfig // WithSharedKeys
 	// workerCgroup, set by tests only, is a cgroup directory the
 	// supervisor moves every worker into as it starts.
 	workerCgroup string
@@ -93,6 +94,9 @@ func (c *config) validate() error {
 		return err
 	}
 	if err := c.metrics.validate(); err != nil {
+		return err
+	}
+	if err := c.shared.validate(); err != nil {
 		return err
 	}
 	switch {

@@ -151,6 +151,14 @@ func supervise(ctx context.Context, c *config) error {
 		defer sink.close() // after every worker is gone
 		s.parts = append(s.parts, sink)
 	}
+	limits, err := newSharedLimits(c)
+	if err != nil {
+		return err
+	}
+	if limits != nil {
+		defer limits.close() // after every worker is gone
+		s.parts = append(s.parts, limits)
+	}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	defer s.cancel(nil)
 	metrics, err := newMetricsPart(s) // before the crash monitor: it counts crashes
