@@ -44,7 +44,7 @@ type config struct {
 	control         string      // WithControl: the control socket's path
 	controlSet      bool
 	metrics         metricsConfig // WithMetrics, WithMeterProvider
-	shared          sharedConfig // WithSharedKeys
+	shared          sharedConfig  // WithSharedKeys
 	// workerCgroup, set by tests only, is a cgroup directory the
 	// supervisor moves every worker into as it starts.
 	workerCgroup string
