@@ -12,8 +12,10 @@ MODDIRS  = $(shell $(GO) list -m -f '{{.Dir}}')
 # The deploy tests run the Dockerfile, compose.yaml and shipshape.service
 # on podman (runc, catatonit for init: true, the dnsname plugin for the
 # services' names) with images built from a debootstrap base.
+# The metrics test scrapes the example server with a real Prometheus.
 TEST_DEBS := redis-server:redis-server redis-cli:redis-tools nginx:nginx haproxy:haproxy openssl:openssl strace:strace systemd-analyze:systemd \
-	podman:podman runc:runc catatonit:catatonit /usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname debootstrap:debootstrap
+	podman:podman runc:runc catatonit:catatonit /usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname debootstrap:debootstrap \
+	prometheus:prometheus
 BENCH_DEBS := wrk:wrk
 
 .PHONY: all run test deps bench-deps lint fmt vet staticcheck tidy unit bench

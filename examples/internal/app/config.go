@@ -36,6 +36,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	MaxBodyBytes      int64
 	HealthCheck       string
+	// MetricsAddr is where /metrics is served (an admin listener, never
+	// the public one); "" serves none. A host-less ":port" is loopback.
+	MetricsAddr string
 
 	// AccessLog, when set, receives the access log instead of the file
 	// LogDir/LogName: in a cluster worker, cluster.LogWriter("access"),
@@ -106,6 +109,8 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", envDur("READ_HEADER_TIMEOUT", 5*time.Second), "time allowed to send the request headers (env READ_HEADER_TIMEOUT)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", int64(envInt("MAX_BODY", 1<<20)), "largest request body in bytes (env MAX_BODY)")
 	fs.StringVar(&cfg.HealthCheck, "healthcheck", "", "GET this URL, exit 0 on 2xx, else 1 (for container health checks)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""),
+		"serve Prometheus metrics at /metrics on this admin address, e.g. :9464 (loopback when the host is empty; never the public -addr); empty serves none (env METRICS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -120,6 +125,11 @@ func ParseConfig(name string, args []string, getenv func(string) string, usage i
 		return cfg, fmt.Errorf("app: -log-max-size: %w", err)
 	}
 	cfg.LogMaxSize = size
+	if cfg.MetricsAddr != "" {
+		if cfg.MetricsAddr, err = MetricsAddr(cfg.MetricsAddr); err != nil {
+			return cfg, err
+		}
+	}
 	if cfg.LogMaxBackups < 0 {
 		return cfg, fmt.Errorf("app: -log-max-backups must be >= 0, not %d", cfg.LogMaxBackups)
 	}

@@ -16,6 +16,21 @@ import (
 // flushes logs and Sentry. Request lines and application records go to
 // stdout and the access log file.
 func Serve(ctx context.Context, ln net.Listener, cfg Config, stdout io.Writer) error {
+	if cfg.MetricsAddr != "" {
+		m, err := NewMetrics()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer m.Shutdown(context.Background())
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("app: -metrics-addr: %w", err)
+		}
+		msrv := ServeMetrics(mln, m.Handler)
+		defer msrv.Close()
+	}
 	a, err := New(cfg, stdout)
 	if err != nil {
 		ln.Close()
@@ -27,7 +42,8 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, stdout io.Writer) e
 	if ln, err = ConnLimit(cfg)(ln); err != nil {
 		return err
 	}
-	a.Logger.Info("listening", "addr", ln.Addr().String(), "redis", cfg.RedisURL != "", "sentry", cfg.SentryDSN != "")
+	a.Logger.Info("listening", "addr", ln.Addr().String(), "redis", cfg.RedisURL != "", "sentry", cfg.SentryDSN != "",
+		"metrics", cfg.MetricsAddr)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
