@@ -38,16 +38,23 @@ func WithControl(path string) Option {
 }
 
 // ControlPath returns the control socket path of the program called
-// name, for [WithControl] and [Control]: $XDG_RUNTIME_DIR/name/control.sock
-// when XDG_RUNTIME_DIR is set (systemd's per-user runtime directory, or
-// RuntimeDirectory= of a unit), else /run/name/control.sock for root, else
+// name, for [WithControl] and [Control]: /run/name/control.sock for root;
+// for another user $XDG_RUNTIME_DIR/name/control.sock when XDG_RUNTIME_DIR
+// is set (the user's runtime directory of a login session), else
 // name-<uid>/control.sock in os.TempDir().
+//
+// The supervisor and the client must compute the same path: root's does
+// not depend on the environment, so that a service started by systemd and
+// an administrator's shell agree. For a service of another user, whose
+// unit has no XDG_RUNTIME_DIR and perhaps a private /tmp, give both an
+// explicit path instead, such as /run/name/control.sock with
+// RuntimeDirectory=name in the unit.
 func ControlPath(name string) string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, name, "control.sock")
-	}
 	if os.Geteuid() == 0 {
 		return filepath.Join("/run", name, "control.sock")
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, name, "control.sock")
 	}
 	return filepath.Join(os.TempDir(), name+"-"+strconv.Itoa(os.Geteuid()), "control.sock")
 }

@@ -17,7 +17,7 @@ import (
 func ExampleControlCommand() {
 	ctl := flag.String("ctl", "", "status, 'status -json', reload, stop or 'scale N'")
 	flag.Parse()
-	sock := cluster.ControlPath("app") // $XDG_RUNTIME_DIR/app/control.sock, /run/app/control.sock for root
+	sock := cluster.ControlPath("app") // /run/app/control.sock for root
 	if *ctl != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
