@@ -19,7 +19,8 @@ import (
 // starts and make it ratelimit's default store. The alternative, asking
 // the supervisor over a unix socket for every take, costs a round trip
 // per request and makes the supervisor the bottleneck of every worker:
-// see BenchmarkSharedStoreVsSocket and "Shared limits" in docs/cluster.md.
+// see BenchmarkSocketTake in internal/shmtable and "Shared limits" in
+// docs/cluster.md.
 const sharedFileName = "limits"
 
 // sharedLimits is the supervisor's table.
