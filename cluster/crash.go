@@ -21,6 +21,9 @@ import (
 type Crash struct {
 	// Worker is the worker id ([WorkerID]).
 	Worker int
+	// Incarnation is the process's incarnation ([WorkerIncarnation]); 0
+	// for [ReasonStartFailed] when no process ran.
+	Incarnation uint64
 	// PID is the process id; 0 for [ReasonStartFailed].
 	PID int
 	// Reason classifies the end; see [Reason].

@@ -274,7 +274,7 @@ func (m *crashMonitor) report(p *proc, end crashEnd, loop bool) {
 // build turns what is known of p's end into a Crash, and reports whether
 // there is anything to report.
 func (m *crashMonitor) build(p *proc, end crashEnd, loop bool) (Crash, bool) {
-	c := Crash{Worker: p.id, PID: p.pid, ExitCode: -1, Start: p.start, Time: p.end,
+	c := Crash{Worker: p.id, Incarnation: p.inc, PID: p.pid, ExitCode: -1, Start: p.start, Time: p.end,
 		Uptime: p.end.Sub(p.start), CrashLoop: loop}
 	if st := p.cmd.ProcessState; st != nil {
 		c.Status = st.String()
@@ -370,8 +370,8 @@ func (m *crashMonitor) emit(c Crash) {
 
 // crashAttrs are the attributes of the "cluster: worker crashed" record.
 func crashAttrs(c Crash) []any {
-	attrs := []any{"worker", c.Worker, "pid", c.PID, "reason", string(c.Reason), "message", c.Message,
-		"status", c.Status, "uptime", c.Uptime.Round(time.Millisecond)}
+	attrs := []any{"worker", c.Worker, "incarnation", c.Incarnation, "pid", c.PID, "reason", string(c.Reason),
+		"message", c.Message, "status", c.Status, "uptime", c.Uptime.Round(time.Millisecond)}
 	for _, g := range c.Goroutines {
 		if g.Crashed {
 			attrs = append(attrs, "goroutine", g.ID)

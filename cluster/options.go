@@ -253,7 +253,8 @@ func WithReadyTimeout(d time.Duration) Option {
 //     ("start", "restart", "rolling restart", "memory limit", "scale"),
 //     startup (time to the first Accept)
 //   - error "cluster: worker failed to start": worker, error, backoff
-//   - error "cluster: worker crashed" (one per [Crash]): worker, pid,
+//   - error "cluster: worker crashed" (one per [Crash]): worker,
+//     incarnation, pid,
 //     reason, message, status ("exit status 2", "signal: killed"),
 //     uptime; when known goroutine (the crashing one's id), culprit (the
 //     innermost in-app frame, "function (file:line)") and stack (the

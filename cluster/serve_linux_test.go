@@ -135,6 +135,9 @@ func TestWorkerIncarnation(t *testing.T) {
 	replaced := c.waitReady(from, 1, 20*time.Second)
 	require.Contains(t, replaced, 1, "the replacement keeps id 1")
 	assert.Equal(t, uint64(3), replaced[1].Incarnation, "the replacement's incarnation")
+	crashed := c.waitEvent(from, 10*time.Second, func(e event) bool { return e.Msg == "cluster: worker crashed" })
+	assert.Equal(t, ready[1].PID, crashed.PID, "crashed pid")
+	assert.Equal(t, ready[1].Incarnation, crashed.Incarnation, "the crash report names the killed process's incarnation")
 	record(replaced)
 
 	from = c.mark()
