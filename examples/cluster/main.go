@@ -18,6 +18,10 @@
 // given to cluster.ServeFunc, which only workers call: the supervisor
 // opens none of it.
 //
+// With -metrics-addr (env METRICS_ADDR; a bare port is loopback) the
+// supervisor serves /metrics in the Prometheus format for the whole
+// service: every worker's series with a worker label, and its own.
+//
 // The supervisor listens for control commands on a unix socket (-control,
 // default cluster.ControlPath("shipshape-cluster"); empty turns it off),
 // which the same binary talks to with -ctl:
@@ -97,6 +101,19 @@ func run(args []string, getenv func(string) string) int {
 	}
 	if control != "" {
 		opts = append(opts, cluster.WithControl(control))
+	}
+	if cfg.MetricsAddr != "" {
+		// Every process records into its own provider (the supervisor
+		// its workers' states, each worker its requests); the supervisor
+		// serves the one scrape of the service and asks each worker for
+		// its part over the channel it handed it (cluster.WithMetrics).
+		m, err := app.NewMetrics()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			return 1
+		}
+		defer m.Shutdown(context.Background())
+		opts = append(opts, cluster.WithMetrics(cfg.MetricsAddr, m.Handler))
 	}
 	if cfg.LogDir != "" {
 		// One file for the whole service, opened and rotated by the
