@@ -16,11 +16,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shipshape-go/shipshape/internal/loadgen"
 )
 
 // testCert writes a self-signed certificate for 127.0.0.1 and its key to
@@ -118,4 +121,32 @@ func keys(m map[int]int) []int {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestServeTLSRollingRestart: HTTP/2 clients, which keep their
+// connections and send many requests on each, lose nothing while SIGHUP
+// replaces every worker: a draining worker's connections end with a
+// GOAWAY after their requests, and the clients go on on new ones.
+func TestServeTLSRollingRestart(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, pool := testCert(t, dir)
+	c := startProgram(t, "", "serve", 2, "CLUSTER_TEST_WORKERS=2",
+		"CLUSTER_TEST_TLS_CERT="+cert, "CLUSTER_TEST_TLS_KEY="+key)
+	old := c.waitReady(0, 2, 10*time.Second)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	load := startLoad(t, loadgen.Config{URL: "https://" + c.addr + "/", Concurrency: 8, Rate: 500,
+		Duration: 3 * time.Second, Transport: tr})
+	time.Sleep(500 * time.Millisecond) // liveness only: the load is running
+	from := c.mark()
+	c.signal(syscall.SIGHUP)
+	c.waitEvent(from, 30*time.Second, func(e event) bool { return e.Msg == "cluster: rolling restart done" })
+	renewed := c.waitReady(from, 2, time.Second)
+	res := load.wait()
+	t.Logf("HTTP/2 load during the rolling restart: %v", res)
+	assert.Zero(t, res.Failed(), "failed requests (%v)", res.ErrorSamples)
+	assert.Greater(t, res.Status[200], int64(1000), "answered requests")
+	for id, e := range renewed {
+		assert.NotContains(t, pidsOf(old), e.PID, "worker %d replaced", id)
+	}
 }
