@@ -88,3 +88,45 @@ func benchKey(b []byte, i int) []byte {
 	b = append(b, '.')
 	return strconv.AppendInt(b, int64(i&0xff), 10)
 }
+
+// BenchmarkTakeSerial is BenchmarkTake from one goroutine, for
+// instruction and cache-miss counts under valgrind, which the noise of a
+// shared machine does not move:
+//
+//	go test -c -o /tmp/shmtable.test ./internal/shmtable/
+//	valgrind --tool=cachegrind --cache-sim=yes /tmp/shmtable.test -test.run '^$' \
+//		-test.bench 'TakeSerial/store=shared/keys=100000' -test.benchtime 200000x
+func BenchmarkTakeSerial(b *testing.B) {
+	for _, nkeys := range []int{10_000, 100_000} {
+		b.Run("store=memory/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			s, err := ratelimit.NewMemoryStore()
+			require.NoError(b, err)
+			benchmarkTakeSerial(b, s, nkeys)
+		})
+		b.Run("store=shared/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			benchmarkTakeSerial(b, testTable(b, ratelimit.DefaultMaxKeys).Store(""), nkeys)
+		})
+		b.Run("store=shared-fit/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			benchmarkTakeSerial(b, testTable(b, nkeys).Store(""), nkeys)
+		})
+	}
+}
+
+func benchmarkTakeSerial(b *testing.B, s ratelimit.Store, nkeys int) {
+	p := ratelimit.Policy{Name: "default", Limit: 1 << 30, Window: time.Minute}
+	now := time.Now()
+	var buf [32]byte
+	for i := range nkeys {
+		_, err := s.Take(context.Background(), p, string(benchKey(buf[:0], i)), now, 1)
+		require.NoError(b, err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		k := benchKey(buf[:0], int(uint64(i)*7919%uint64(nkeys)))
+		if _, err := s.Take(ctx, p, unsafe.String(&k[0], len(k)), now, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
