@@ -180,7 +180,8 @@ func (cc *ControlClient) Reload(ctx context.Context) error {
 
 // Stop has the supervisor drain and stop every worker and exit, as SIGTERM
 // does, and returns once the supervisor has closed the control socket (it
-// is about to exit), or when ctx is done.
+// is about to exit), or when ctx is done. A second Stop during the drain,
+// like a second SIGTERM, kills the workers at once.
 func (cc *ControlClient) Stop(ctx context.Context) error {
 	_, err := cc.do(ctx, controlRequest{Cmd: "stop"}, true)
 	return err

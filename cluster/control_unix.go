@@ -285,6 +285,9 @@ func (s *supervisor) scale(n int, run func(sl *slot, first *proc)) error {
 		switch {
 		case cur < n:
 			p, err := s.spawn(cur, "scale")
+			if err != nil && s.ctx.Err() != nil {
+				return errors.New("the supervisor is stopping")
+			}
 			if err != nil {
 				s.crashes.startFailed(cur, p, err, false)
 				s.log().Error("cluster: scaling abandoned; a new worker did not start", "worker", cur, "workers", cur, "error", err)
