@@ -274,8 +274,7 @@ func (l *Listener) wrap(c net.Conn) net.Conn {
 	key := clientKey(ip)
 	reason := l.admit(key, keyed)
 	if reason == 0 {
-		l.metrics.admitted()
-		return &limitConn{Conn: c, l: l, key: key, keyed: keyed}
+		return &limitConn{Conn: c, l: l, key: key, keyed: keyed, counted: l.metrics.admitted()}
 	}
 	refuse(c)
 	l.metrics.rejected(reason)
@@ -418,7 +417,10 @@ type limitConn struct {
 	l     *Listener
 	key   netip.Addr
 	keyed bool
-	once  sync.Once
+	// counted: the connection is in the open connections metric, which
+	// Close takes it out of.
+	counted bool
+	once    sync.Once
 }
 
 // Close closes the connection and, the first time, releases its share of
@@ -427,7 +429,9 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.release(c.key, c.keyed)
-		c.l.metrics.closed()
+		if c.counted {
+			c.l.metrics.closed()
+		}
 	})
 	return err
 }

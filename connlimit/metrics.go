@@ -35,9 +35,16 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	return ms, m.Err()
 }
 
-func (m *metrics) admitted() {
-	m.accepted.Inc(context.Background(), m.none)
-	m.open.Add(context.Background(), 1, m.none)
+// admitted counts an admitted connection, and reports whether it was
+// counted as open: one check while nothing records (no provider set).
+func (m *metrics) admitted() bool {
+	ctx := context.Background()
+	if !m.accepted.Enabled(ctx) {
+		return false
+	}
+	m.accepted.Inc(ctx, m.none)
+	m.open.Add(ctx, 1, m.none)
+	return true
 }
 
 func (m *metrics) rejected(r RejectReason) { m.refused.Inc(context.Background(), m.reasons[r]) }

@@ -239,7 +239,11 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		}
 		now := l.now()
 		win, err := l.store.Take(r.Context(), l.policy, key, now, 1)
-		l.took(r.Context(), now)
+		// One check while nothing records (no provider set), then none.
+		rec := l.metrics.enabled(r.Context())
+		if rec {
+			l.took(r.Context(), now)
+		}
 		if l.stopped(w, r, err) {
 			if err != nil && l.failOpen && r.Context().Err() == nil {
 				next.ServeHTTP(w, r)
@@ -249,7 +253,9 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		d := decide(l.policy, win, 1)
 		l.headers.Set(w.Header(), nil, 0, d.Remaining, d.Reset, now)
 		if d.Allowed {
-			l.metrics.decided(r.Context(), 0, outcomeAllowed)
+			if rec {
+				l.metrics.decided(r.Context(), 0, outcomeAllowed)
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -339,7 +345,10 @@ func (l *Limiter) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	} else {
 		allowed, err = l.store.TakeAll(r.Context(), ps, key, now, n, ws)
 	}
-	l.took(r.Context(), now)
+	rec := l.metrics.enabled(r.Context())
+	if rec {
+		l.took(r.Context(), now)
+	}
 	if l.stopped(w, r, err) {
 		if err != nil && l.failOpen && r.Context().Err() == nil {
 			next.ServeHTTP(w, r)
@@ -356,7 +365,9 @@ func (l *Limiter) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		l.refuse(w, r, d)
 		return
 	}
-	l.metrics.decided(r.Context(), i, outcomeAllowed)
+	if rec {
+		l.metrics.decided(r.Context(), i, outcomeAllowed)
+	}
 	if l.countOnly == nil {
 		next.ServeHTTP(w, r)
 		return

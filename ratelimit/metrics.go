@@ -53,13 +53,18 @@ func newMetrics(mp metric.MeterProvider, policies []Policy) (*metrics, error) {
 	return ms, m.Err()
 }
 
+// enabled reports whether the decisions are recorded: the one check the
+// allowed path makes while no provider is set.
+func (m *metrics) enabled(ctx context.Context) bool { return m.decisions.Enabled(ctx) }
+
 // decided counts one request of the policy at index i with outcome o.
 func (m *metrics) decided(ctx context.Context, i, o int) {
 	m.decisions.Inc(ctx, m.attrs[i][o])
 }
 
 // took records how long a store take begun at start (the Limiter's clock)
-// took, reading the clock again only when the measurement is recorded.
+// took, reading the clock again only when the measurement is recorded;
+// the caller checked enabled.
 func (l *Limiter) took(ctx context.Context, start time.Time) {
 	if l.metrics.storeTime.Enabled(ctx) {
 		l.metrics.storeTime.Seconds(ctx, l.now().Sub(start), l.metrics.none)
