@@ -167,14 +167,21 @@ func (t *Table) makeRoom(k id, nowNs int64, full bool) bool {
 // MemoryStore does).
 const evictSample = 8
 
+// evictScan bounds the slots eviction reads looking for a key that is not
+// refused: 256 KiB, what a MemoryStore shard holds at the default cap, so
+// that a table full of refused keys costs each new key tens of µs, not a
+// pass over the whole table.
+const evictScan = 8192
+
 // evictOne evicts the key MemoryStore's rule picks: of evictSample keys
 // from k's home on, the one that is not refused with the fewest requests
 // in its trailing window now, then the one whose count ends first; when
 // every sampled key is refused, the scan goes on to the first key that is
-// not, through the whole table if need be. When k's neighbourhood is full
-// the victim must come from it, refused or not.
+// not, up to evictScan slots (then the least counted refused key goes).
+// When k's neighbourhood is full the victim must come from it, refused or
+// not.
 func (t *Table) evictOne(k id, nowNs int64, full bool) bool {
-	limit := uint64(len(t.slots))
+	limit := min(uint64(len(t.slots)), evictScan)
 	if full {
 		limit = neighbourhood
 	}

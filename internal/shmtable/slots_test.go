@@ -263,3 +263,28 @@ func TestIncompatible(t *testing.T) {
 	_, err = Open(f)
 	assert.ErrorIs(t, err, ErrIncompatible)
 }
+
+// TestEvictionAllRefused: in a table where every key is refused, a new key
+// still gets a slot (a refused key goes), and the table stays at its cap.
+func TestEvictionAllRefused(t *testing.T) {
+	tab := testTable(t, 1000)
+	s := tab.Store("")
+	p := ratelimit.Policy{Name: "a", Limit: 1, Window: time.Hour}
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 1000 {
+		for range 2 {
+			_, err := s.Take(ctx, p, fmt.Sprintf("refused-%d", i), now, 1)
+			require.NoError(t, err)
+		}
+	}
+	for i := range 100 {
+		w, err := s.Take(ctx, p, fmt.Sprintf("new-%d", i), now, 1)
+		require.NoError(t, err)
+		require.True(t, w.Allowed, "new-%d", i)
+	}
+	st, err := tab.Check()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, st.Ready, 1000)
+	assert.Equal(t, st.Ready, st.Live)
+}
