@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	duration instrument.Histogram
 	series   *instrument.Series[seriesKey]
+	gate     instrument.Gate
 }
 
 // seriesKey is what a request's http.server.request.duration series is
@@ -47,6 +48,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 			}
 			return kv
 		}),
+		gate: m.Gate(),
 	}
 	return ms, m.Err()
 }
@@ -55,7 +57,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 // copy handed down, whose route the router recorded); the route is read
 // only when the measurement is recorded.
 func (m *metrics) request(ctx context.Context, r, passed *http.Request, status int, d time.Duration) {
-	if !m.duration.Enabled(ctx) {
+	if !m.gate.Open() || !m.duration.Enabled(ctx) {
 		return
 	}
 	scheme := "http"

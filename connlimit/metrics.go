@@ -15,6 +15,7 @@ type metrics struct {
 	refused  instrument.Counter
 	open     instrument.UpDown
 	none     *instrument.Attrs
+	gate     instrument.Gate
 	reasons  [RejectAcceptRate + 1]*instrument.Attrs // by RejectReason
 }
 
@@ -28,6 +29,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		open: m.UpDown("shipshape.connlimit.connections.open", "{connection}",
 			"Admitted connections not yet closed."),
 		none: instrument.NewAttrs(),
+		gate: m.Gate(),
 	}
 	for r := RejectMaxConns; r <= RejectAcceptRate; r++ {
 		ms.reasons[r] = instrument.NewAttrs(attribute.String("shipshape.connlimit.reason", r.String()))
@@ -39,7 +41,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 // counted as open: one check while nothing records (no provider set).
 func (m *metrics) admitted() bool {
 	ctx := context.Background()
-	if !m.accepted.Enabled(ctx) {
+	if !m.gate.Open() || !m.accepted.Enabled(ctx) {
 		return false
 	}
 	m.accepted.Inc(ctx, m.none)

@@ -31,6 +31,7 @@ type metrics struct {
 	// attrs holds the series of each policy (by index) and outcome.
 	attrs [][numOutcomes]*instrument.Attrs
 	none  *instrument.Attrs
+	gate  instrument.Gate
 }
 
 func newMetrics(mp metric.MeterProvider, policies []Policy) (*metrics, error) {
@@ -42,6 +43,7 @@ func newMetrics(mp metric.MeterProvider, policies []Policy) (*metrics, error) {
 			"Time the rate limiter's store took to answer a take.", instrument.FastBuckets),
 		attrs: make([][numOutcomes]*instrument.Attrs, len(policies)),
 		none:  instrument.NewAttrs(),
+		gate:  m.Gate(),
 	}
 	for i, p := range policies {
 		for o, name := range outcomeNames {
@@ -55,7 +57,9 @@ func newMetrics(mp metric.MeterProvider, policies []Policy) (*metrics, error) {
 
 // enabled reports whether the decisions are recorded: the one check the
 // allowed path makes while no provider is set.
-func (m *metrics) enabled(ctx context.Context) bool { return m.decisions.Enabled(ctx) }
+func (m *metrics) enabled(ctx context.Context) bool {
+	return m.gate.Open() && m.decisions.Enabled(ctx)
+}
 
 // decided counts one request of the policy at index i with outcome o.
 func (m *metrics) decided(ctx context.Context, i, o int) {

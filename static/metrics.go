@@ -37,6 +37,7 @@ type metrics struct {
 	byCoding    [numCodings]*instrument.Attrs
 	notModified *instrument.Attrs
 	hit, miss   *instrument.Attrs
+	gate        instrument.Gate
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -49,6 +50,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		notModified: instrument.NewAttrs(attribute.String("shipshape.static.response", "not_modified")),
 		hit:         instrument.NewAttrs(attribute.String("shipshape.static.cache.result", "hit")),
 		miss:        instrument.NewAttrs(attribute.String("shipshape.static.cache.result", "miss")),
+		gate:        m.Gate(),
 	}
 	for c, name := range codingName {
 		ms.byCoding[c] = instrument.NewAttrs(attribute.String("shipshape.static.response", name))
@@ -58,6 +60,9 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 
 // sent counts a file sent with coding cod, or a 304 when status says so.
 func (m *metrics) sent(ctx context.Context, cod coding, status int) {
+	if !m.gate.Open() {
+		return
+	}
 	if status == http.StatusNotModified {
 		m.responses.Inc(ctx, m.notModified)
 		return
@@ -65,8 +70,16 @@ func (m *metrics) sent(ctx context.Context, cod coding, status int) {
 	m.responses.Inc(ctx, m.byCoding[cod])
 }
 
+// recording reports whether the responses are recorded.
+func (m *metrics) recording(ctx context.Context) bool {
+	return m.gate.Open() && m.responses.Enabled(ctx)
+}
+
 // looked counts a cache lookup.
 func (m *metrics) looked(hit bool) {
+	if !m.gate.Open() {
+		return
+	}
 	a := m.miss
 	if hit {
 		a = m.hit

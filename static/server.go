@@ -637,7 +637,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, e *entry, rp *rep,
 		return
 	}
 	var hook *statusHook
-	if cod != identity || s.maxRanges == 0 || s.metrics.responses.Enabled(r.Context()) {
+	if cod != identity || s.maxRanges == 0 || s.metrics.recording(r.Context()) {
 		// ServeContent omits Content-Length when Content-Encoding is
 		// set (it expects on-the-fly compression), so the coding is
 		// added only once the status is known to carry the variant's

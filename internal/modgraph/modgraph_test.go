@@ -49,10 +49,13 @@ func repoRoot(t *testing.T) string {
 
 // TestRatelimitLinksNoCompressionRotationOrSentry: the packages a program
 // importing ratelimit and slowdown links hold no log rotation, no
-// compression beyond what net/http itself links, no Sentry and no Redis.
+// compression beyond what net/http itself links, no Sentry and no Redis;
+// of OpenTelemetry, the metric API only, never the SDK or an exporter
+// (those are the application's).
 func TestRatelimitLinksNoCompressionRotationOrSentry(t *testing.T) {
 	deps := goCmd(t, repoRoot(t), "list", "-deps", "./ratelimit", "./slowdown")
-	for _, bad := range []string{"klauspost", "/logfile", "/accesslog", "sentry", "redis"} {
+	assert.Contains(t, deps, "go.opentelemetry.io/otel/metric\n", "ratelimit records through the metric API")
+	for _, bad := range []string{"klauspost", "/logfile", "/accesslog", "sentry", "redis", "otel/sdk", "otel/exporters", "prometheus"} {
 		for _, line := range strings.Split(deps, "\n") {
 			assert.NotContains(t, line, bad, "ratelimit and slowdown link %s", line)
 		}
