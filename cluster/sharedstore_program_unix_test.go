@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -29,6 +30,9 @@ import (
 //   - /hold?k=K: claims K's slot under /flood's policy and kills the
 //     worker before it publishes it, as kill -9 in the middle of an
 //     insert would.
+//
+// With CLUSTER_TEST_SINGLE set it is one process without a supervisor
+// serving the same handler (its limiters on MemoryStores).
 func limitsProgram(logger *slog.Logger) int {
 	workers, _ := strconv.Atoi(envOr("CLUSTER_TEST_WORKERS", "2"))
 	limit, _ := strconv.Atoi(envOr("CLUSTER_TEST_LIMIT", "100"))
@@ -97,6 +101,17 @@ func limitsProgram(logger *slog.Logger) int {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if os.Getenv("CLUSTER_TEST_SINGLE") != "" {
+		// One plain process with MemoryStores, for the benchmark.
+		ln, err := net.Listen("tcp", envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))
+		if err != nil {
+			logger.Error("test program: listen", "error", err.Error())
+			return 1
+		}
+		logger.Info("cluster: supervisor started", slog.Group("cluster", "addr", ln.Addr().String()))
+		_ = srv.Serve(ln)
+		return 0
+	}
 	if err := Serve(context.Background(), srv, opts...); err != nil {
 		logger.Error("test program: exiting", "error", err.Error())
 		return 1
