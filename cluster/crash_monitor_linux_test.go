@@ -133,7 +133,10 @@ func TestCrashReports(t *testing.T) {
 		case ReasonMemoryCap:
 			assert.Greater(t, got.RSS, int64(limit), "%s: rss", st.name)
 			require.NotEmpty(t, got.Heap, "%s: heap sites", st.name)
-			assert.Greater(t, got.Heap[0].Bytes, int64(200<<20), "%s: bytes held by the largest site", st.name)
+			// The dump is taken once the resident set is over the cap, which
+			// may be while crashAlloc is still allocating: its site holds most
+			// of the cap, not necessarily all 250 MiB.
+			assert.Greater(t, got.Heap[0].Bytes, int64(limit/2), "%s: bytes held by the largest site", st.name)
 			assert.NotEmpty(t, got.Goroutines, "%s: goroutines of the dump", st.name)
 		default:
 			require.NotEmpty(t, got.Goroutines, "%s: goroutines", st.name)
