@@ -80,10 +80,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // family is one metric family of an exposition: its HELP and TYPE lines
 // and its samples, in order.
 type family struct {
-	name       string
-	help, typ  []byte
-	samples    [][]byte
-	registered bool
+	name      string
+	help, typ []byte
+	samples   [][]byte
 }
 
 // merger merges expositions in the Prometheus text format into one, each

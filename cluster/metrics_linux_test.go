@@ -90,7 +90,7 @@ func textExport(reader *sdkmetric.ManualReader) http.Handler {
 				for _, p := range points {
 					var labels []string
 					for _, kv := range p.Attributes.ToSlice() {
-						labels = append(labels, fmt.Sprintf("%s=%q", strings.ReplaceAll(string(kv.Key), ".", "_"), kv.Value.Emit()))
+						labels = append(labels, fmt.Sprintf("%s=%q", strings.ReplaceAll(string(kv.Key), ".", "_"), kv.Value.String()))
 					}
 					sort.Strings(labels)
 					fmt.Fprintf(w, "%s{%s} %d\n", name, strings.Join(labels, ","), p.Value)
