@@ -15,11 +15,15 @@ import (
 	"github.com/shipshape-go/shipshape/ratelimit"
 )
 
-// BenchmarkTake compares a take of the shared table with a MemoryStore
-// take on the same keys, in one run (go test -run '^$' -bench Take -cpu 2
-// ./internal/shmtable/): 10,000 and 100,000 existing keys taken from every
-// core, each key formatted into a buffer of the goroutine as
-// ratelimit's BenchmarkMemoryStoreTake does.
+// BenchmarkTake compares a take of the shared table (at the default cap of
+// 1,000,000 keys, and sized to the keys) with a MemoryStore take on the
+// same keys, in one run:
+//
+//	go test -run '^$' -bench '^BenchmarkTake$' -cpu 2 ./internal/shmtable/
+//
+// 10,000 and 100,000 existing keys taken from every core, each key
+// formatted into a buffer of the goroutine as ratelimit's
+// BenchmarkMemoryStoreTake does; and one key taken from every core (hot).
 func BenchmarkTake(b *testing.B) {
 	for _, nkeys := range []int{10_000, 100_000} {
 		b.Run("store=memory/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
@@ -29,6 +33,13 @@ func BenchmarkTake(b *testing.B) {
 		})
 		b.Run("store=shared/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
 			benchmarkTake(b, testTable(b, ratelimit.DefaultMaxKeys).Store(""), nkeys)
+		})
+		// A table sized to twice the keys instead of the default cap:
+		// the keys are then as dense as in a MemoryStore, and the
+		// difference with the case above is TLB misses (no huge pages
+		// for shared memory here).
+		b.Run("store=shared-fit/keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			benchmarkTake(b, testTable(b, 2*nkeys).Store(""), nkeys)
 		})
 	}
 	b.Run("store=memory/hot", func(b *testing.B) {
