@@ -110,6 +110,15 @@
 // worker and process wrote it. Outside a supervised worker LogWriter
 // reports false, and the program opens its own file.
 //
+// # Shared limits
+//
+// The supervisor shares one table of rate-limit counts with its workers
+// ([WithSharedKeys]), and in a worker ratelimit.New and slowdown.New
+// without WithStore count in it: a limit is the service's, exact across
+// workers, and kept through kill -9, replacements and rolling restarts.
+// [SharedStore] returns it for limiters meant to share counts; a process
+// without a supervisor keeps a MemoryStore per limiter.
+//
 // # Configuration and logs
 //
 // Every option has a documented default and refuses what it cannot honour:
@@ -125,5 +134,5 @@
 // [ExampleRun], [ExampleListen], [ExampleWorkerID],
 // [ExampleWorkerIncarnation], [ExampleWithListener],
 // [ExampleWithCrashHandler], [ExampleWithLog], [ExampleControlCommand],
-// [ExampleControl].
+// [ExampleControl], [ExampleWithSharedKeys], [ExampleSharedStore].
 package cluster
