@@ -240,7 +240,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 		now := l.now()
 		win, err := l.store.Take(r.Context(), l.policy, key, now, 1)
 		// One check while nothing records (no provider set), then none.
-		rec := l.metrics.enabled(r.Context())
+		rec := l.metrics.gate.Open() && l.metrics.enabled(r.Context())
 		if rec {
 			l.took(r.Context(), now)
 		}

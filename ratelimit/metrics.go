@@ -55,8 +55,9 @@ func newMetrics(mp metric.MeterProvider, policies []Policy) (*metrics, error) {
 	return ms, m.Err()
 }
 
-// enabled reports whether the decisions are recorded: the one check the
-// allowed path makes while no provider is set.
+// enabled reports whether the decisions are recorded. The allowed path
+// checks the gate first, inlined: while no provider is set that is all
+// it does.
 func (m *metrics) enabled(ctx context.Context) bool {
 	return m.gate.Open() && m.decisions.Enabled(ctx)
 }
