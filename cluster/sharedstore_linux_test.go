@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,7 @@ func burst(t *testing.T, url string, n, conc int) (map[int]int, map[int]int) {
 
 // TestSharedLimitExact: 10,000 requests for one key, 100 at a time over
 // 100 connections spread over the workers, admit exactly the limit with
-// the shared table, over 2 and over 4 workers; without it (the behaviour
+// the shared table, over 2 and over 4 workers (several of which admit); without it (the behaviour
 // before the table: WithSharedKeys(0)), each worker admits the limit.
 func TestSharedLimitExact(t *testing.T) {
 	const limit, requests = 1000, 10_000
@@ -125,7 +126,7 @@ func TestSharedLimitExact(t *testing.T) {
 			assert.Equal(t, requests, statuses[http.StatusOK]+statuses[http.StatusTooManyRequests], "every request answered 200 or 429")
 			if tt.shared {
 				assert.Equal(t, limit, statuses[http.StatusOK], "admitted")
-				assert.Len(t, byPid, tt.workers, "every worker admitted some")
+				assert.GreaterOrEqual(t, len(byPid), 2, "admitted by several workers")
 				assert.Equal(t, limit, countOf(t, c, "name=one&k=one"), "the count")
 			} else {
 				assert.Greater(t, statuses[http.StatusOK], limit, "per-worker limits admit more")
@@ -213,6 +214,9 @@ func TestSharedLimitSurvivesKills(t *testing.T) {
 	assert.Zero(t, st.Busy, "no slot stays claimed: %+v", st)
 	assert.GreaterOrEqual(t, st.Live-st.Ready, 0, "the live counter never too low: %+v", st)
 	assert.LessOrEqual(t, st.Live-st.Ready, kills, "off by at most one per kill: %+v", st)
+	// The supervisor's scans for dead claims read only the pages in use:
+	// the table's 64 MiB are not allocated by them.
+	assert.Less(t, rssShmem(t, c.cmd.Process.Pid), int64(32<<20), "the supervisor's shared memory in use")
 
 	n := countOf(t, c, "name=one&k=one")
 	assert.GreaterOrEqual(t, int64(n), answered.Load(), "every answered request is counted")
@@ -253,4 +257,22 @@ func TestSharedLimitSurvivesRestarts(t *testing.T) {
 	statuses, _ = burst(t, c.url+"/one", 10, 2)
 	assert.Equal(t, map[int]int{http.StatusTooManyRequests: 10}, statuses, "after a replacement")
 	assert.Equal(t, 100, countOf(t, c, "name=one&k=one"))
+}
+
+// rssShmem is the shared memory resident in pid's address space, in bytes.
+func rssShmem(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssShmem:"); ok {
+			f := strings.Fields(v)
+			require.NotEmpty(t, f)
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			require.NoError(t, err)
+			return n << 10
+		}
+	}
+	t.Fatal("no RssShmem in /proc/<pid>/status")
+	return 0
 }

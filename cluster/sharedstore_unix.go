@@ -25,8 +25,9 @@ const sharedFileName = "limits"
 
 // sharedLimits is the supervisor's table.
 type sharedLimits struct {
-	f *os.File
-	t *shmtable.Table
+	f  *os.File
+	t  *shmtable.Table
+	wg sync.WaitGroup // scans for the claims of dead workers
 }
 
 // newSharedLimits creates the table of c's WithSharedKeys; nil with 0.
@@ -49,6 +50,7 @@ func (l *sharedLimits) prepare(p *proc) ([]inheritedFile, error) {
 }
 
 func (l *sharedLimits) close() {
+	l.wg.Wait()
 	l.t.Close()
 	l.f.Close()
 }
@@ -59,9 +61,11 @@ type sharedHook struct{ l *sharedLimits }
 
 func (sharedHook) started(*proc) {}
 
+// exited scans off the supervisor's path: a replacement need not wait for
+// it (the workers free a dead claim they meet themselves).
 func (h sharedHook) exited(p *proc) {
-	if p.pid > 0 {
-		h.l.t.ReclaimDead(p.pid)
+	if pid := p.pid; pid > 0 {
+		h.l.wg.Go(func() { h.l.t.ReclaimDead(pid) })
 	}
 }
 

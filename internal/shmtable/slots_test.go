@@ -288,3 +288,20 @@ func TestEvictionAllRefused(t *testing.T) {
 	assert.LessOrEqual(t, st.Ready, 1000)
 	assert.Equal(t, st.Ready, st.Live)
 }
+
+// TestReclaimDeadReadsOnlyUsedPages: the supervisor's scan for the claims
+// of a dead worker does not make the kernel allocate the table.
+func TestReclaimDeadReadsOnlyUsedPages(t *testing.T) {
+	tab := testTable(t, ratelimit.DefaultMaxKeys)
+	_, err := tab.Store("").Take(context.Background(), ratelimit.Policy{Name: "a", Limit: 1, Window: time.Hour}, "k", time.Now(), 1)
+	require.NoError(t, err)
+	tab.ReclaimDead(deadPid(t))
+	area := tab.mem[headerSize+MaxPolicies*polSize:]
+	vec := make([]byte, len(area)/4096+1)
+	require.NoError(t, mincore(area, vec))
+	resident := 0
+	for _, v := range vec {
+		resident += int(v & 1)
+	}
+	assert.Less(t, resident, 16, "pages of the slots in memory after a scan, of %d", len(vec))
+}

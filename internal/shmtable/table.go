@@ -367,14 +367,34 @@ func dead(pid int) bool {
 // pid, which must be dead (reaped): the supervisor calls it for each worker
 // that exits, so that a worker killed in the middle of an insert leaves no
 // slot claimed for ever. It returns how many it freed.
+//
+// It reads only the pages of the table that are in memory (mincore): a
+// page no process has written holds no key, and reading it would make the
+// kernel allocate it, so a scan of a table at its cap would cost the
+// memory of the whole table.
 func (t *Table) ReclaimDead(pid int) int {
 	n := 0
-	for i := range t.slots {
-		s := &t.slots[i]
-		if tag := s.tag.Load(); state(tag) == stBusy && busyPid(tag) == pid {
-			if s.tag.CompareAndSwap(tag, tomb) {
-				t.live.Add(-1)
-				n++
+	page := os.Getpagesize()
+	base := headerSize + MaxPolicies*polSize
+	area := t.mem[base:]
+	vec := make([]byte, (len(area)+page-1)/page)
+	if err := mincore(area, vec); err != nil {
+		for i := range vec {
+			vec[i] = 1 // scan everything rather than miss a claim
+		}
+	}
+	perPage := page / slotSize
+	for pg, v := range vec {
+		if v&1 == 0 {
+			continue
+		}
+		for i := pg * perPage; i < min((pg+1)*perPage, len(t.slots)); i++ {
+			s := &t.slots[i]
+			if tag := s.tag.Load(); state(tag) == stBusy && busyPid(tag) == pid {
+				if s.tag.CompareAndSwap(tag, tomb) {
+					t.live.Add(-1)
+					n++
+				}
 			}
 		}
 	}
