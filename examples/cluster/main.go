@@ -1,7 +1,10 @@
 // Command cluster serves the example service (see examples/server) from
-// several supervised worker processes on one port, with rate limits shared
-// through Redis so that a client gets the limit once, not once per worker:
+// several supervised worker processes on one port. Rate limits are the
+// service's, not each worker's: the workers count in the supervisor's
+// shared table (cluster.WithSharedKeys), or in Redis when REDIS_URL is set
+// (several machines):
 //
+//	go run ./examples/cluster -workers 4
 //	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/cluster -workers 4
 //
 // It takes every flag of examples/server plus -workers and -memory-limit.
@@ -88,9 +91,6 @@ func run(args []string, getenv func(string) string) int {
 		return 0
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if cfg.RedisURL == "" {
-		logger.Warn("REDIS_URL is not set: each worker counts rate limits on its own, so a client gets the limit once per worker")
-	}
 
 	opts := []cluster.Option{
 		cluster.WithAddr("tcp", cfg.Addr),

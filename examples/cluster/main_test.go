@@ -24,23 +24,31 @@ import (
 	"github.com/shipshape-go/shipshape/internal/testenv"
 )
 
-// TestClusterSharesLimitThroughRedis builds the example, runs it with two
-// workers on one Redis, and checks that requests spread over both workers
-// while the rate limit holds for the cluster as a whole. Then one worker
-// is killed with SIGKILL and SIGTERM stops the rest: the one access log of
-// the service holds every request's line, the killed worker's included.
-func TestClusterSharesLimitThroughRedis(t *testing.T) {
+// TestClusterSharesLimit builds the example, runs it with two workers
+// counting in the supervisor's shared table (no REDIS_URL) and then on one
+// Redis, and checks that the rate limit holds for the cluster as a whole.
+// Then one worker is killed with SIGKILL and SIGTERM stops the rest: the
+// one access log of the service holds every request's line, the killed
+// worker's included.
+func TestClusterSharesLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the example")
 	}
-	rds := testenv.StartRedis(t)
 	exe := buildExample(t)
+	t.Run("shared table", func(t *testing.T) { testClusterSharesLimit(t, exe, "") })
+	t.Run("redis", func(t *testing.T) {
+		rds := testenv.StartRedis(t)
+		testClusterSharesLimit(t, exe, "redis://"+rds.Addr+"/0")
+	})
+}
+
+func testClusterSharesLimit(t *testing.T, exe, redisURL string) {
 
 	logDir := t.TempDir()
 	port := testenv.FreePort(t)
 	cmd := exec.Command(exe, "-workers", "2", "-addr", testenv.Addr(port), "-log-dir", logDir,
 		"-log-format", "none", "-rate-limit", "20", "-slow-after", "0", "-control", "")
-	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+rds.Addr+"/0")
+	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

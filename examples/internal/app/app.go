@@ -295,14 +295,12 @@ func (a *App) openLogs(cfg Config, stdout io.Writer) (*slog.Logger, error) {
 }
 
 // openStore returns the rate-limit store: Redis when REDIS_URL is set
-// (falling back to memory while Redis is down), else memory.
+// (falling back to memory while Redis is down), else ratelimit's default
+// store: in a cluster worker the supervisor's shared table (one limit for
+// the service), in a plain process a MemoryStore.
 func (a *App) openStore(cfg Config) (ratelimit.Store, error) {
 	if cfg.RedisURL == "" {
-		store, err := ratelimit.NewMemoryStore()
-		if err != nil {
-			return nil, err
-		}
-		return store, nil
+		return ratelimit.DefaultStore(nil)
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
