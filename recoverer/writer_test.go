@@ -2,6 +2,7 @@ package recoverer
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -133,12 +134,19 @@ func TestInsideAccesslogAllocatesNothingMore(t *testing.T) {
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	const n = 1024
+	// The fewest of 5 runs: a collection during a run empties sync.Pools
+	// and costs a few allocations that are not the handler's (2 runs in 40
+	// saw one).
 	perRun := func(h http.Handler) float64 {
-		return testing.AllocsPerRun(1, func() {
-			for range n {
-				h.ServeHTTP(w, r)
-			}
-		})
+		fewest := math.Inf(1)
+		for range 5 {
+			fewest = min(fewest, testing.AllocsPerRun(1, func() {
+				for range n {
+					h.ServeHTTP(w, r)
+				}
+			}))
+		}
+		return fewest
 	}
 	access, err := accesslog.New(quiet)
 	require.NoError(t, err)
