@@ -294,6 +294,9 @@ func WithReadyTimeout(d time.Duration) Option {
 //     duration
 //   - error "cluster: scaling abandoned; a new worker did not start":
 //     worker, workers (how many there are now), error
+//   - info "cluster: serving metrics" ([WithMetrics]): addr
+//   - warn "cluster: metrics: worker left out of the scrape": worker,
+//     pid, error (the worker did not answer within 5s)
 //   - info "cluster: supervisor stopped"
 //   - warn "cluster: log records dropped by a worker" ([WithLog]): log
 //     (the name), worker, pid, dropped (since the last report, at most
