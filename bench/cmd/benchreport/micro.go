@@ -55,6 +55,8 @@ var microWhat = map[string]string{
 	"bench/BenchmarkHotKey/shipshape":                        "limiter, IETF headers, one client from every core",
 	"bench/BenchmarkHotKey/slowdown":                         "slowdown under the threshold, one client from every core",
 	"bench/BenchmarkHotKey/httprate":                         "peer: httprate LimitByIP, one client from every core",
+	"bench/BenchmarkHotKey/shipshape-floor":                  "floor: the limiter on a store that is one atomic add",
+	"bench/BenchmarkHotKey/slowdown-floor":                   "floor: slowdown on a store that is one atomic add",
 	"ratelimit/BenchmarkMemoryStoreTake/hot":                 "one take on one key from every core",
 	"connlimit/BenchmarkAdmit":                               "layer-4 admit + release of one connection",
 	"ratelimit/redisstore/BenchmarkTag/plain":                "Redis key tag of an IP key",
