@@ -33,7 +33,8 @@ const maxThreads = 100
 // started the goroutine as its first frame and in_app from the main
 // module; the other goroutines as threads (the first 100; the crashing one
 // marked crashed); the crash output, which holds every goroutine the
-// runtime printed, as the attachment crash.txt; tags worker, pid and
+// runtime printed, as the attachment crash.txt; tags worker, pid,
+// incarnation (unique per process, see cluster.WorkerIncarnation) and
 // reason, and repeats (the count of identical crashes it stands for, see
 // cluster.WithCrashHandler) and crash_loop when they apply; the rest
 // (status, exit code, signal, uptime, start, RSS, bytes truncated, heap
@@ -102,6 +103,9 @@ func crashEvent(c cluster.Crash) *sentry.Event {
 	event.Tags["worker"] = strconv.Itoa(c.Worker)
 	event.Tags["pid"] = strconv.Itoa(c.PID)
 	event.Tags["reason"] = string(c.Reason)
+	if c.Incarnation > 0 { // unique per process, where the pid may be reused
+		event.Tags["incarnation"] = strconv.FormatUint(c.Incarnation, 10)
+	}
 	if c.Repeats > 0 {
 		event.Tags["repeats"] = strconv.Itoa(c.Repeats)
 	}

@@ -242,6 +242,7 @@ func TestCrashEventsOfWorkers(t *testing.T) {
 		assert.Equal(t, st.reason, ev.Tags["reason"], "%s: reason tag", st.name)
 		assert.Equal(t, "0", ev.Tags["worker"], "%s: worker tag", st.name)
 		assert.NotEmpty(t, ev.Tags["pid"], "%s: pid tag", st.name)
+		assert.Equal(t, strconv.Itoa(i+1), ev.Tags["incarnation"], "%s: incarnation tag (the i-th process of the run crashed)", st.name)
 		assert.Equal(t, programRelease, ev.Release, "%s: release", st.name)
 		assert.Equal(t, programEnvironment, ev.Environment, "%s: environment", st.name)
 		assert.Equal(t, programServerName, ev.ServerName, "%s: server name", st.name)
