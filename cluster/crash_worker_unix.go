@@ -41,6 +41,12 @@ func writeMemoryDump(f *os.File) {
 	}
 	var b bytes.Buffer
 	b.WriteString(memoryDumpBegin + "\n")
+	// The heap profile publishes an allocation only once the collection
+	// cycle after the one it was made in has ended ("up to two garbage
+	// collection cycles old", runtime.MemProfile): two collections make
+	// the allocations that crossed the cap visible, even when they were
+	// all made since the last one.
+	runtime.GC()
 	runtime.GC()
 	writeHeapSites(&b, dumpSites)
 	stacks := make([]byte, firstDumpStack)

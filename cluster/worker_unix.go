@@ -138,6 +138,16 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 	// The lifeline reaches end of file when the supervisor exits, even when
 	// it was killed (and on systems without a parent-death signal). Before
 	// that, the supervisor may ask for a memory dump on it.
+	// The supervisor asks for the dump as it starts the replacement, and
+	// drains this worker once the replacement is ready, which can be
+	// sooner than the dump's collections take: the worker does not return
+	// (and its process does not exit) while a dump is being written.
+	var dumping sync.Mutex
+	defer func() {
+		dumping.Lock()
+		//lint:ignore SA2001 the lock is the wait for a dump in progress
+		dumping.Unlock()
+	}()
 	go func() {
 		var b [1]byte
 		for {
@@ -145,7 +155,9 @@ func runWorker(ctx context.Context, inh *inheritance, c *config, serve serveFunc
 			if err != nil || n != 1 || b[0] != lifelineMemoryDump {
 				break
 			}
+			dumping.Lock()
 			writeMemoryDump(inh.file("crash"))
+			dumping.Unlock()
 		}
 		cancel()
 	}()
