@@ -27,13 +27,10 @@ func hit(client *http.Client, url string) (status, pid int, err error) {
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return 0, 0, err
 	}
-	if f := strings.Fields(string(b)); resp.StatusCode == http.StatusOK && len(f) > 0 {
-		pid, _ = strconv.Atoi(f[0])
-	}
+	pid, _ = strconv.Atoi(resp.Header.Get("X-Worker-Pid"))
 	return resp.StatusCode, pid, nil
 }
 
@@ -70,7 +67,7 @@ func tableCheck(t *testing.T, c *testCluster) (shmtable.Stats, string) {
 
 // burst sends n requests to url, conc at a time over conc kept-alive
 // connections (spread over the workers by the accept queue), and returns
-// the statuses and, by pid, the requests admitted.
+// the statuses and, by pid, the requests each worker answered.
 func burst(t *testing.T, url string, n, conc int) (map[int]int, map[int]int) {
 	t.Helper()
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
@@ -88,9 +85,7 @@ func burst(t *testing.T, url string, n, conc int) (map[int]int, map[int]int) {
 				}
 				mu.Lock()
 				statuses[status]++
-				if status == http.StatusOK {
-					byPid[pid]++
-				}
+				byPid[pid]++
 				mu.Unlock()
 			}
 		})
@@ -101,7 +96,7 @@ func burst(t *testing.T, url string, n, conc int) (map[int]int, map[int]int) {
 
 // TestSharedLimitExact: 10,000 requests for one key, 100 at a time over
 // 100 connections spread over the workers, admit exactly the limit with
-// the shared table, over 2 and over 4 workers (several of which admit); without it (the behaviour
+// the shared table, over 2 and over 4 workers (several of which answer); without it (the behaviour
 // before the table: WithSharedKeys(0)), each worker admits the limit.
 func TestSharedLimitExact(t *testing.T) {
 	const limit, requests = 1000, 10_000
@@ -122,11 +117,14 @@ func TestSharedLimitExact(t *testing.T) {
 			}
 			c := startProgram(t, "", "limits", tt.workers, env...)
 			statuses, byPid := burst(t, c.url+"/one", requests, 100)
-			t.Logf("statuses %v, admitted by pid %v", statuses, byPid)
+			t.Logf("statuses %v, answered by pid %v", statuses, byPid)
 			assert.Equal(t, requests, statuses[http.StatusOK]+statuses[http.StatusTooManyRequests], "every request answered 200 or 429")
 			if tt.shared {
 				assert.Equal(t, limit, statuses[http.StatusOK], "admitted")
-				assert.GreaterOrEqual(t, len(byPid), 2, "admitted by several workers")
+				// Several workers answered: a worker that refused while
+				// another admitted saw the other's counts. Which of them
+				// admits is the kernel's choice of acceptor.
+				assert.GreaterOrEqual(t, len(byPid), 2, "answered by several workers")
 				assert.Equal(t, limit, countOf(t, c, "name=one&k=one"), "the count")
 			} else {
 				assert.Greater(t, statuses[http.StatusOK], limit, "per-worker limits admit more")
@@ -160,7 +158,10 @@ func TestSharedLimitSurvivesKills(t *testing.T) {
 					return
 				default:
 				}
-				if g < 4 {
+				// At most 2,000 new keys per goroutine: each lands on a page
+				// of its own in the 64 MiB table, and the supervisor's
+				// memory check below needs most pages untouched.
+				if g < 4 || i >= 2000 {
 					sent.Add(1)
 					if status, _, err := hit(client, c.url+"/one"); err == nil && status == http.StatusOK {
 						answered.Add(1)
@@ -214,8 +215,9 @@ func TestSharedLimitSurvivesKills(t *testing.T) {
 	assert.Zero(t, st.Busy, "no slot stays claimed: %+v", st)
 	assert.GreaterOrEqual(t, st.Live-st.Ready, 0, "the live counter never too low: %+v", st)
 	assert.LessOrEqual(t, st.Live-st.Ready, kills, "off by at most one per kill: %+v", st)
-	// The supervisor's scans for dead claims read only the pages in use:
-	// the table's 64 MiB are not allocated by them.
+	// The supervisor's scans for dead claims read only the pages in use
+	// (at most 4,000 keys' pages, 16 MiB): the table's 64 MiB are not
+	// allocated by them.
 	assert.Less(t, rssShmem(t, c.cmd.Process.Pid), int64(32<<20), "the supervisor's shared memory in use")
 
 	n := countOf(t, c, "name=one&k=one")

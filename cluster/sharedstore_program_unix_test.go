@@ -100,7 +100,12 @@ func limitsProgram(logger *slog.Logger) int {
 		}
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	pid := strconv.Itoa(os.Getpid())
+	byWorker := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Worker-Pid", pid) // on refusals too: which worker answered
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: byWorker, ReadHeaderTimeout: 5 * time.Second}
 	if os.Getenv("CLUSTER_TEST_SINGLE") != "" {
 		// One plain process with MemoryStores, for the benchmark.
 		ln, err := net.Listen("tcp", envOr("CLUSTER_TEST_ADDR", "127.0.0.1:0"))
