@@ -17,6 +17,12 @@
 // records go to stdout, each saying which worker wrote it
 // (cluster.WorkerAttr).
 //
+// With SENTRY_DSN, the supervisor reports every crash of a worker that no
+// recoverer can catch (a panic in another goroutine, a fatal error, a kill,
+// an OOM kill, the memory cap) as one Sentry event
+// (cluster.WithCrashHandler with sentryreport's ReportCrash); the workers
+// report their handlers' panics themselves.
+//
 // The service (Redis pool, Sentry, log writers) is built by the function
 // given to cluster.ServeFunc, which only workers call: the supervisor
 // opens none of it.
@@ -48,9 +54,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/getsentry/sentry-go"
+
 	"github.com/shipshape-go/shipshape/cluster"
 	"github.com/shipshape-go/shipshape/examples/internal/app"
 	"github.com/shipshape-go/shipshape/logfile"
+	"github.com/shipshape-go/shipshape/sentryreport"
 )
 
 func main() {
@@ -114,6 +123,25 @@ func run(args []string, getenv func(string) string) int {
 		}
 		defer m.Shutdown(context.Background())
 		opts = append(opts, cluster.WithMetrics(cfg.MetricsAddr, m.Handler))
+	}
+	if cfg.SentryDSN != "" {
+		// Crashes that no recoverer can catch (a panic in another
+		// goroutine, a fatal error, a kill) are seen by the supervisor:
+		// each becomes one event, with the crashing goroutine's stack.
+		// Handler panics are reported by the workers' own clients.
+		client, err := sentry.NewClient(sentry.ClientOptions{Dsn: cfg.SentryDSN})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: SENTRY_DSN:", err)
+			return 2
+		}
+		hub := sentry.NewHub(client, sentry.NewScope())
+		defer hub.Flush(2 * time.Second) // the last crash reports, before the supervisor exits
+		rep, err := sentryreport.New(sentryreport.WithHub(hub))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			return 1
+		}
+		opts = append(opts, cluster.WithCrashHandler(rep.ReportCrash))
 	}
 	if cfg.LogDir != "" {
 		// One file for the whole service, opened and rotated by the

@@ -22,6 +22,7 @@ import (
 
 	"github.com/shipshape-go/shipshape/cluster"
 	"github.com/shipshape-go/shipshape/internal/testenv"
+	"github.com/shipshape-go/shipshape/sentryreport/sentrytest"
 )
 
 // TestClusterSharesLimit builds the example, runs it with two workers
@@ -247,4 +248,64 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestClusterReportsCrashesToSentry runs the example with SENTRY_DSN
+// pointing at a loopback envelope server, kills a worker with SIGKILL and
+// checks that the supervisor sent exactly one event for it, naming the
+// worker, its pid and the reason; the SIGTERM drain sends none.
+func TestClusterReportsCrashesToSentry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example")
+	}
+	srv := sentrytest.NewServer(t)
+	exe := buildExample(t)
+	port := testenv.FreePort(t)
+	cmd := exec.Command(exe, "-workers", "2", "-addr", testenv.Addr(port), "-log-dir", "",
+		"-log-format", "none", "-control", "")
+	cmd.Env = append(os.Environ(), "SENTRY_DSN="+srv.DSN())
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("supervisor output:\n%s", logs.String())
+		}
+	})
+	readyPID := regexp.MustCompile(`msg="cluster: worker ready" .*cluster\.pid=(\d+)`)
+	var pids []int
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pids) < 2 {
+		require.True(t, time.Now().Before(deadline), "workers not ready within 30s")
+		pids = pids[:0]
+		for _, m := range readyPID.FindAllStringSubmatch(logs.String(), -1) {
+			pid, _ := strconv.Atoi(m[1])
+			pids = append(pids, pid)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for liveness, not timing
+	}
+
+	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL))
+	for len(srv.Events()) == 0 {
+		require.True(t, time.Now().Before(deadline.Add(30*time.Second)), "no Sentry event for the killed worker")
+		time.Sleep(50 * time.Millisecond) // polling for liveness, not timing
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "exit status after SIGTERM")
+	case <-time.After(30 * time.Second):
+		t.Fatal("supervisor did not exit after SIGTERM")
+	}
+	events := srv.Events()
+	require.Len(t, events, 1, "one event for the kill, none for the drain")
+	ev := events[0]
+	assert.Equal(t, "signal", ev.Tags["reason"])
+	assert.Equal(t, strconv.Itoa(pids[0]), ev.Tags["pid"])
+	assert.Contains(t, []string{"0", "1"}, ev.Tags["worker"])
+	require.Len(t, ev.Exception, 1)
+	assert.Equal(t, "SIGKILL", ev.Exception[0].Type)
 }
