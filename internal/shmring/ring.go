@@ -78,6 +78,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/shipshape-go/shipshape/internal/shm"
 	"os"
 	"runtime"
 	"sync"
@@ -151,7 +152,7 @@ func Create(name string, size int) (*os.File, *Ring, error) {
 	if !validSize(size) {
 		return nil, nil, fmt.Errorf("shmring: size %d, want a power of two between %d and %d", size, MinSize, MaxSize)
 	}
-	f, err := createFile(name, int64(headerSize+size))
+	f, err := shm.Create(name, int64(headerSize+size))
 	if err != nil {
 		return nil, nil, fmt.Errorf("shmring: %w", err)
 	}
@@ -191,19 +192,9 @@ func Map(f *os.File) (*Ring, error) {
 }
 
 func mapFile(f *os.File, total int) (*Ring, error) {
-	rc, err := f.SyscallConn()
+	mem, err := shm.Map(f, total)
 	if err != nil {
 		return nil, fmt.Errorf("shmring: %w", err)
-	}
-	var mem []byte
-	var merr error
-	if err := rc.Control(func(fd uintptr) {
-		mem, merr = unix.Mmap(int(fd), 0, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	}); err != nil {
-		return nil, fmt.Errorf("shmring: %w", err)
-	}
-	if merr != nil {
-		return nil, fmt.Errorf("shmring: mmap: %w", merr)
 	}
 	r := &Ring{mem: mem}
 	r.head = r.word64(offHead)

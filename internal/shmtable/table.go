@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/shipshape-go/shipshape/internal/shm"
 	"math/bits"
 	"os"
 	"runtime"
@@ -128,14 +129,14 @@ func Create(maxKeys int) (*os.File, *Table, error) {
 		return nil, nil, fmt.Errorf("shmtable: %d keys, want 1 to %d", maxKeys, MaxKeys)
 	}
 	size := Size(maxKeys)
-	f, err := createFile("ratelimit", size)
+	f, err := shm.Create("ratelimit", size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("shmtable: %w", err)
 	}
-	mem, err := mmap(f, int(size))
+	mem, err := shm.Map(f, int(size))
 	if err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("shmtable: %w", err)
 	}
 	var seeds [16]byte
 	if _, err := rand.Read(seeds[:]); err != nil {
@@ -169,9 +170,9 @@ func Open(f *os.File) (*Table, error) {
 	if st.Size() < headerSize+MaxPolicies*polSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrIncompatible, st.Size())
 	}
-	mem, err := mmap(f, int(st.Size()))
+	mem, err := shm.Map(f, int(st.Size()))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("shmtable: %w", err)
 	}
 	t, err := newTable(mem)
 	if err != nil {

@@ -1,16 +1,16 @@
 //go:build unix && !linux
 
-package shmring
+package shm
 
 import (
 	"os"
 )
 
-// createFile makes a temporary file of size bytes and removes its name:
+// Create makes a temporary file of size bytes and removes its name:
 // the open descriptor, and the mappings, keep it alive. Without memfd
-// seals the size cannot be locked; the writer is trusted not to truncate
-// it.
-func createFile(name string, size int64) (*os.File, error) {
+// seals the size cannot be locked; the processes that map it are trusted
+// not to truncate it.
+func Create(name string, size int64) (*os.File, error) {
 	f, err := os.CreateTemp("", "shipshape-"+name+"-*")
 	if err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
 //go:build unix
 
-package shmtable
+package shm
 
 import (
 	"fmt"
@@ -9,21 +9,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmap maps size bytes of f shared, read-write.
-func mmap(f *os.File, size int) ([]byte, error) {
+// Map maps size bytes of f shared, read-write.
+func Map(f *os.File, size int) ([]byte, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("shmtable: %w", err)
+		return nil, fmt.Errorf("shm: %w", err)
 	}
 	var mem []byte
 	var merr error
 	if err := rc.Control(func(fd uintptr) {
 		mem, merr = unix.Mmap(int(fd), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	}); err != nil {
-		return nil, fmt.Errorf("shmtable: %w", err)
+		return nil, fmt.Errorf("shm: %w", err)
 	}
 	if merr != nil {
-		return nil, fmt.Errorf("shmtable: mmap: %w", merr)
+		return nil, fmt.Errorf("shm: mmap: %w", merr)
 	}
 	return mem, nil
 }

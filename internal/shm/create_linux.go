@@ -1,4 +1,4 @@
-package shmring
+package shm
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createFile makes a memfd of size bytes, sealed so that its size can no
+// Create makes a memfd of size bytes, sealed so that its size can no
 // longer change: a process that maps it cannot shrink it under another's
 // mapping (an access past the end would be SIGBUS in that process).
-func createFile(name string, size int64) (*os.File, error) {
+func Create(name string, size int64) (*os.File, error) {
 	fd, err := unix.MemfdCreate("shipshape-"+name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
