@@ -378,11 +378,7 @@ func (l *Limiter) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 // serveCounting passes r on and gives its take back when its response
 // does not count (see [WithCountOnly]).
 func (l *Limiter) serveCounting(next http.Handler, w http.ResponseWriter, r *http.Request, key string, n int, ps []Policy, ws []Window) {
-	rec := respwriter.New(w)
-	returned := false
-	defer func() {
-		rec.End()
-		status := responseStatus(rec, r, returned)
+	respwriter.ServeJudged(next, w, r, func(status int) {
 		if l.countOnly(status) {
 			return
 		}
@@ -391,25 +387,7 @@ func (l *Limiter) serveCounting(next http.Handler, w http.ResponseWriter, r *htt
 		if err := l.store.Refund(context.WithoutCancel(r.Context()), ps, key, n, ws); err != nil {
 			l.storeErrs.Report(r.Context(), err, slog.String("policy", l.policy.Name))
 		}
-	}()
-	next.ServeHTTP(rec.Wrap(), r)
-	returned = true
-}
-
-// responseStatus is the status a request is judged by for counting: 500
-// when its handler panicked (returned is false while the panic unwinds
-// through the deferred call), 499 when its context is done, else the
-// status written, 200 when none was.
-func responseStatus(rec *respwriter.Recorder, r *http.Request, returned bool) int {
-	switch {
-	case !returned:
-		return http.StatusInternalServerError
-	case r.Context().Err() != nil:
-		return reqlog.StatusClientClosedRequest
-	case rec.Status == 0:
-		return http.StatusOK
-	}
-	return rec.Status
+	})
 }
 
 // fnFailed answers a request whose limit or cost function returned a value

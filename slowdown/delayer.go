@@ -372,11 +372,8 @@ func (d *Delayer) pass(next http.Handler, w http.ResponseWriter, r *http.Request
 		next.ServeHTTP(w, r)
 		return
 	}
-	rec := respwriter.New(w)
-	returned := false
-	defer func() {
-		rec.End()
-		if d.countOnly(responseStatus(rec, r, returned)) {
+	respwriter.ServeJudged(next, w, r, func(status int) {
+		if d.countOnly(status) {
 			return
 		}
 		// Given back even when the client has left: the refund must not
@@ -384,26 +381,7 @@ func (d *Delayer) pass(next http.Handler, w http.ResponseWriter, r *http.Request
 		if err := d.store.Refund(context.WithoutCancel(r.Context()), d.policies, key, 1, []ratelimit.Window{win}); err != nil {
 			d.storeErrs.Report(r.Context(), err, slog.String("policy", d.policy.Name))
 		}
-	}()
-	next.ServeHTTP(rec.Wrap(), r)
-	returned = true
-}
-
-// responseStatus is the status a request is judged by for counting: 500
-// when its handler panicked (returned is false while the panic unwinds
-// through the deferred call), 499 when its context is done, else the
-// status written, 200 when none was. ratelimit.WithCountOnly has the same
-// rule.
-func responseStatus(rec *respwriter.Recorder, r *http.Request, returned bool) int {
-	switch {
-	case !returned:
-		return http.StatusInternalServerError
-	case r.Context().Err() != nil:
-		return reqlog.StatusClientClosedRequest
-	case rec.Status == 0:
-		return http.StatusOK
-	}
-	return rec.Status
+	})
 }
 
 // admit takes one of the maxWaiting places, if one is free. The count

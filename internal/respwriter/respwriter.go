@@ -53,6 +53,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shipshape-go/shipshape/reqlog"
 )
 
 // ErrHandlerReturned is returned by the methods of a Recorder and its views
@@ -426,3 +428,29 @@ var _ interface {
 	FlushError() error
 	Unwrap() http.ResponseWriter
 } = viewFHRP{}
+
+// ServeJudged serves r with next through a new Recorder on w and then
+// calls judge with the status the request is judged by, also when next
+// panicked (the panic goes on unwinding afterwards): 500 for a panic, 499
+// ([reqlog.StatusClientClosedRequest]) when r's context is done, else the
+// status written, 200 when none was. It is the rule of ratelimit's and
+// slowdown's WithCountOnly.
+func ServeJudged(next http.Handler, w http.ResponseWriter, r *http.Request, judge func(status int)) {
+	rec := New(w)
+	returned := false
+	defer func() {
+		rec.End()
+		switch {
+		case !returned:
+			judge(http.StatusInternalServerError)
+		case r.Context().Err() != nil:
+			judge(reqlog.StatusClientClosedRequest)
+		case rec.Status == 0:
+			judge(http.StatusOK)
+		default:
+			judge(rec.Status)
+		}
+	}()
+	next.ServeHTTP(rec.Wrap(), r)
+	returned = true
+}
