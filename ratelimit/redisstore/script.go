@@ -2,6 +2,32 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
+// readWindowLua is the one reading of a key's windows that the take and
+// the peek scripts share: for the hash key of a window of w µs at now µs,
+// the current window's index and the µs elapsed in it, the previous and
+// current counts, and the window the hash holds (nil for none). A window
+// one or two ahead of the clock is used as it is, at its start; see
+// takeScript.
+const readWindowLua = `
+local function read_window(key, w, now)
+  local idx = math.floor(now / w)
+  local elapsed = now - idx * w
+  local v = redis.call('HMGET', key, 'w', 'c', 'p')
+  local sw = tonumber(v[1])
+  if sw and sw > idx and sw <= idx + 2 then
+    idx, elapsed = sw, 0
+  end
+  local prev, curr = 0, 0
+  if sw == idx then
+    curr = tonumber(v[2]) or 0
+    prev = tonumber(v[3]) or 0
+  elseif sw == idx - 1 then
+    prev = tonumber(v[2]) or 0
+  end
+  return idx, elapsed, prev, curr, sw
+end
+`
+
 // takeScript is the whole decision, under one or several policies, run
 // atomically by Redis in one round trip (EVALSHA, EVAL when the server
 // does not have it cached).
@@ -47,6 +73,7 @@ import "github.com/redis/go-redis/v9"
 // prev·(W−elapsed)/W + curr + n ≤ limit.
 const takeLua = `
 if redis.replicate_commands then redis.replicate_commands() end
+` + readWindowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[1])
@@ -55,20 +82,7 @@ local fits = true
 for i = 1, #KEYS do
   local w = tonumber(ARGV[2 * i])
   local limit = tonumber(ARGV[2 * i + 1])
-  local idx = math.floor(now / w)
-  local elapsed = now - idx * w
-  local v = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-  local sw = tonumber(v[1])
-  if sw and sw > idx and sw <= idx + 2 then
-    idx, elapsed = sw, 0
-  end
-  local prev, curr = 0, 0
-  if sw == idx then
-    curr = tonumber(v[2]) or 0
-    prev = tonumber(v[3]) or 0
-  elseif sw == idx - 1 then
-    prev = tonumber(v[2]) or 0
-  end
+  local idx, elapsed, prev, curr, sw = read_window(KEYS[i], w, now)
   if not (prev * (w - elapsed) / w + curr + n <= limit) then
     fits = false
   end
@@ -128,26 +142,13 @@ var refundScript = redis.NewScript(refundLua)
 // peekScript is takeScript without the take: per key (ARGV[i] its window
 // in µs) {previous, current, elapsed µs, window index} as a take would see
 // them now, on the server's clock, writing nothing.
-const peekLua = `
+const peekLua = readWindowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {}
 for i = 1, #KEYS do
   local w = tonumber(ARGV[i])
-  local idx = math.floor(now / w)
-  local elapsed = now - idx * w
-  local v = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-  local sw = tonumber(v[1])
-  if sw and sw > idx and sw <= idx + 2 then
-    idx, elapsed = sw, 0
-  end
-  local prev, curr = 0, 0
-  if sw == idx then
-    curr = tonumber(v[2]) or 0
-    prev = tonumber(v[3]) or 0
-  elseif sw == idx - 1 then
-    prev = tonumber(v[2]) or 0
-  end
+  local idx, elapsed, prev, curr, sw = read_window(KEYS[i], w, now)
   out[#out + 1] = prev
   out[#out + 1] = curr
   out[#out + 1] = elapsed
