@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5/middleware"
+
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/reqlog"
 )
@@ -87,4 +89,33 @@ func BenchmarkBareJSON(b *testing.B) {
 			)
 		}
 	})
+}
+
+// BenchmarkRequestID is the access line with a request id: chi's
+// middleware.RequestID outside accesslog, or accesslog's own
+// (WithRequestID), combined format to io.Discard.
+func BenchmarkRequestID(b *testing.B) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	})
+	logger := slog.New(accesslog.NewCombinedHandler(io.Discard, nil))
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"chi", middleware.RequestID(mustNew(b, logger)(app))},
+		{"accesslog", mustNew(b, logger, accesslog.WithRequestID())(app)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				r := benchRequest()
+				w := &discardResponse{h: http.Header{}}
+				for pb.Next() {
+					bc.h.ServeHTTP(w, r)
+				}
+			})
+		})
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5/middleware"
+
 	"github.com/shipshape-go/shipshape/accesslog"
 	"github.com/shipshape-go/shipshape/logfile"
 	"github.com/shipshape-go/shipshape/reqlog"
@@ -151,4 +153,29 @@ func ExampleNewDevHandler() {
 	access(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/nope?x=1", nil))
 	// Output:
 	// GET /nope?x=1 404 1.500 ms - 19
+}
+
+// ExampleWithRequestIDFrom gives each request an id that chi's
+// middleware.GetReqID reads, keeping the X-Request-Id of the front proxy
+// at 127.0.0.1 and replacing one any other peer sent.
+func ExampleWithRequestIDFrom() {
+	access, err := accesslog.New(slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		accesslog.WithRequestIDFrom("X-Request-Id", "127.0.0.1"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h := access(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := middleware.GetReqID(r.Context())
+		fmt.Printf("%s: %d characters, from the proxy: %v\n", r.RemoteAddr, len(id), id == "edge-7f3a")
+	}))
+	for _, peer := range []string{"127.0.0.1:40000", "192.0.2.1:40000"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Request-Id", "edge-7f3a")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	// Output:
+	// 127.0.0.1:40000: 9 characters, from the proxy: true
+	// 192.0.2.1:40000: 16 characters, from the proxy: false
 }
