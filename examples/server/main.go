@@ -5,7 +5,7 @@
 //
 // serves on :8080 with nothing else installed. The stack, outermost first:
 //
-//	chi ClientIPFromXFF → chi RequestID → accesslog → recoverer → slowdown → ratelimit → routes
+//	chi ClientIPFromXFF → accesslog (with the request id) → recoverer → slowdown → ratelimit → routes
 //
 // Routes: / (embedded page), /static/ (embedded assets through the static
 // package), GET /api/hello, POST /api/echo (body ≤ 1 MiB), GET /api/stream

@@ -93,7 +93,10 @@ func TestSlowloris(t *testing.T) {
 	t.Logf("normal client during the slowloris: %s", res)
 	assert.Zero(t, res.Failed(), "every normal request answered: %v", res.ErrorSamples)
 	assert.Greater(t, res.Requests, int64(200))
-	assert.Less(t, res.P99, 100*time.Millisecond, "normal requests stay fast")
+	// A server the slow connections held up would answer after they are
+	// closed, a header timeout later: half of it tells the two apart
+	// however loaded the machine is (a tighter bound timed the machine).
+	assert.Less(t, res.P99, headerTimeout/2, "normal requests are not held up by the slow connections")
 
 	// Every slow connection is closed by the header timeout.
 	deadline := time.Now().Add(headerTimeout + 5*time.Second)
