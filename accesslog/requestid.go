@@ -173,13 +173,15 @@ func (g *idSource) init() {
 
 func (g *idSource) next(dst *[RequestIDLen]byte) {
 	x := mix64(g.base + g.n.Add(1))
-	// 80 bits: hi's 16, then x's 64, five at a time from the top.
-	lo := x
-	hi := uint64(g.hi)
-	for i := RequestIDLen - 1; i >= 0; i-- {
-		dst[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
+	// 80 bits, five at a time from the top: hi's 16 and x's top 4 make the
+	// first four characters, x's other 60 the last twelve.
+	top := uint64(g.hi)<<4 | x>>60
+	dst[0] = crockford[top>>15&31]
+	dst[1] = crockford[top>>10&31]
+	dst[2] = crockford[top>>5&31]
+	dst[3] = crockford[top&31]
+	for i := range 12 {
+		dst[4+i] = crockford[x>>(55-5*i)&31]
 	}
 }
 

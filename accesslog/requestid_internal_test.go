@@ -26,3 +26,12 @@ func TestIDEncoding(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkIDNext(b *testing.B) {
+	var g idSource
+	g.init()
+	var dst [RequestIDLen]byte
+	for b.Loop() {
+		g.next(&dst)
+	}
+}
