@@ -10,8 +10,7 @@
 //		log.Fatal(err)
 //	}
 //	r := chi.NewRouter()
-//	r.Use(middleware.RequestID)
-//	r.Use(access) // accesslog.New(logger)
+//	r.Use(access) // accesslog.New(logger, accesslog.WithRequestID())
 //	r.Use(recovery)
 //	r.Get("/", handler)
 //

@@ -18,7 +18,7 @@ import (
 // request's access line (the habit of pino-http's req.log, or a winston
 // child logger):
 //
-//	http.request.id  chi's request id (middleware.RequestID)
+//	http.request.id  the request id, as chi's middleware.GetReqID reads it (accesslog.WithRequestID, chi's RequestID)
 //	client.address   chi's client IP (ClientIPFrom…), else the TCP peer accesslog saw
 //	http.route       the request's route, as [Route] finds it: recorded by [RecordRoute], or chi's
 //	trace_id         the OpenTelemetry trace, when a span is in the context (see [AppendTrace])
