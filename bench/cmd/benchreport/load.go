@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,9 +28,13 @@ type loadOptions struct {
 	threads     int           // wrk -t
 	connections int           // wrk -c, loadgen Concurrency
 	duration    time.Duration // of one measured run
-	warmup      time.Duration // of the unmeasured run before the rounds
-	rounds      int
-	logDir      string // where the servers write their access logs
+	warmup      time.Duration // of the unmeasured run per server and path before its rounds
+	rounds      int           // on /hello
+	jsonRounds  int           // on /json (0: none)
+	logDir      string        // where the servers write their access logs
+	// node is the node command and nodeDir bench/node with its
+	// node_modules; node is "" when the Node peers are left out.
+	node, nodeDir string
 	// A run during which other processes used more than maxOther cores is
 	// measured again, up to retries times, after retryPause; the least
 	// disturbed one counts.
@@ -38,22 +43,63 @@ type loadOptions struct {
 	retryPause time.Duration
 }
 
-// server is one configuration running in its own process.
+// The paths every server answers, each measured in its own set of rounds.
+const (
+	pathHello = "/hello"
+	pathJSON  = "/json"
+)
+
+// server is one configuration running in its own process (a Node cluster:
+// in its own process tree).
 type server struct {
 	name string
-	url  string
+	base string // http://127.0.0.1:PORT
+	url  string // what measure loads: base + /hello, or the path at chose
 	cmd  *exec.Cmd
 	done chan error
 }
 
-// startServer re-executes this binary in serve mode for configuration name
-// and waits for it to listen.
+// startServer re-executes this binary in serve mode for Go configuration
+// name and waits for it to listen.
 func startServer(exe, name, logDir, cpuProfile string) (*server, error) {
 	args := []string{"-serve", name, "-listen", "127.0.0.1:0", "-logdir", logDir}
 	if cpuProfile != "" {
 		args = append(args, "-cpuprofile", cpuProfile)
 	}
-	cmd := exec.Command(exe, args...)
+	return launch(name, exec.Command(exe, args...))
+}
+
+// startNodeServer runs bench/node/server.js (in dir) for configuration
+// cfgNode or cfgNodeCluster and waits for it to listen. The port is chosen
+// here: the workers of a cluster share one port, which an ephemeral one
+// chosen by each of them would not be.
+func startNodeServer(node, dir, name, logDir string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"server.js", "--port", strconv.Itoa(port), "--logdir", logDir}
+	if name == cfgNodeCluster {
+		args = append(args, "--cluster")
+	}
+	cmd := exec.Command(node, args...)
+	cmd.Dir = dir
+	return launch(name, cmd)
+}
+
+// freePort is a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// launch starts cmd, reads the "listening ADDR" line it prints on stdout
+// and checks that it answers both paths as it should.
+func launch(name string, cmd *exec.Cmd) (*server, error) {
 	cmd.Stderr = os.Stderr
 	dieWithParent(cmd)
 	out, err := cmd.StdoutPipe()
@@ -79,33 +125,48 @@ func startServer(exe, name, logDir, cpuProfile string) (*server, error) {
 		if !ok {
 			return nil, fmt.Errorf("benchreport: %s server exited before listening: %v", name, <-s.done)
 		}
-		s.url = "http://" + a + "/hello"
+		s.base = "http://" + a
+		s.url = s.base + pathHello
 	case <-time.After(30 * time.Second):
 		_ = s.stop()
 		return nil, fmt.Errorf("benchreport: %s server did not listen within 30s", name)
 	}
-	if err := checkHello(s.url); err != nil {
+	if err := checkServer(s.base); err != nil {
 		_ = s.stop()
 		return nil, fmt.Errorf("benchreport: %s: %w", name, err)
 	}
 	return s, nil
 }
 
-// checkHello makes sure a server answers 200 with the hello body before it
-// is measured.
-func checkHello(url string) error {
+// at is s loaded at path instead of /hello.
+func (s *server) at(path string) *server {
+	c := *s
+	c.url = s.base + path
+	return &c
+}
+
+// checkServer makes sure a server answers 200 with the expected body and
+// Content-Type on both paths before it is measured: the same work on
+// every server, Node's included.
+func checkServer(base string) error {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK || string(b) != helloBody {
-		return fmt.Errorf("GET %s: %d %q, want 200 %q", url, resp.StatusCode, b, helloBody)
+	for _, want := range []struct{ path, contentType, body string }{
+		{pathHello, "text/plain; charset=utf-8", helloBody},
+		{pathJSON, "application/json; charset=utf-8", jsonBody()},
+	} {
+		url := base + want.path
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != want.contentType || string(b) != want.body {
+			return fmt.Errorf("GET %s: %d %s %q, want 200 %s %q", url, resp.StatusCode, ct, b, want.contentType, want.body)
+		}
 	}
 	return nil
 }
@@ -132,7 +193,7 @@ type run struct {
 	Requests   int64
 	RPS        float64
 	P50, P99   time.Duration
-	ServerCPU  time.Duration // CPU time the server process used during the run
+	ServerCPU  time.Duration // CPU time the server's processes used during the run
 	ClientCPU  time.Duration // CPU time the load generator used
 	ServerUSPR float64       // server CPU µs per request
 	ClientUSPR float64       // client CPU µs per request
@@ -142,13 +203,19 @@ type run struct {
 	OtherCores float64
 }
 
-// loadResult is the comparison: every run, and the medians per
-// configuration.
+// loadResult is the comparison on one path: every run, and the medians
+// per configuration.
 type loadResult struct {
+	Path     string   // what the servers answered: /hello or /json
+	Configs  []string // the configurations measured, in the order of the report
+	Rounds   int
 	Runs     []run
 	Medians  map[string]run
 	Repeated int // runs measured again because other processes were busy
 }
+
+// has tells whether configuration c was measured.
+func (r loadResult) has(c string) bool { return slices.Contains(r.Configs, c) }
 
 // ratio is median req/s of a over b.
 func (r loadResult) ratio(a, b string) float64 {
@@ -200,14 +267,16 @@ func (r loadResult) cpuRatio(a, b string) float64 {
 	return r.Medians[b].ServerUSPR / r.Medians[a].ServerUSPR
 }
 
-// maxRepeats bounds the runs measured again in one report, so that a
-// machine that stays busy does not make `make bench` take much longer.
+// maxRepeats bounds the runs measured again in one report (both paths
+// together), so that a machine that stays busy does not make `make bench`
+// take much longer.
 const maxRepeats = 6
 
-// runLoad starts the three servers and measures them in interleaved rounds:
-// round k starts with configuration k mod 3, so that load from other
-// processes on the machine falls on all of them alike.
-func runLoad(ctx context.Context, exe string, o loadOptions) (loadResult, error) {
+// runLoad starts the servers (the Go configurations, then the Node peers
+// when o.node is set) and measures them on /hello, then on /json, each in
+// interleaved rounds: round k starts with configuration k mod n, so that
+// load from other processes on the machine falls on all of them alike.
+func runLoad(ctx context.Context, exe string, o loadOptions) ([]loadResult, error) {
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
@@ -219,23 +288,59 @@ func runLoad(ctx context.Context, exe string, o loadOptions) (loadResult, error)
 	for _, name := range configs {
 		s, err := startServer(exe, name, o.logDir, "")
 		if err != nil {
-			return loadResult{}, err
+			return nil, err
 		}
 		servers = append(servers, s)
 	}
+	if o.node != "" {
+		for _, name := range nodeConfigs {
+			s, err := startNodeServer(o.node, o.nodeDir, name, o.logDir)
+			if err != nil {
+				return nil, err
+			}
+			servers = append(servers, s)
+		}
+	}
+	repeated := 0
+	var out []loadResult
+	for _, set := range []struct {
+		path   string
+		rounds int
+	}{{pathHello, o.rounds}, {pathJSON, o.jsonRounds}} {
+		if set.rounds == 0 {
+			continue
+		}
+		res, err := runRounds(ctx, o, servers, set.path, set.rounds, &repeated)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// runRounds warms each server up on path, then measures them in rounds
+// interleaved rounds; *repeated counts the runs measured again, over every
+// path, against maxRepeats.
+func runRounds(ctx context.Context, o loadOptions, servers []*server, path string, rounds int, repeated *int) (loadResult, error) {
+	res := loadResult{Path: path, Rounds: rounds}
+	var targets []*server
 	for _, s := range servers {
+		targets = append(targets, s.at(path))
+		res.Configs = append(res.Configs, s.name)
+	}
+	for _, s := range targets {
 		if o.warmup == 0 {
 			continue
 		}
-		logf("warm-up %s (%s)", s.name, o.warmup)
+		logf("warm-up %s on %s (%s)", s.name, path, o.warmup)
 		if _, err := measure(ctx, o, s, o.warmup); err != nil {
 			return loadResult{}, err
 		}
 	}
-	var res loadResult
-	for round := range o.rounds {
-		for i := range servers {
-			s := servers[(i+round)%len(servers)]
+	for round := range rounds {
+		for i := range targets {
+			s := targets[(i+round)%len(targets)]
 			var best run
 			for attempt := 0; ; attempt++ {
 				r, err := measure(ctx, o, s, o.duration)
@@ -243,16 +348,17 @@ func runLoad(ctx context.Context, exe string, o loadOptions) (loadResult, error)
 					return loadResult{}, err
 				}
 				r.Round = round + 1
-				logf("round %d %-13s %8.0f req/s  p50 %-9s p99 %-9s server %5.1f µs/req  client %5.1f µs/req  other %.2f cores",
-					r.Round, r.Config, r.RPS, r.P50.Round(time.Microsecond), r.P99.Round(10*time.Microsecond), r.ServerUSPR, r.ClientUSPR, r.OtherCores)
+				logf("%s round %d %-20s %8.0f req/s  p50 %-9s p99 %-9s server %5.1f µs/req  client %5.1f µs/req  other %.2f cores",
+					path, r.Round, r.Config, r.RPS, r.P50.Round(time.Microsecond), r.P99.Round(10*time.Microsecond), r.ServerUSPR, r.ClientUSPR, r.OtherCores)
 				if attempt == 0 || r.OtherCores < best.OtherCores {
 					best = r
 				}
-				if r.OtherCores <= o.maxOther || attempt >= o.retries || res.Repeated >= maxRepeats {
+				if r.OtherCores <= o.maxOther || attempt >= o.retries || *repeated >= maxRepeats {
 					break
 				}
 				// Another process took a share of the CPUs: give its burst
 				// (a build, a test run) time to pass, then measure again.
+				*repeated++
 				res.Repeated++
 				logf("other processes used %.2f cores (> %.2f): again in %s", r.OtherCores, o.maxOther, o.retryPause)
 				select {
@@ -313,10 +419,11 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-// measure runs the load generator against s for d and reads the server's
-// CPU time before and after.
+// measure runs the load generator against s.url for d and reads the CPU
+// time of the server's process tree (all the processes of a Node cluster)
+// before and after.
 func measure(ctx context.Context, o loadOptions, s *server, d time.Duration) (run, error) {
-	cpu0, err := procCPU(s.pid())
+	cpu0, _, err := procTree(s.pid())
 	if err != nil {
 		return run{}, err
 	}
@@ -335,7 +442,7 @@ func measure(ctx context.Context, o loadOptions, s *server, d time.Duration) (ru
 	if err != nil {
 		return run{}, fmt.Errorf("benchreport: %s: %w", s.name, err)
 	}
-	cpu1, err := procCPU(s.pid())
+	cpu1, _, err := procTree(s.pid())
 	if err != nil {
 		return run{}, err
 	}

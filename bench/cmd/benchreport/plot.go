@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
@@ -31,10 +32,25 @@ var (
 	plotInk        = color.RGBA{0x22, 0x22, 0x22, 0xff}
 	plotGrid       = color.RGBA{0xe2, 0xe2, 0xe2, 0xff}
 	plotMuted      = color.RGBA{0x66, 0x66, 0x66, 0xff}
-	// One colour per configuration, in the order of configs: grey for the
-	// floor, blue for shipshape, orange for the peer.
-	plotBars = []color.RGBA{{0x9e, 0x9e, 0x9e, 0xff}, {0x1f, 0x6f, 0xb4, 0xff}, {0xe0, 0x7b, 0x24, 0xff}}
+	// One colour per configuration: grey for the floor, blue for
+	// shipshape, orange for the Go peer, greens for the Node ones.
+	plotBars = map[string]color.RGBA{
+		cfgBare:        {0x9e, 0x9e, 0x9e, 0xff},
+		cfgShipshape:   {0x1f, 0x6f, 0xb4, 0xff},
+		cfgChi:         {0xe0, 0x7b, 0x24, 0xff},
+		cfgNode:        {0x7c, 0xb3, 0x42, 0xff},
+		cfgNodeCluster: {0x33, 0x69, 0x1e, 0xff},
+	}
+	plotOtherBar = color.RGBA{0x55, 0x55, 0x55, 0xff} // a label plotBars does not know
 )
+
+// plotRow is a row of panels over the same configurations (labels), under
+// its own title.
+type plotRow struct {
+	title  string
+	labels []string
+	panels []panel
+}
 
 // fonts holds the faces the plot uses.
 type fonts struct{ title, label, small font.Face }
@@ -64,38 +80,54 @@ func loadFonts() (fonts, error) {
 	return fs, nil
 }
 
-// writePlot draws the panels side by side, under heading and above
-// caption, as a PNG.
-func writePlot(w io.Writer, heading, caption string, labels []string, panels []panel) error {
+// writePlot draws the rows of panels one under the other, under heading
+// and above caption, as a PNG. Panels are wide enough for their bars; the
+// widest row sets the width.
+func writePlot(w io.Writer, heading, caption string, rows []plotRow) error {
 	fs, err := loadFonts()
 	if err != nil {
 		return err
 	}
-	const panelW, panelH, top, bottom = 440, 420, 58, 40
-	img := image.NewRGBA(image.Rect(0, 0, panelW*len(panels), top+panelH+bottom))
-	draw.Draw(img, img.Bounds(), image.NewUniform(plotBackground), image.Point{}, draw.Src)
-	text(img, fs.title, plotInk, heading, img.Bounds().Dx()/2, 26, alignCenter)
-	for i, p := range panels {
-		r := image.Rect(i*panelW, top, (i+1)*panelW, top+panelH)
-		if err := drawPanel(img, r, fs, labels, p); err != nil {
-			return err
-		}
+	const panelH, top, rowTitle, bottom = 420, 44, 34, 40
+	width := 0
+	for _, row := range rows {
+		width = max(width, panelWidth(len(row.labels))*len(row.panels))
 	}
-	text(img, fs.small, plotMuted, caption, img.Bounds().Dx()/2, img.Bounds().Dy()-14, alignCenter)
+	img := image.NewRGBA(image.Rect(0, 0, width, top+len(rows)*(rowTitle+panelH)+bottom))
+	draw.Draw(img, img.Bounds(), image.NewUniform(plotBackground), image.Point{}, draw.Src)
+	text(img, fs.title, plotInk, heading, width/2, 26, alignCenter)
+	y := top
+	for _, row := range rows {
+		text(img, fs.title, plotInk, row.title, width/2, y+22, alignCenter)
+		y += rowTitle
+		pw := panelWidth(len(row.labels))
+		x0 := (width - pw*len(row.panels)) / 2
+		for i, p := range row.panels {
+			r := image.Rect(x0+i*pw, y, x0+(i+1)*pw, y+panelH)
+			if err := drawPanel(img, r, fs, row.labels, p); err != nil {
+				return err
+			}
+		}
+		y += panelH
+	}
+	text(img, fs.small, plotMuted, caption, width/2, img.Bounds().Dy()-14, alignCenter)
 	return png.Encode(w, img)
 }
 
+// panelWidth leaves about 100 pixels per bar, 440 at least.
+func panelWidth(bars int) int { return max(440, 92+100*bars) }
+
 // drawPanel draws one bar chart in r: the title, a y axis with gridlines at
 // round values, the bars with their values above and the configuration
-// names below.
+// names below (on two lines or more when they do not fit).
 func drawPanel(img *image.RGBA, r image.Rectangle, fs fonts, labels []string, p panel) error {
 	if len(p.values) != len(labels) {
 		return fmt.Errorf("benchreport: plot %q has %d values for %d labels", p.title, len(p.values), len(labels))
 	}
 	text(img, fs.label, plotInk, p.title, r.Min.X+r.Dx()/2, r.Min.Y+14, alignCenter)
 	// The plotting area, leaving room for tick labels (left), the title
-	// (top) and the bar names (bottom).
-	area := image.Rect(r.Min.X+72, r.Min.Y+44, r.Max.X-20, r.Max.Y-40)
+	// (top) and the bar names (bottom, two lines).
+	area := image.Rect(r.Min.X+72, r.Min.Y+44, r.Max.X-20, r.Max.Y-56)
 	top := 0.0
 	for i, v := range p.values {
 		top = math.Max(top, v)
@@ -120,7 +152,10 @@ func drawPanel(img *image.RGBA, r image.Rectangle, fs fonts, labels []string, p 
 	barW := slot * 3 / 5
 	for i, v := range p.values {
 		x0 := area.Min.X + i*slot + (slot-barW)/2
-		c := plotBars[i%len(plotBars)]
+		c, ok := plotBars[labels[i]]
+		if !ok {
+			c = plotOtherBar
+		}
 		fill(img, image.Rect(x0, y(v), x0+barW, area.Max.Y), c)
 		mid := x0 + barW/2
 		labelY := y(v) - 6
@@ -131,9 +166,25 @@ func drawPanel(img *image.RGBA, r image.Rectangle, fs fonts, labels []string, p 
 			labelY = min(labelY, y(p.hi[i])-6)
 		}
 		text(img, fs.label, plotInk, p.format(v), mid, labelY, alignCenter)
-		text(img, fs.label, plotInk, labels[i], mid, area.Max.Y+22, alignCenter)
+		for k, line := range wrapLabel(fs.label, labels[i], slot-4) {
+			text(img, fs.label, plotInk, line, mid, area.Max.Y+22+k*18, alignCenter)
+		}
 	}
 	return nil
+}
+
+// wrapLabel splits s at spaces into lines no wider than width (a word
+// wider than width gets a line of its own).
+func wrapLabel(face font.Face, s string, width int) []string {
+	var lines []string
+	for _, word := range strings.Fields(s) {
+		if n := len(lines); n > 0 && font.MeasureString(face, lines[n-1]+" "+word).Round() <= width {
+			lines[n-1] += " " + word
+			continue
+		}
+		lines = append(lines, word)
+	}
+	return lines
 }
 
 // niceStep rounds v up to 1, 2, 2.5 or 5 times a power of ten.

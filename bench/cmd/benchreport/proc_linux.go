@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -17,31 +18,89 @@ const userHZ = 100
 // procCPU returns the user plus system CPU time used so far by every
 // thread of process pid.
 func procCPU(pid int) (time.Duration, error) {
+	st, err := readProcStat(pid)
+	return st.cpu, err
+}
+
+// procTree returns the CPU time used so far by process pid and all its
+// descendants (a Node cluster's primary and workers), and their pids, pid
+// first. Processes that exit while /proc is read are left out; pid itself
+// must be there.
+func procTree(pid int) (cpu time.Duration, pids []int, err error) {
+	root, err := readProcStat(pid)
+	if err != nil {
+		return 0, nil, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, nil, err
+	}
+	stats := map[int]procStat{pid: root}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || p == pid {
+			continue
+		}
+		if st, err := readProcStat(p); err == nil {
+			stats[p] = st
+		}
+	}
+	cpu, pids = treeCPU(pid, stats)
+	return cpu, pids, nil
+}
+
+// treeCPU sums the CPU time of root and its descendants in stats (by pid),
+// and lists their pids, root first, then breadth first in pid order.
+func treeCPU(root int, stats map[int]procStat) (time.Duration, []int) {
+	children := map[int][]int{}
+	for p, st := range stats {
+		children[st.ppid] = append(children[st.ppid], p)
+	}
+	var cpu time.Duration
+	pids := []int{root}
+	for i := 0; i < len(pids); i++ {
+		cpu += stats[pids[i]].cpu
+		kids := children[pids[i]]
+		slices.Sort(kids)
+		pids = append(pids, kids...)
+	}
+	return cpu, pids
+}
+
+// procStat is what the report reads from /proc/<pid>/stat.
+type procStat struct {
+	ppid int
+	cpu  time.Duration // utime + stime, all threads
+}
+
+func readProcStat(pid int) (procStat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return procStat{}, err
 	}
 	return parseProcStat(b)
 }
 
-// parseProcStat reads utime and stime (fields 14 and 15) from the content
-// of /proc/<pid>/stat. The command name, field 2, is in parentheses and may
-// hold spaces, so the fields are counted from its closing parenthesis.
-func parseProcStat(b []byte) (time.Duration, error) {
+// parseProcStat reads the parent pid (field 4), utime and stime (fields 14
+// and 15) from the content of /proc/<pid>/stat. The command name, field 2,
+// is in parentheses and may hold spaces, so the fields are counted from its
+// closing parenthesis.
+func parseProcStat(b []byte) (procStat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("benchreport: no command name in /proc stat %q", b)
+		return procStat{}, fmt.Errorf("benchreport: no command name in /proc stat %q", b)
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("benchreport: short /proc stat %q", b)
+		return procStat{}, fmt.Errorf("benchreport: short /proc stat %q", b)
 	}
+	pp, err0 := strconv.Atoi(string(f[1]))
 	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
 	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("benchreport: bad utime/stime in /proc stat %q", b)
+	if err0 != nil || err1 != nil || err2 != nil {
+		return procStat{}, fmt.Errorf("benchreport: bad ppid, utime or stime in /proc stat %q", b)
 	}
-	return time.Duration(u+s) * time.Second / userHZ, nil
+	return procStat{ppid: pp, cpu: time.Duration(u+s) * time.Second / userHZ}, nil
 }
 
 // dieWithParent makes the kernel send SIGTERM to cmd's process when this

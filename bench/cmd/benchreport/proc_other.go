@@ -12,8 +12,8 @@ func procCPU(int) (time.Duration, error) {
 	return 0, errors.New("benchreport: server CPU time needs Linux (/proc)")
 }
 
-func parseProcStat([]byte) (time.Duration, error) {
-	return 0, errors.New("benchreport: /proc is Linux only")
+func procTree(int) (time.Duration, []int, error) {
+	return 0, nil, errors.New("benchreport: server CPU time needs Linux (/proc)")
 }
 
 func dieWithParent(*exec.Cmd) {}

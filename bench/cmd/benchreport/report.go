@@ -20,7 +20,9 @@ type reportData struct {
 	Machine     machine
 	LoadAvg     []loadAvg
 	Load        loadOptions
-	LoadResult  *loadResult   // nil when the load comparison did not run
+	LoadResults []loadResult  // /hello, then /json; none when the load comparison did not run
+	Node        nodePeers     // the Node peers of the load comparison, or why they are left out
+	JSONWork    *figures      // the /json handler alone, in-process, on one goroutine; nil when not measured
 	Profiles    []*profileTop // net/http's and shipshape's; none when not profiled
 	Stacks      []stackResult // the three handlers in-process
 	Layers      []layerResult // the shipshape stack built up layer by layer
@@ -77,28 +79,42 @@ func loadAvgNow(when string) loadAvg {
 }
 
 // writeLoadPlot draws the load comparison's medians with the range of the
-// rounds.
+// rounds: a row of panels per path.
 func writeLoadPlot(w io.Writer, rep reportData) error {
-	res := rep.LoadResult
-	pick := func(f func(run) float64) (med, lo, hi []float64) {
-		for _, c := range configs {
-			l, h := runRange(res.Runs, c, f)
-			med, lo, hi = append(med, f(res.Medians[c])), append(lo, l), append(hi, h)
+	var rows []plotRow
+	var rounds []string
+	for _, res := range rep.LoadResults {
+		pick := func(f func(run) float64) (med, lo, hi []float64) {
+			for _, c := range res.Configs {
+				l, h := runRange(res.Runs, c, f)
+				med, lo, hi = append(med, f(res.Medians[c])), append(lo, l), append(hi, h)
+			}
+			return med, lo, hi
 		}
-		return med, lo, hi
+		rps, rpsLo, rpsHi := pick(func(r run) float64 { return r.RPS })
+		p99, p99Lo, p99Hi := pick(func(r run) float64 { return float64(r.P99) / float64(time.Millisecond) })
+		cpu, cpuLo, cpuHi := pick(func(r run) float64 { return r.ServerUSPR })
+		var ratios []string
+		for _, c := range res.Configs {
+			if c != cfgShipshape {
+				ratios = append(ratios, fmt.Sprintf("%s %.2f×", c, res.ratio(cfgShipshape, c)))
+			}
+		}
+		rows = append(rows, plotRow{
+			title:  fmt.Sprintf("GET %s — shipshape's throughput over %s", res.Path, strings.Join(ratios, ", ")),
+			labels: res.Configs,
+			panels: []panel{
+				{title: "throughput, req/s (higher is better)", values: rps, lo: rpsLo, hi: rpsHi, format: formatThousands},
+				{title: "p99 latency, ms (lower is better)", values: p99, lo: p99Lo, hi: p99Hi, format: formatShort},
+				{title: "server CPU per request, µs (lower is better)", values: cpu, lo: cpuLo, hi: cpuHi, format: formatShort},
+			},
+		})
+		rounds = append(rounds, fmt.Sprintf("%d on %s", res.Rounds, res.Path))
 	}
-	rps, rpsLo, rpsHi := pick(func(r run) float64 { return r.RPS })
-	p99, p99Lo, p99Hi := pick(func(r run) float64 { return float64(r.P99) / float64(time.Millisecond) })
-	cpu, cpuLo, cpuHi := pick(func(r run) float64 { return r.ServerUSPR })
-	heading := fmt.Sprintf("GET /hello over loopback — shipshape / net/http %.2f×, shipshape / chi+httprate %.2f×",
-		res.ratio(cfgShipshape, cfgBare), res.ratio(cfgShipshape, cfgChi))
-	caption := fmt.Sprintf("%s; medians of %d interleaved rounds of %s (whiskers: lowest and highest round); %d CPUs shared by client and server; %s",
-		clientDescription(rep.Load), rep.Load.rounds, rep.Load.duration, rep.Machine.NumCPU, rep.Date.Format("2006-01-02"))
-	return writePlot(w, heading, caption, configs, []panel{
-		{title: "throughput, req/s (higher is better)", values: rps, lo: rpsLo, hi: rpsHi, format: formatThousands},
-		{title: "p99 latency, ms (lower is better)", values: p99, lo: p99Lo, hi: p99Hi, format: formatShort},
-		{title: "server CPU per request, µs (lower is better)", values: cpu, lo: cpuLo, hi: cpuHi, format: formatShort},
-	})
+	heading := "Loopback load: " + strings.Join(rep.LoadResults[0].Configs, ", ")
+	caption := fmt.Sprintf("%s; medians of interleaved rounds of %s (%s; whiskers: lowest and highest round); %d CPUs shared by client and server; %s",
+		clientDescription(rep.Load), rep.Load.duration, strings.Join(rounds, ", "), rep.Machine.NumCPU, rep.Date.Format("2006-01-02"))
+	return writePlot(w, heading, caption, rows)
 }
 
 func clientDescription(o loadOptions) string {
@@ -108,19 +124,37 @@ func clientDescription(o loadOptions) string {
 	return fmt.Sprintf("internal/loadgen, %d connections", o.connections)
 }
 
-// loadCommand is the client command line of a measured run, for the report.
-func loadCommand(o loadOptions) string {
+// loadCommand is the client command line of a measured run on path, for
+// the report.
+func loadCommand(o loadOptions, path string) string {
+	url := "http://127.0.0.1:PORT" + path
 	if o.client == "wrk" {
-		return "wrk " + commandLine(wrkArgs(o, "http://127.0.0.1:PORT/hello", o.duration))
+		return "wrk " + commandLine(wrkArgs(o, url, o.duration))
 	}
-	return fmt.Sprintf("loadgen.Run(ctx, loadgen.Config{URL: \"http://127.0.0.1:PORT/hello\", Concurrency: %d, Duration: %s})", o.connections, o.duration)
+	return fmt.Sprintf("loadgen.Run(ctx, loadgen.Config{URL: %q, Concurrency: %d, Duration: %s})", url, o.connections, o.duration)
 }
 
-// Issue 9's targets.
-const (
-	targetVsBare = 0.85
-	targetVsChi  = 1.3
-)
+// Issue 19's targets: shipshape's throughput over that of another
+// configuration, on the paths named (none: every path). chi's is for /hello
+// only: on /json the handler's work dilutes what the middleware costs.
+var targets = []struct {
+	other string
+	paths []string
+	min   float64
+}{
+	{cfgBare, nil, 0.85},
+	{cfgChi, []string{pathHello}, 1.5},
+}
+
+// targetFor is the target of shipshape over other on path, if there is one.
+func targetFor(path, other string) (float64, bool) {
+	for _, t := range targets {
+		if t.other == other && (t.paths == nil || slices.Contains(t.paths, path)) {
+			return t.min, true
+		}
+	}
+	return 0, false
+}
 
 func verdict(got, want float64) string {
 	if got >= want {
@@ -142,13 +176,16 @@ func renderReport(rep reportData) string {
 	if rep.Machine.Wrk != "" {
 		p("| load generator | %s |\n", rep.Machine.Wrk)
 	}
+	if len(rep.LoadResults) > 0 && rep.Node.Missing == "" {
+		p("| Node | %s |\n", rep.Node.Version)
+	}
 	for _, l := range rep.LoadAvg {
 		p("| load average (1, 5, 15 min), %s | %s |\n", l.When, l.Value)
 	}
 	p("\n")
 
-	if res := rep.LoadResult; res != nil {
-		renderLoad(&b, rep, res)
+	if len(rep.LoadResults) > 0 {
+		renderLoad(&b, rep)
 	}
 	if rep.Micro != nil || rep.Stacks != nil {
 		renderMicro(&b, rep)
@@ -156,56 +193,100 @@ func renderReport(rep reportData) string {
 	return b.String()
 }
 
-func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
+func renderLoad(b *bytes.Buffer, rep reportData) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	o := rep.Load
-	p("## Loopback load: net/http, shipshape, chi + httprate\n\n")
-	p("Three servers answer `GET /hello` (a 13-byte text body) with the same handler, each in its own process ")
-	p("(GOMAXPROCS %d, the same hardened `http.Server`: read/write/idle timeouts, header limit):\n\n", rep.Machine.NumCPU)
+	node := rep.Node.Missing == ""
+	if node {
+		p("## Loopback load: net/http, shipshape, chi + httprate, Node express\n\n")
+	} else {
+		p("## Loopback load: net/http, shipshape, chi + httprate\n\n")
+	}
+	p("Every server answers `GET /hello` (a 13-byte text body) and `GET /json` (a %d-byte document: a product and its %d neighbours ", len(jsonBody()), jsonRelated)
+	p("looked up in a %s-entry map, a score of %d × 64 xorshift steps, encoded with `encoding/json`, or `res.json` in Node) ", groupThousands(fmt.Sprint(catalogueSize)), jsonRounds)
+	p("with the same work, each in its own process; the report checks before measuring that every server answers both paths with the same bytes and Content-Type.")
+	if w := rep.JSONWork; w != nil {
+		p(" The /json handler alone costs %.1f µs of CPU per request in Go, in-process (`testing.Benchmark` on one goroutine, %s B and %s allocations per request; `BenchmarkJSONHandler` in bench/cmd/benchreport).",
+			w.ns/1e3, formatCount(w.bytes), formatCount(w.allocs))
+	}
+	p(" The Go servers run with GOMAXPROCS %d in the same hardened `http.Server` (read/write/idle timeouts, header limit):\n\n", rep.Machine.NumCPU)
 	p("- **net/http**: a bare `http.ServeMux`.\n")
 	p("- **shipshape**: the full stack in the recommended order, chi `ClientIPFromXFF` (loopback trusted) → chi `RequestID` → ")
 	p("`accesslog` (combined format, `BufferedWriter` over a `File` in a temp dir; no rotation during the run) → `recoverer` → ")
 	p("`slowdown` (threshold never reached) → `ratelimit` (memory store shared with slowdown, limit never reached) → `ServeMux`.\n")
 	p("- **chi+httprate**: what a Go user picks today, a chi router with chi `RequestID` → chi `Logger` (default formatter, to a file) → ")
-	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n\n")
-	p("The client connects from 127.0.0.1 without X-Forwarded-For, so both limiters see one client (one key). ")
-	p("Client: `%s` per run; the three servers are run one after the other, %d interleaved rounds ", loadCommand(o), o.rounds)
+	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n")
+	if node {
+		p("- **node express**: what the same service is in Node (bench/node/server.js; node %s, %s): ", rep.Node.Version, rep.Node.Packages)
+		p("`morgan` (\"combined\", to a file) → `express-slow-down` (threshold never reached) → `express-rate-limit` (draft-7 headers, same limit and window, ")
+		p("its memory store) → routes, express's defaults otherwise (ETag, X-Powered-By); one process, so one thread of JavaScript.\n")
+		p("- **node express cluster**: the same under `node:cluster`, with `os.availableParallelism()` workers (%d here) sharing the port ", rep.Machine.NumCPU)
+		p("(the primary accepts the connections and hands them to the workers in turn, Node's default on Linux); each worker has its own limiter stores, ")
+		p("and the server CPU time is that of the primary and the workers together.\n")
+	}
+	p("\n")
+	if !node {
+		p("The Node peers (bench/node) are left out of this run: %s.\n\n", rep.Node.Missing)
+	}
+	p("The client connects from 127.0.0.1 without X-Forwarded-For, so every limiter sees one client (one key). ")
+	p("Client: `%s` per run (`%s` for /json); the servers are run one after the other in interleaved rounds ", loadCommand(o, pathHello), loadCommand(o, pathJSON))
 	warmup := "without warm-up"
 	if o.warmup > 0 {
-		warmup = fmt.Sprintf("after a %s warm-up each", o.warmup)
+		warmup = fmt.Sprintf("after a %s warm-up each on each path", o.warmup)
 	}
 	p("(round k starts with a different server), %s; figures are the medians over the rounds. ", warmup)
 	p("Client and servers share the machine's %d CPUs, so the throughput is that of the whole machine; ", rep.Machine.NumCPU)
-	p("the server CPU time per request (utime+stime of the server process from `/proc/<pid>/stat`, over the requests the client completed) ")
+	p("the server CPU time per request (utime+stime of the server's processes from `/proc/<pid>/stat`, over the requests the client completed) ")
 	p("is the figure other load disturbs least. *Other load* is the CPU the rest of the machine used during the runs ")
 	p("(busy time from `/proc/stat` minus the server's and the client's); a run with more than %.2f cores of it was measured again ", o.maxOther)
-	p("(up to %d times, %d in all; the least disturbed run counts): %d run(s) were repeated.\n\n", o.retries, maxRepeats, res.Repeated)
+	repeated := 0
+	for _, res := range rep.LoadResults {
+		repeated += res.Repeated
+	}
+	p("(up to %d times, %d in all; the least disturbed run counts): %d run(s) were repeated.\n\n", o.retries, maxRepeats, repeated)
 
+	for _, res := range rep.LoadResults {
+		renderLoadPath(b, res)
+	}
+	p("CPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less). ")
+	p("The targets are issue 19's; shipshape / chi+httprate has one on /hello only, where the middleware is most of the work. ")
+	p("With the CPUs saturated and shared, p99 mostly shows how the scheduler interleaves the client's and the server's threads ")
+	p("(and the GC's), not the work per request: compare it between configurations with care.\n\n")
+	p("![throughput, p99 latency and server CPU per request of each configuration, on /hello and on /json](loadtest.png)\n\n")
+
+	if len(rep.Profiles) > 0 {
+		renderProfiles(b, rep)
+	}
+}
+
+// renderLoadPath writes the tables of one path.
+func renderLoadPath(b *bytes.Buffer, res loadResult) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("### GET %s (%d rounds)\n\n", res.Path, res.Rounds)
 	p("| configuration | req/s | range over rounds | p50 | p99 | server CPU µs/req | client CPU µs/req | other load (cores) |\n")
 	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, c := range configs {
+	for _, c := range res.Configs {
 		m := res.Medians[c]
 		lo, hi := runRange(res.Runs, c, func(r run) float64 { return r.RPS })
 		p("| %s | %s | %s–%s | %s | %s | %.1f | %.1f | %.2f |\n", c, groupThousands(fmt.Sprintf("%.0f", m.RPS)),
 			groupThousands(fmt.Sprintf("%.0f", lo)), groupThousands(fmt.Sprintf("%.0f", hi)),
 			formatLatency(m.P50), formatLatency(m.P99), m.ServerUSPR, m.ClientUSPR, m.OtherCores)
 	}
-	p("\n| ratio | throughput (medians) | within a round, lowest–highest | CPU per request | target (throughput) | |\n")
+	p("\n| ratio on %s | throughput (medians) | within a round, lowest–highest | CPU per request | target (throughput) | |\n", res.Path)
 	p("| --- | ---: | ---: | ---: | ---: | --- |\n")
-	for _, x := range []struct {
-		other  string
-		target float64
-	}{{cfgBare, targetVsBare}, {cfgChi, targetVsChi}} {
-		v := res.ratio(cfgShipshape, x.other)
-		lo, hi := res.roundRatios(cfgShipshape, x.other)
-		p("| shipshape / %s | %.2f× | %.2f×–%.2f× | %.2f× | ≥ %.2f× | %s |\n", x.other, v, lo, hi, res.cpuRatio(cfgShipshape, x.other), x.target, verdict(v, x.target))
+	for _, other := range res.Configs {
+		if other == cfgShipshape || !res.has(cfgShipshape) {
+			continue
+		}
+		v := res.ratio(cfgShipshape, other)
+		lo, hi := res.roundRatios(cfgShipshape, other)
+		target, met := "–", ""
+		if t, ok := targetFor(res.Path, other); ok {
+			target, met = fmt.Sprintf("≥ %.2f×", t), verdict(v, t)
+		}
+		p("| shipshape / %s | %.2f× | %.2f×–%.2f× | %.2f× | %s | %s |\n", other, v, lo, hi, res.cpuRatio(cfgShipshape, other), target, met)
 	}
-	p("\nCPU per request ratios are the other server's CPU time per request over shipshape's (above 1: shipshape spends less). ")
-	p("With the CPUs saturated and shared, p99 mostly shows how the scheduler interleaves the client's and the server's threads ")
-	p("(and the GC's), not the work per request: compare it between configurations with care.\n\n")
-	p("![throughput, p99 latency and server CPU per request of the three configurations](loadtest.png)\n\n")
-
-	p("<details><summary>Every run</summary>\n\n")
+	p("\n<details><summary>Every run on %s</summary>\n\n", res.Path)
 	p("| round | configuration | req/s | p50 | p99 | server CPU µs/req | client CPU µs/req | other load (cores) |\n")
 	p("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range res.Runs {
@@ -213,16 +294,12 @@ func renderLoad(b *bytes.Buffer, rep reportData, res *loadResult) {
 			formatLatency(r.P50), formatLatency(r.P99), r.ServerUSPR, r.ClientUSPR, r.OtherCores)
 	}
 	p("\n</details>\n\n")
-
-	if len(rep.Profiles) > 0 {
-		renderProfiles(b, rep)
-	}
 }
 
 func renderProfiles(b *bytes.Buffer, rep reportData) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("### Where the servers spend their CPU\n\n")
-	p("CPU profiles of the net/http and shipshape servers, each alone in one more %s run under the same load. ", rep.Load.duration)
+	p("CPU profiles of the net/http and shipshape servers, each alone in one more %s run on /hello under the same load. ", rep.Load.duration)
 	p("Each middleware's own cost is its cumulative time in `go tool pprof -top -cum` minus that of the handler it calls; ")
 	p("what a middleware makes net/http do later (write its response headers, copy the request it put a context value in, ")
 	p("collect its garbage) shows in the last rows, hence the comparison with the bare server. ")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,8 @@ import (
 	"github.com/shipshape-go/shipshape/slowdown"
 )
 
-// The three configurations of the load comparison. Each serves GET /hello
-// with the same handler.
+// The Go configurations of the load comparison. Each serves GET /hello and
+// GET /json with the same handlers.
 const (
 	cfgBare      = "net/http"
 	cfgShipshape = "shipshape"
@@ -36,6 +37,15 @@ const (
 )
 
 var configs = []string{cfgBare, cfgShipshape, cfgChi}
+
+// The Node peers (bench/node/server.js): express with express-rate-limit,
+// express-slow-down and morgan, in one process and in cluster mode.
+const (
+	cfgNode        = "node express"
+	cfgNodeCluster = "node express cluster"
+)
+
+var nodeConfigs = []string{cfgNode, cfgNodeCluster}
 
 // helloBody is the response of the tiny handler.
 const helloBody = "hello, world\n"
@@ -52,6 +62,96 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, helloBody)
 }
 
+// The /json handler does what a small API endpoint does: it looks a
+// product and its neighbours up in a catalogue (a map), computes a score
+// and encodes the result with encoding/json, about 50 µs of CPU on the
+// bench machine in all (BenchmarkJSONHandler). bench/node/server.js does the
+// same in JavaScript, to the byte: the report checks that both answer
+// jsonBody().
+const (
+	catalogueSize = 1000
+	jsonSKU       = "sku-0042" // the product every request asks for
+	jsonRelated   = 8          // neighbours listed with it
+	// jsonRounds is how many rounds of 64 steps jsonScore runs, the knob
+	// that sets the handler's cost.
+	jsonRounds = 300
+)
+
+// product is one catalogue entry, as the /json document lists it.
+type product struct {
+	ID    int      `json:"id"`
+	SKU   string   `json:"sku"`
+	Name  string   `json:"name"`
+	Price float64  `json:"price"`
+	Tags  []string `json:"tags"`
+}
+
+// productDoc is the /json response.
+type productDoc struct {
+	Product product   `json:"product"`
+	Related []product `json:"related"`
+	Score   uint32    `json:"score"`
+}
+
+var catalogue = newCatalogue()
+
+func skuOf(id int) string { return fmt.Sprintf("sku-%04d", id) }
+
+func newCatalogue() map[string]product {
+	c := make(map[string]product, catalogueSize)
+	for id := range catalogueSize {
+		c[skuOf(id)] = product{ID: id, SKU: skuOf(id), Name: fmt.Sprintf("Product %d", id),
+			Price: float64(id*37%10000) / 100, Tags: []string{fmt.Sprintf("t%d", id%7), fmt.Sprintf("t%d", id%11)}}
+	}
+	return c
+}
+
+// jsonScore is the handler's computation: rounds of 64 xorshift steps
+// folded into a checksum. Everything is uint32 so that JavaScript's 32-bit
+// integer operations (Math.imul, >>>) compute the same number.
+func jsonScore(seed uint32, rounds int) uint32 {
+	x, acc := seed|1, uint32(0)
+	for range rounds {
+		for range 64 {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			acc = acc*31 + x
+		}
+	}
+	return acc
+}
+
+// buildDoc is the work of one /json request.
+func buildDoc() productDoc {
+	p := catalogue[jsonSKU]
+	related := make([]product, 0, jsonRelated)
+	for i := 1; i <= jsonRelated; i++ {
+		related = append(related, catalogue[skuOf(p.ID+i)])
+	}
+	return productDoc{Product: p, Related: related, Score: jsonScore(uint32(p.ID), jsonRounds)}
+}
+
+// jsonHandler serves GET /json: the work of buildDoc, encoded.
+func jsonHandler(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.Marshal(buildDoc())
+	if err != nil {
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+// jsonBody is the document every server must answer GET /json with.
+func jsonBody() string {
+	b, err := json.Marshal(buildDoc())
+	if err != nil {
+		panic(err) // a productDoc always encodes
+	}
+	return string(b)
+}
+
 // handlerFor builds the handler of configuration name. Log files go to
 // logDir; closers must be called, in order, after the server stopped.
 func handlerFor(name, logDir string) (h http.Handler, closers []func() error, err error) {
@@ -59,6 +159,7 @@ func handlerFor(name, logDir string) (h http.Handler, closers []func() error, er
 	case cfgBare:
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /hello", hello)
+		mux.HandleFunc("GET /json", jsonHandler)
 		return mux, nil, nil
 	case cfgShipshape:
 		return shipshapeStack(logDir)
@@ -133,6 +234,7 @@ func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", hello)
+	mux.HandleFunc("GET /json", jsonHandler)
 	return []namedMiddleware{
 		{"chi ClientIPFromXFF", middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")},
 		{"chi RequestID", middleware.RequestID},
@@ -158,6 +260,7 @@ func chiStack(logDir string) (http.Handler, []func() error, error) {
 	//lint:ignore SA1019 LimitByIP (keyed by RemoteAddr) is the limiter Go users pick today; wrk connects directly, so the key is right.
 	r.Use(httprate.LimitByIP(hugeLimit, limitWindow))
 	r.Get("/hello", hello)
+	r.Get("/json", jsonHandler)
 	return r, []func() error{f.Close}, nil
 }
 
