@@ -52,10 +52,16 @@ tidy:
 deps:
 	@$(call install_debs,$(TEST_DEBS))
 
+## bench-deps: wrk, and bench/node's packages (npm ci) for the Node peers when node is installed
 bench-deps:
 	@$(call install_debs,$(BENCH_DEBS))
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "bench-deps: node or npm not found: the report will leave the Node peers (bench/node) out; install Node.js 18 or later and npm for them"; \
+	elif [ ! -d bench/node/node_modules ]; then \
+	  echo "installing bench/node's packages (npm ci)"; npm ci --prefix bench/node --no-audit --no-fund; \
+	fi
 
-## bench: micro-benchmarks and the loopback load report (README "Performance")
+## bench: micro-benchmarks and the loopback load report, Go and Node servers (README "Performance")
 bench: deps bench-deps
 	$(GO) run ./bench/cmd/benchreport
 
