@@ -47,7 +47,6 @@ var profileLayers = map[string][]layer{
 
 var shipshapeLayers = []layer{
 	{"chi ClientIPFromXFF", regexp.MustCompile(`middleware\.ClientIPFromXFF\.func\d+\.\d+$`)},
-	{"chi RequestID", regexp.MustCompile(`\.RequestID\.func\d+$`)},
 	{"accesslog (request path)", regexp.MustCompile(`shipshape/accesslog\.\(\*handler\)\.ServeHTTP$`)},
 	{"recoverer", regexp.MustCompile(`shipshape/recoverer\.\(\*handler\)\.ServeHTTP$`)},
 	{"slowdown", regexp.MustCompile(`\(\*Delayer\)\.Handler\.func\d+$`)},

@@ -163,6 +163,10 @@ func verdict(got, want float64) string {
 	return "**missed**"
 }
 
+// maxMiddlewareAllocs is issue 19's target for the allocations of the
+// whole shipshape middleware per request.
+const maxMiddlewareAllocs = 3
+
 // renderReport writes REPORT.md.
 func renderReport(rep reportData) string {
 	var b bytes.Buffer
@@ -211,9 +215,10 @@ func renderLoad(b *bytes.Buffer, rep reportData) {
 	}
 	p(" The Go servers run with GOMAXPROCS %d in the same hardened `http.Server` (read/write/idle timeouts, header limit):\n\n", rep.Machine.NumCPU)
 	p("- **net/http**: a bare `http.ServeMux`.\n")
-	p("- **shipshape**: the full stack in the recommended order, chi `ClientIPFromXFF` (loopback trusted) → chi `RequestID` → ")
-	p("`accesslog` (combined format, `BufferedWriter` over a `File` in a temp dir; no rotation during the run) → `recoverer` → ")
-	p("`slowdown` (threshold never reached) → `ratelimit` (memory store shared with slowdown, limit never reached) → `ServeMux`.\n")
+	p("- **shipshape**: the full stack in the recommended order with every feature on, chi `ClientIPFromXFF` (loopback trusted) → ")
+	p("`accesslog` with its request id (`WithRequestID`, where chi's `RequestID` used to be) in the combined format, `BufferedWriter` over a `File` in a temp dir ")
+	p("that rotates daily, gzip'd, 14 kept, at a size the run does not reach → `recoverer` → ")
+	p("`slowdown` (threshold never reached) → `ratelimit` (IETF headers; memory store shared with slowdown, limit never reached) → `ServeMux`.\n")
 	p("- **chi+httprate**: what a Go user picks today, a chi router with chi `RequestID` → chi `Logger` (default formatter, to a file) → ")
 	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n")
 	if node {
@@ -434,10 +439,14 @@ func renderMicro(b *bytes.Buffer, rep reportData) {
 		p("every request comes from 127.0.0.1, one rate-limit key, as in the load test. ")
 		p("ns/request is wall time with %d goroutines serving at once (one per CPU), so CPU time per request is about %d× it.\n\n", rep.Machine.NumCPU, rep.Machine.NumCPU)
 		p("| configuration | ns/request | over net/http | B/request | allocs/request |\n| --- | ---: | ---: | ---: | ---: |\n")
-		var bare float64
+		var bare, bareAllocs, shipAllocs float64
+		haveShip := false
 		for _, s := range rep.Stacks {
-			if s.Config == cfgBare {
-				bare = s.NsPerOp
+			switch s.Config {
+			case cfgBare:
+				bare, bareAllocs = s.NsPerOp, s.AllocsPerOp
+			case cfgShipshape:
+				shipAllocs, haveShip = s.AllocsPerOp, true
 			}
 		}
 		for _, s := range rep.Stacks {
@@ -446,6 +455,15 @@ func renderMicro(b *bytes.Buffer, rep reportData) {
 				over = "+" + formatNs(s.NsPerOp-bare)
 			}
 			p("| %s | %s | %s | %s | %s |\n", s.Config, formatNs(s.NsPerOp), over, formatCount(s.BytesPerOp), formatCount(s.AllocsPerOp))
+		}
+		if haveShip {
+			mw := shipAllocs - bareAllocs
+			v := "met"
+			if mw > maxMiddlewareAllocs {
+				v = "**missed**"
+			}
+			p("\nThe shipshape middleware alone (its allocations over the bare server's, which are the handler's): **%s allocations per request** (target ≤ %d: %s).\n",
+				formatCount(mw), maxMiddlewareAllocs, v)
 		}
 		if len(rep.Layers) > 0 {
 			renderLayers(b, rep)

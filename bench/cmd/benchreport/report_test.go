@@ -253,7 +253,7 @@ func TestRenderProfiles(t *testing.T) {
 	md := renderReport(rep)
 	for _, want := range []string{
 		"| part of the server, CPU µs/request | net/http | shipshape |",
-		"| chi ClientIPFromXFF | – | 0.10 |",
+		"| chi ClientIPFromXFF | – | 0.70 |",
 		"| ServeMux + hello handler | 0.80 | 0.30 |",
 		"| accesslog background writer (to the file) | – | 0.04 |",
 		"| net/http outside the handler (read request, write response) | 2.00 | 3.00 |",
@@ -280,6 +280,9 @@ func TestRenderLayers(t *testing.T) {
 	assert.Contains(t, md, "| shipshape | 1,600 | +1,450 | 1,100 | 11 |")
 	assert.Contains(t, md, "| ServeMux + hello handler | 150 | – | 32 | 2 | – |")
 	assert.Contains(t, md, "| + ratelimit | 400 | +250 | 144 | 3 | +1 |")
+	assert.Contains(t, md, "**9 allocations per request** (target ≤ 3: **missed**)", "the middleware's own allocations")
+	rep.Stacks[1].AllocsPerOp = 5
+	assert.Contains(t, renderReport(rep), "**3 allocations per request** (target ≤ 3: met)")
 }
 
 func TestRunRange(t *testing.T) {

@@ -169,12 +169,14 @@ func handlerFor(name, logDir string) (h http.Handler, closers []func() error, er
 	return nil, nil, fmt.Errorf("benchreport: unknown configuration %q", name)
 }
 
-// shipshapeStack is the recommended order, outermost first:
-// ClientIPFromXFF → RequestID → accesslog → recoverer → slowdown →
-// ratelimit → mux. The access log is the combined format through a
-// BufferedWriter into a File, as examples/server writes it, except that the
-// file does not rotate during the run (the chi Logger's file does not
-// either).
+// shipshapeStack is the recommended order, outermost first, with every
+// feature on: ClientIPFromXFF → accesslog (with its request id) →
+// recoverer → slowdown → ratelimit (IETF headers) → mux. The access log is
+// the combined format through a BufferedWriter into a File that rotates as
+// examples/server's does (daily, gzip'd, 14 kept), at a size the run does
+// not reach: the chi Logger's file does not rotate, and a rotation's gzip
+// in one run and not in another would measure the rotation, not the
+// requests.
 func shipshapeStack(logDir string) (http.Handler, []func() error, error) {
 	mws, mux, closers, err := shipshapeMiddleware(logDir)
 	if err != nil {
@@ -196,7 +198,8 @@ type namedMiddleware struct {
 // shipshapeMiddleware returns the layers of the shipshape stack, outermost
 // first, and the mux they wrap.
 func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func() error, error) {
-	f, err := logfile.Open(filepath.Join(logDir, "shipshape-access.log"), logfile.WithMaxSize(0))
+	f, err := logfile.Open(filepath.Join(logDir, "shipshape-access.log"), logfile.WithMaxSize(1<<40),
+		logfile.WithRotateEvery(24*time.Hour), logfile.WithMaxBackups(14), logfile.WithCompression(true))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -228,7 +231,7 @@ func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func
 	if err != nil {
 		return fail(err)
 	}
-	access, err := accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)))
+	access, err := accesslog.New(slog.New(accesslog.NewCombinedHandler(bw, nil)), accesslog.WithRequestID())
 	if err != nil {
 		return fail(err)
 	}
@@ -237,7 +240,6 @@ func shipshapeMiddleware(logDir string) ([]namedMiddleware, http.Handler, []func
 	mux.HandleFunc("GET /json", jsonHandler)
 	return []namedMiddleware{
 		{"chi ClientIPFromXFF", middleware.ClientIPFromXFF("127.0.0.0/8", "::1/128")},
-		{"chi RequestID", middleware.RequestID},
 		{"accesslog", access},
 		{"recoverer", recovery},
 		{"slowdown", slow.Handler},
