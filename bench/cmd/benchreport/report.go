@@ -221,6 +221,10 @@ func renderLoad(b *bytes.Buffer, rep reportData) {
 	p("`slowdown` (threshold never reached) → `ratelimit` (IETF headers; memory store shared with slowdown, limit never reached) → `ServeMux`.\n")
 	p("- **chi+httprate**: what a Go user picks today, a chi router with chi `RequestID` → chi `Logger` (default formatter, to a file) → ")
 	p("chi `Recoverer` → `httprate.LimitByIP` (same limit and window).\n")
+	p("- **%s**: no middleware, the floor: the bare mux behind a wrapper that only keeps the CPU busy for %s ", cfgFloor, floorWork)
+	p("(about what the shipshape middleware costs in-process on one goroutine: see the layer table below) and sets the two RateLimit fields ")
+	p("the shipshape stack sends, as fixed strings. Its ratio to net/http is the most that any middleware of that cost sending those fields can reach here; ")
+	p("shipshape / %s near 1 means the stack costs the server no more than its own CPU time and headers.\n", cfgFloor)
 	if node {
 		p("- **node express**: what the same service is in Node (bench/node/server.js; node %s, %s): ", rep.Node.Version, rep.Node.Packages)
 		p("`morgan` (\"combined\", to a file) → `express-slow-down` (threshold never reached) → `express-rate-limit` (draft-7 headers, same limit and window, ")
@@ -290,6 +294,10 @@ func renderLoadPath(b *bytes.Buffer, res loadResult) {
 			target, met = fmt.Sprintf("≥ %.2f×", t), verdict(v, t)
 		}
 		p("| shipshape / %s | %.2f× | %.2f×–%.2f× | %.2f× | %s | %s |\n", other, v, lo, hi, res.cpuRatio(cfgShipshape, other), target, met)
+	}
+	if res.has(cfgFloor) && res.has(cfgBare) {
+		lo, hi := res.roundRatios(cfgFloor, cfgBare)
+		p("| %s / net/http (the floor) | %.2f× | %.2f×–%.2f× | %.2f× | – | |\n", cfgFloor, res.ratio(cfgFloor, cfgBare), lo, hi, res.cpuRatio(cfgFloor, cfgBare))
 	}
 	p("\n<details><summary>Every run on %s</summary>\n\n", res.Path)
 	p("| round | configuration | req/s | p50 | p99 | server CPU µs/req | client CPU µs/req | other load (cores) |\n")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -22,11 +23,13 @@ func sampleReport() reportData {
 		{Round: 1, Config: cfgBare, Requests: 800_000, RPS: 100_000, P50: 500 * time.Microsecond, P99: 5 * time.Millisecond, ServerUSPR: 10, ClientUSPR: 5},
 		{Round: 1, Config: cfgShipshape, Requests: 640_000, RPS: 80_000, P50: 700 * time.Microsecond, P99: 6 * time.Millisecond, ServerUSPR: 15, ClientUSPR: 6},
 		{Round: 1, Config: cfgChi, Requests: 480_000, RPS: 60_000, P50: 900 * time.Microsecond, P99: 7 * time.Millisecond, ServerUSPR: 20, ClientUSPR: 7},
+		{Round: 1, Config: cfgFloor, Requests: 680_000, RPS: 85_000, P50: 600 * time.Microsecond, P99: 6 * time.Millisecond, ServerUSPR: 13, ClientUSPR: 6},
 	}
 	json := []run{
 		{Round: 1, Config: cfgBare, Requests: 240_000, RPS: 30_000, P50: 2 * time.Millisecond, P99: 9 * time.Millisecond, ServerUSPR: 60, ClientUSPR: 5},
 		{Round: 1, Config: cfgShipshape, Requests: 216_000, RPS: 27_000, P50: 2 * time.Millisecond, P99: 10 * time.Millisecond, ServerUSPR: 66, ClientUSPR: 6},
 		{Round: 1, Config: cfgChi, Requests: 200_000, RPS: 25_000, P50: 3 * time.Millisecond, P99: 11 * time.Millisecond, ServerUSPR: 70, ClientUSPR: 7},
+		{Round: 1, Config: cfgFloor, Requests: 224_000, RPS: 28_000, P50: 2 * time.Millisecond, P99: 10 * time.Millisecond, ServerUSPR: 63, ClientUSPR: 6},
 	}
 	return reportData{
 		Date:    time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC),
@@ -78,6 +81,8 @@ func TestRenderReport(t *testing.T) {
 		// 80k/100k = 0.80 < 0.85; 80k/60k = 1.33 < 1.5.
 		"| shipshape / net/http | 0.80× | 0.80×–0.80× | 0.67× | ≥ 0.85× | **missed** |",
 		"| shipshape / chi+httprate | 1.33× | 1.33×–1.33× | 1.33× | ≥ 1.50× | **missed** |",
+		"| net/http + 3 µs / net/http (the floor) | 0.85× | 0.85×–0.85× | 0.77× | – | |",
+		"| shipshape / net/http + 3 µs | 0.94× |",
 		"### GET /json (1 rounds)",
 		"| shipshape | 27,000 | 27,000–27,000 | 2.00 ms | 10.00 ms | 66.0 | 6.0 | 0.00 |",
 		// 27k/30k = 0.90 ≥ 0.85; chi has no target on /json.
@@ -190,8 +195,8 @@ func TestWriteLoadPlot(t *testing.T) {
 		configs []string
 		width   int
 	}{
-		{"Go only", sampleReport(), configs, 3 * 440},
-		{"with Node", withNode(sampleReport()), append(slices.Clone(configs), nodeConfigs...), 3 * (92 + 5*100)},
+		{"Go only", sampleReport(), configs, 3 * (92 + len(configs)*100)},
+		{"with Node", withNode(sampleReport()), append(slices.Clone(configs), nodeConfigs...), 3 * (92 + (len(configs)+len(nodeConfigs))*100)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -211,7 +216,7 @@ func TestWriteLoadPlot(t *testing.T) {
 func TestWritePlotMismatch(t *testing.T) {
 	err := writePlot(&bytes.Buffer{}, "h", "c", []plotRow{{title: "r", labels: configs, panels: []panel{{title: "t", values: []float64{1}, format: formatShort}}}})
 	require.Error(t, err)
-	assert.True(t, strings.Contains(err.Error(), "1 values for 3 labels"), "got %v", err)
+	assert.True(t, strings.Contains(err.Error(), fmt.Sprintf("1 values for %d labels", len(configs))), "got %v", err)
 }
 
 func TestWrapLabel(t *testing.T) {

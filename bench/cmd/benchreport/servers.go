@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,9 +35,19 @@ const (
 	cfgBare      = "net/http"
 	cfgShipshape = "shipshape"
 	cfgChi       = "chi+httprate"
+	// cfgFloor is no middleware: the bare mux behind a wrapper that only
+	// burns floorWork of CPU and sets the two RateLimit fields the
+	// shipshape stack sends, as fixed strings. Its ratio to net/http is
+	// the most any middleware of that cost and those headers can reach on
+	// this machine, whatever it does inside.
+	cfgFloor = "net/http + 3 µs"
 )
 
-var configs = []string{cfgBare, cfgShipshape, cfgChi}
+// floorWork is about what the shipshape middleware costs in-process on one
+// goroutine (the layer table of the report): cfgFloor's busy wait.
+const floorWork = 3 * time.Microsecond
+
+var configs = []string{cfgBare, cfgShipshape, cfgChi, cfgFloor}
 
 // The Node peers (bench/node/server.js): express with express-rate-limit,
 // express-slow-down and morgan, in one process and in cluster mode.
@@ -56,6 +67,34 @@ const (
 	hugeLimit   = 1 << 30
 	limitWindow = time.Minute
 )
+
+// floor is cfgFloor's wrapper: floorWork of CPU, then the RateLimit
+// fields the shipshape stack sends (fixed values of the same length).
+func floor(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		burn(floorWork)
+		h := w.Header()
+		h["Ratelimit"] = []string{`"default";r=1073741823;t=60`}
+		h["Ratelimit-Policy"] = []string{`"default";q=1073741824;w=60`}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// burnSink keeps burn's arithmetic from being optimised away.
+var burnSink atomic.Uint64
+
+// burn keeps the CPU busy for d (wall time, on a goroutine that is not
+// descheduled meanwhile: CPU time under load is about the same).
+func burn(d time.Duration) {
+	end := time.Now().Add(d)
+	x := uint64(1)
+	for time.Now().Before(end) {
+		for range 32 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	burnSink.Add(x)
+}
 
 func hello(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -161,6 +200,11 @@ func handlerFor(name, logDir string) (h http.Handler, closers []func() error, er
 		mux.HandleFunc("GET /hello", hello)
 		mux.HandleFunc("GET /json", jsonHandler)
 		return mux, nil, nil
+	case cfgFloor:
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /hello", hello)
+		mux.HandleFunc("GET /json", jsonHandler)
+		return floor(mux), nil, nil
 	case cfgShipshape:
 		return shipshapeStack(logDir)
 	case cfgChi:
