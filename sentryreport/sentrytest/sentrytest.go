@@ -36,8 +36,6 @@ import (
 	"time"
 
 	"github.com/getsentry/sentry-go"
-
-	"github.com/shipshape-go/shipshape/internal/testenv"
 )
 
 const (
@@ -319,12 +317,12 @@ func parseEnvelope(data []byte) (Envelope, error) {
 	return env, nil
 }
 
-// ClosedDSN returns a DSN whose port on 127.0.0.1 nothing listens on (it
-// was free a moment ago), like a Sentry that is down: connections are
-// refused at once.
+// ClosedDSN returns a DSN whose port on 127.0.0.1 nothing listens on, like
+// a Sentry that is down: connections are refused at once. On Unix the port
+// stays reserved until the test ends, so no server of the test gets it.
 func ClosedDSN(tb testing.TB) string {
 	tb.Helper()
-	return "http://" + publicKey + "@127.0.0.1:" + strconv.Itoa(testenv.FreePort(tb)) + "/" + projectID
+	return "http://" + publicKey + "@127.0.0.1:" + strconv.Itoa(closedPort(tb)) + "/" + projectID
 }
 
 // NewClient returns a real sentry-go client for dsn, with opts otherwise as
